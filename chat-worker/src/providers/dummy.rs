@@ -1,0 +1,154 @@
+//! The offline, deterministic provider: the default when no provider key is set.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage};
+use crate::config::DummySettings;
+
+/// Words the dummy answer is made of after echoing the prompt.
+const FILLER: &[&str] = &[
+    "This",
+    "is",
+    "the",
+    "offline",
+    "dummy",
+    "provider.",
+    "Set",
+    "a",
+    "provider",
+    "key",
+    "to",
+    "get",
+    "real",
+    "answers.",
+];
+
+/// Answers with the prompt's words followed by filler, paced like a real stream.
+#[derive(Debug, Clone)]
+pub struct DummyProvider {
+    settings: DummySettings,
+}
+
+impl DummyProvider {
+    /// A dummy provider with the given pacing.
+    pub fn new(settings: DummySettings) -> Self {
+        Self { settings }
+    }
+}
+
+/// The text of a message's content (a string or text parts).
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The tokens of the answer to a request: "Echo:" and the last user message's words, then filler.
+pub fn answer_tokens(request: &ChatRequest, count: usize) -> Vec<String> {
+    let prompt = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| text_of(&m.content))
+        .unwrap_or_default();
+    std::iter::once("Echo:")
+        .chain(prompt.split_whitespace())
+        .chain(FILLER.iter().copied().cycle())
+        .take(count)
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl TextProvider for DummyProvider {
+    fn name(&self) -> &'static str {
+        "dummy"
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<DeltaStream, ProviderError> {
+        let s = &self.settings;
+        let count = request
+            .max_tokens
+            .map_or(s.tokens, |m| s.tokens.min(m as usize));
+        let tokens = answer_tokens(&request, count);
+        let input_tokens = request
+            .messages
+            .iter()
+            .map(|m| text_of(&m.content).split_whitespace().count() as u64)
+            .sum();
+        let usage = Usage {
+            input_tokens,
+            output_tokens: tokens.len() as u64,
+        };
+        let first = Duration::from_millis(s.first_token_delay_ms);
+        let interval = Duration::from_millis(s.token_interval_ms);
+        let stream = futures::stream::iter(tokens.into_iter().enumerate())
+            .then(move |(i, token)| async move {
+                let pause = if i == 0 { first } else { interval };
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                Ok(Delta::Text(token))
+            })
+            .chain(futures::stream::iter([
+                Ok(Delta::Usage(usage)),
+                Ok(Delta::Finish("stop".into())),
+            ]));
+        Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ChatMessage;
+
+    #[tokio::test]
+    async fn deterministic_echo_then_filler() {
+        let p = DummyProvider::new(DummySettings {
+            tokens: 5,
+            first_token_delay_ms: 0,
+            token_interval_ms: 0,
+        });
+        let request = ChatRequest {
+            model: "dummy".into(),
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: Value::String("hello world".into()),
+            }],
+            temperature: None,
+            max_tokens: None,
+        };
+        let deltas: Vec<_> = p.stream(request).await.unwrap().collect().await;
+        let text: String = deltas
+            .iter()
+            .filter_map(|d| match d {
+                Ok(Delta::Text(t)) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "Echo: hello world This is");
+        assert!(deltas.contains(&Ok(Delta::Usage(Usage {
+            input_tokens: 2,
+            output_tokens: 5
+        }))));
+    }
+}

@@ -1,0 +1,163 @@
+//! The Redis Streams client every service shares: connections, publishing actions, cancel flags.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisResult};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::envelope::DomainAction;
+use crate::names::Names;
+use crate::settings::{BusSettings, CoreSettings};
+
+/// A handle on the bus. Cheap to clone; commands go over one multiplexed connection that
+/// reconnects by itself.
+#[derive(Clone)]
+pub struct Bus {
+    client: redis::Client,
+    conn: ConnectionManager,
+    names: Names,
+    settings: BusSettings,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(3)
+}
+
+impl Bus {
+    /// Connects once; fails if Redis does not answer.
+    pub async fn connect(settings: &CoreSettings) -> RedisResult<Self> {
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let conn = ConnectionManager::new_with_config(
+            client.clone(),
+            manager_config(Duration::from_secs(5)),
+        )
+        .await?;
+        Ok(Self {
+            client,
+            conn,
+            names: settings.names(),
+            settings: settings.bus.clone(),
+        })
+    }
+
+    /// Connects, retrying with backoff until Redis answers or `shutdown` fires (then `None`).
+    pub async fn connect_with_retry(
+        settings: &CoreSettings,
+        shutdown: &CancellationToken,
+    ) -> Option<Self> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match Self::connect(settings).await {
+                Ok(bus) => return Some(bus),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "redis unavailable");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The key names in use.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Stream sizes and lifetimes.
+    pub fn settings(&self) -> &BusSettings {
+        &self.settings
+    }
+
+    /// The shared multiplexed connection (clone it per use).
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A connection of its own for blocking reads (`XREAD BLOCK` holds a connection while it
+    /// waits); its response timeout allows for the block time.
+    pub async fn blocking_conn(&self, block: Duration) -> RedisResult<ConnectionManager> {
+        ConnectionManager::new_with_config(
+            self.client.clone(),
+            manager_config(block + Duration::from_secs(5)),
+        )
+        .await
+    }
+
+    /// The client, for Pub/Sub connections.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Whether Redis answers a `PING` now.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let pong: RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        pong.is_ok()
+    }
+
+    /// Appends an action to its service's stream (`XADD MAXLEN ~`); returns the entry id.
+    pub async fn publish(&self, action: &DomainAction) -> RedisResult<String> {
+        let stream = self.names.action_stream(action.service());
+        let mut conn = self.conn.clone();
+        redis::cmd("XADD")
+            .arg(&stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.settings.action_maxlen)
+            .arg("*")
+            .arg("action_type")
+            .arg(&action.action_type)
+            .arg("action_id")
+            .arg(action.action_id.to_string())
+            .arg("tenant_id")
+            .arg(action.tenant_id.to_string())
+            .arg("task_id")
+            .arg(action.task_id.to_string())
+            .arg("payload")
+            .arg(action.to_json())
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Raises a task's cancel flag and announces it, so a worker reacts at once.
+    pub async fn request_cancel(&self, task_id: Uuid) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .set_ex(
+                self.names.cancel_flag(task_id),
+                "1",
+                self.settings.cancel_ttl_secs,
+            )
+            .ignore()
+            .publish(self.names.cancel_channel(), task_id.to_string())
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a task's cancel flag is raised.
+    pub async fn is_cancel_requested(&self, task_id: Uuid) -> RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        conn.exists(self.names.cancel_flag(task_id)).await
+    }
+}

@@ -1,0 +1,374 @@
+//! Server events (DESIGN §5) and the task event emitter whose types enforce the completion rules.
+//!
+//! A worker handler gets a [`TaskEvents`]: it can send any event but `complete`. Only the
+//! [`Completion`] can send `complete`, it is created by the worker runtime alone, and completing
+//! consumes it. Across processes, completion is guarded by the processed-marker (set atomically with
+//! the `complete` entry), so a redelivered action never completes twice.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Every event type of the client protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// Sent by the gateway when a WebSocket is ready.
+    WebsocketReady,
+    /// Task accepted.
+    Working,
+    /// Which provider and model answer.
+    ModelInUse,
+    /// A piece of the answer.
+    TextChunk,
+    /// A piece of the model's reasoning.
+    ReasoningChunk,
+    /// The model calls a tool.
+    ToolStart,
+    /// Semantic search results were added to the prompt.
+    SemanticContextAdded,
+    /// Speech synthesis started.
+    TtsStarted,
+    /// A piece of audio.
+    AudioChunk,
+    /// Speech synthesis finished.
+    TtsCompleted,
+    /// A transcription result.
+    Transcription,
+    /// Progress of a long task.
+    Progress,
+    /// The text answer is complete.
+    TextCompleted,
+    /// This task produces no text.
+    TextNotRequested,
+    /// This task produces no speech.
+    TtsNotRequested,
+    /// Something was persisted.
+    DbOperationExecuted,
+    /// The task was cancelled.
+    Cancelled,
+    /// Something failed.
+    Error,
+    /// The task's last event.
+    Complete,
+    /// Heartbeat reply.
+    Pong,
+}
+
+impl EventType {
+    /// The wire name (`text_chunk`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebsocketReady => "websocket_ready",
+            Self::Working => "working",
+            Self::ModelInUse => "model_in_use",
+            Self::TextChunk => "text_chunk",
+            Self::ReasoningChunk => "reasoning_chunk",
+            Self::ToolStart => "tool_start",
+            Self::SemanticContextAdded => "semantic_context_added",
+            Self::TtsStarted => "tts_started",
+            Self::AudioChunk => "audio_chunk",
+            Self::TtsCompleted => "tts_completed",
+            Self::Transcription => "transcription",
+            Self::Progress => "progress",
+            Self::TextCompleted => "text_completed",
+            Self::TextNotRequested => "text_not_requested",
+            Self::TtsNotRequested => "tts_not_requested",
+            Self::DbOperationExecuted => "db_operation_executed",
+            Self::Cancelled => "cancelled",
+            Self::Error => "error",
+            Self::Complete => "complete",
+            Self::Pong => "pong",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One server event as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The session it belongs to.
+    pub session_id: Option<Uuid>,
+    /// The task it belongs to.
+    pub task_id: Option<Uuid>,
+    /// The response-stream entry id; the resume cursor.
+    pub event_id: Option<String>,
+    /// Type-specific fields.
+    pub data: Value,
+}
+
+/// The `data` of an `error` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorData {
+    /// Where it failed: `provider`, `worker`, `validation`, `deadline`, `persistence`, ...
+    pub stage: String,
+    /// A stable machine-readable code.
+    pub code: String,
+    /// A sentence for people; never internals or secrets.
+    pub message: String,
+    /// Whether trying again may succeed.
+    pub retryable: bool,
+}
+
+impl ErrorData {
+    /// An error description.
+    pub fn new(stage: &str, code: &str, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            stage: stage.into(),
+            code: code.into(),
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+/// Where a task's events go and how long they stay.
+#[derive(Debug, Clone)]
+pub struct ResponseTarget {
+    /// The response stream key.
+    pub stream: String,
+    /// The session id.
+    pub session_id: Uuid,
+    /// The task id.
+    pub task_id: Uuid,
+    /// `MAXLEN ~` of the stream.
+    pub maxlen: usize,
+    /// `EXPIRE` after completion, seconds.
+    pub ttl_secs: u64,
+}
+
+/// Why an event could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// `complete` may only be sent through [`Completion`].
+    #[error("complete can only be sent by the owner of the task's completion")]
+    NotOwner,
+    /// Redis refused or is unreachable.
+    #[error("response stream write failed: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    created: AtomicBool,
+    completed: AtomicBool,
+    text_done: AtomicBool,
+    tts_done: AtomicBool,
+    cancelled_sent: AtomicBool,
+    output_sent: AtomicBool,
+}
+
+/// Sends a task's events to its response stream. Cloneable; cannot complete the task.
+#[derive(Clone)]
+pub struct TaskEvents {
+    conn: ConnectionManager,
+    target: Arc<ResponseTarget>,
+    flags: Arc<Flags>,
+}
+
+impl fmt::Debug for TaskEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskEvents")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskEvents {
+    /// The task these events belong to.
+    pub fn task_id(&self) -> Uuid {
+        self.target.task_id
+    }
+
+    /// The session these events belong to.
+    pub fn session_id(&self) -> Uuid {
+        self.target.session_id
+    }
+
+    /// Sends one event; returns its entry id, or `None` when it was dropped (task already complete,
+    /// or the response stream expired).
+    pub async fn send(&self, kind: EventType, data: Value) -> Result<Option<String>, EmitError> {
+        if kind == EventType::Complete {
+            return Err(EmitError::NotOwner);
+        }
+        if self.flags.completed.load(Ordering::SeqCst) {
+            tracing::warn!(event = %kind, task_id = %self.target.task_id, "event after complete dropped");
+            return Ok(None);
+        }
+        match kind {
+            EventType::TextCompleted | EventType::TextNotRequested => {
+                self.flags.text_done.store(true, Ordering::SeqCst);
+            }
+            EventType::TtsCompleted | EventType::TtsNotRequested => {
+                self.flags.tts_done.store(true, Ordering::SeqCst);
+            }
+            EventType::Cancelled => self.flags.cancelled_sent.store(true, Ordering::SeqCst),
+            EventType::TextChunk
+            | EventType::ReasoningChunk
+            | EventType::ToolStart
+            | EventType::AudioChunk => self.flags.output_sent.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        self.write(kind, &data).await
+    }
+
+    /// Sends an `error` event.
+    pub async fn error(&self, error: &ErrorData) -> Result<Option<String>, EmitError> {
+        self.send(EventType::Error, json!(error)).await
+    }
+
+    /// Whether any output (text, reasoning, tool call, audio) reached the client.
+    pub fn output_sent(&self) -> bool {
+        self.flags.output_sent.load(Ordering::Relaxed)
+    }
+
+    /// Whether `complete` was sent.
+    pub fn is_completed(&self) -> bool {
+        self.flags.completed.load(Ordering::SeqCst)
+    }
+
+    async fn write(&self, kind: EventType, data: &Value) -> Result<Option<String>, EmitError> {
+        let t = &self.target;
+        let payload = payload(kind, t, data);
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&t.stream);
+        // The first write creates the stream; later ones must not recreate an expired one.
+        let first = !self.flags.created.swap(true, Ordering::SeqCst);
+        if !first {
+            cmd.arg("NOMKSTREAM");
+        }
+        cmd.arg("MAXLEN")
+            .arg("~")
+            .arg(t.maxlen)
+            .arg("*")
+            .arg("type")
+            .arg(kind.as_str())
+            .arg("task_id")
+            .arg(t.task_id.to_string())
+            .arg("payload")
+            .arg(payload);
+        let mut conn = self.conn.clone();
+        let id: Option<String> = cmd.query_async(&mut conn).await.inspect_err(|_| {
+            if first {
+                self.flags.created.store(false, Ordering::SeqCst);
+            }
+        })?;
+        if id.is_none() {
+            tracing::warn!(event = %kind, stream = %t.stream, "response stream is gone; event dropped");
+        }
+        Ok(id)
+    }
+}
+
+fn payload(kind: EventType, t: &ResponseTarget, data: &Value) -> String {
+    json!({"type": kind, "session_id": t.session_id, "task_id": t.task_id, "data": data})
+        .to_string()
+}
+
+/// The right to complete one task. Not `Clone`; `complete` consumes it.
+#[derive(Debug)]
+pub struct Completion {
+    events: TaskEvents,
+    marker: String,
+    marker_ttl_secs: u64,
+}
+
+/// How completing ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completed {
+    /// `complete` was written with this entry id.
+    Written(String),
+    /// Another delivery of the same action completed it first; nothing was written.
+    AlreadyCompleted,
+}
+
+const COMPLETE_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  local id = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*',
+    'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  if id then return id end
+  return ''
+end
+return false
+";
+
+impl Completion {
+    /// Creates the emitter pair for a task. Only the worker runtime (and the gateway for tasks it
+    /// refuses before publishing) calls this.
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        target: ResponseTarget,
+        marker: String,
+        marker_ttl_secs: u64,
+    ) -> Self {
+        let events = TaskEvents {
+            conn,
+            target: Arc::new(target),
+            flags: Arc::new(Flags::default()),
+        };
+        Self {
+            events,
+            marker,
+            marker_ttl_secs,
+        }
+    }
+
+    /// The event sender for this task, to hand to the code doing the work.
+    pub fn events(&self) -> &TaskEvents {
+        &self.events
+    }
+
+    /// Sends the completion events not yet sent (`text_not_requested`, `tts_not_requested`), then
+    /// `complete` as the task's last event, and marks the action processed.
+    pub async fn complete(self) -> Result<Completed, EmitError> {
+        let e = &self.events;
+        if !e.flags.text_done.load(Ordering::SeqCst) {
+            e.send(EventType::TextNotRequested, json!({})).await?;
+        }
+        if !e.flags.tts_done.load(Ordering::SeqCst) {
+            e.send(EventType::TtsNotRequested, json!({})).await?;
+        }
+        let t = &e.target;
+        let mut conn = e.conn.clone();
+        let result: Option<String> = redis::Script::new(COMPLETE_SCRIPT)
+            .key(&self.marker)
+            .key(&t.stream)
+            .arg(self.marker_ttl_secs)
+            .arg(t.maxlen)
+            .arg(t.task_id.to_string())
+            .arg(payload(EventType::Complete, t, &json!({})))
+            .arg(t.ttl_secs)
+            .invoke_async(&mut conn)
+            .await?;
+        e.flags.completed.store(true, Ordering::SeqCst);
+        Ok(match result {
+            Some(id) => Completed::Written(id),
+            None => {
+                tracing::warn!(task_id = %t.task_id, "task already completed by another delivery");
+                Completed::AlreadyCompleted
+            }
+        })
+    }
+
+    /// Sends `cancelled` unless the handler already did.
+    pub async fn ensure_cancelled_sent(&self) -> Result<(), EmitError> {
+        if !self.events.flags.cancelled_sent.load(Ordering::SeqCst) {
+            self.events.send(EventType::Cancelled, json!({})).await?;
+        }
+        Ok(())
+    }
+}

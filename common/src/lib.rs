@@ -1,0 +1,21 @@
+//! The shared contract of the services: the DomainAction envelope, stream and key names, the bus
+//! and worker runtime, task events, settings, auth, errors and telemetry.
+
+pub mod auth;
+pub mod backoff;
+pub mod bus;
+pub mod cancel;
+pub mod envelope;
+pub mod error;
+pub mod events;
+pub mod names;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod worker;
+
+pub use bus::Bus;
+pub use envelope::DomainAction;
+pub use error::AppError;
+pub use events::{Event, EventType};
+pub use names::Names;

@@ -1,0 +1,87 @@
+//! Every stream, group and key name of the system, from one place (DESIGN §3).
+//!
+//! Names keep the `{prefix}:{env}:...` layout of the design. None of them carries a Redis Cluster
+//! hash tag yet; see `docs/architecture.md` for how multi-key reads stay cluster-compatible.
+
+use uuid::Uuid;
+
+/// The namespace of every key: `{prefix}:{env}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    base: String,
+}
+
+impl Names {
+    /// Names under `{prefix}:{env}`.
+    pub fn new(prefix: &str, env: &str) -> Self {
+        Self {
+            base: format!("{prefix}:{env}"),
+        }
+    }
+
+    /// A service's action stream.
+    pub fn action_stream(&self, service: &str) -> String {
+        format!("{}:{service}:streams:main", self.base)
+    }
+
+    /// A service's consumer group.
+    pub fn consumer_group(&self, service: &str) -> String {
+        format!("{service}-workers")
+    }
+
+    /// A service's dead-letter stream.
+    pub fn dead_letter_stream(&self, service: &str) -> String {
+        format!("{}:{service}:streams:dead", self.base)
+    }
+
+    /// A session's response stream.
+    pub fn response_stream(&self, session_id: Uuid) -> String {
+        format!("{}:responses:{session_id}", self.base)
+    }
+
+    /// A task's cancel flag (a key with a TTL).
+    pub fn cancel_flag(&self, task_id: Uuid) -> String {
+        format!("{}:cancel:{task_id}", self.base)
+    }
+
+    /// The Pub/Sub channel that announces cancel flags, so workers react at once.
+    pub fn cancel_channel(&self) -> String {
+        format!("{}:cancel", self.base)
+    }
+
+    /// The marker that an action already completed (idempotency by `action_id`).
+    pub fn processed_marker(&self, service: &str, action_id: Uuid) -> String {
+        format!("{}:{service}:processed:{action_id}", self.base)
+    }
+
+    /// The owner (`tenant_id`) of a session, so no other tenant reads or resumes it.
+    pub fn session_owner(&self, session_id: Uuid) -> String {
+        format!("{}:session:{session_id}:owner", self.base)
+    }
+
+    /// Set while some client is attached to a session after a disconnect (resume grace).
+    pub fn session_attached(&self, session_id: Uuid) -> String {
+        format!("{}:session:{session_id}:attached", self.base)
+    }
+
+    /// The task of a session that is running now, if any.
+    pub fn session_running_task(&self, session_id: Uuid) -> String {
+        format!("{}:session:{session_id}:task", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let n = Names::new("aiback", "dev");
+        let id = Uuid::nil();
+        assert_eq!(n.action_stream("chat"), "aiback:dev:chat:streams:main");
+        assert_eq!(n.consumer_group("chat"), "chat-workers");
+        assert_eq!(n.dead_letter_stream("chat"), "aiback:dev:chat:streams:dead");
+        assert_eq!(n.response_stream(id), format!("aiback:dev:responses:{id}"));
+        assert_eq!(n.cancel_flag(id), format!("aiback:dev:cancel:{id}"));
+    }
+}

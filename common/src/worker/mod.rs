@@ -1,0 +1,341 @@
+//! The worker runtime (DESIGN §4): consumer groups, concurrency, ack after the handler, retries,
+//! reclaim of dead consumers' entries, heartbeats, dead letters and graceful shutdown.
+
+mod process;
+mod reclaim;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisResult};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::bus::Bus;
+use crate::cancel::{self, CancelRegistry};
+use crate::envelope::DomainAction;
+use crate::events::{ErrorData, TaskEvents};
+
+/// How a worker process consumes its stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Handlers running at once in this process.
+    pub concurrency: usize,
+    /// `XREADGROUP BLOCK`, milliseconds.
+    pub block_ms: u64,
+    /// Entries pending longer than this belong to a dead consumer and are reclaimed, milliseconds.
+    pub min_idle_ms: u64,
+    /// How often a running handler refreshes its claim, milliseconds (well below `min_idle_ms`).
+    pub heartbeat_ms: u64,
+    /// How often to look for entries to reclaim, milliseconds.
+    pub reclaim_interval_ms: u64,
+    /// Deliveries before an entry goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// First retry delay, milliseconds.
+    pub retry_base_ms: u64,
+    /// Largest retry delay, milliseconds.
+    pub retry_max_ms: u64,
+    /// Time in-flight handlers get to finish after SIGTERM, seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            block_ms: 2000,
+            min_idle_ms: 30_000,
+            heartbeat_ms: 5000,
+            reclaim_interval_ms: 5000,
+            max_deliveries: 5,
+            retry_base_ms: 200,
+            retry_max_ms: 10_000,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// One action to work on, as a handler receives it.
+#[derive(Debug)]
+pub struct Task {
+    /// The action.
+    pub action: DomainAction,
+    /// Where the task's events go (everything but `complete`, which the runtime sends).
+    pub events: TaskEvents,
+    /// Fires when the client cancels the task.
+    pub cancel: CancellationToken,
+    /// 1 for the first delivery, more after retries or reclaims.
+    pub delivery: u64,
+}
+
+/// A handler's failure. `retryable` failures are retried while no output reached the client.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", .0.code, .0.message)]
+pub struct HandlerError(pub ErrorData);
+
+impl HandlerError {
+    /// A failure that trying again may fix (Redis hiccup, provider 5xx before output).
+    pub fn retryable(stage: &str, code: &str, message: impl Into<String>) -> Self {
+        Self(ErrorData::new(stage, code, message, true))
+    }
+    /// A failure that trying again will not fix (invalid payload).
+    pub fn fatal(stage: &str, code: &str, message: impl Into<String>) -> Self {
+        Self(ErrorData::new(stage, code, message, false))
+    }
+}
+
+/// The service-specific work behind a worker.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Whether this handler knows the action type (others go to the dead-letter stream).
+    fn handles(&self, action_type: &str) -> bool;
+    /// Does the work, streaming events through `task.events`. The runtime completes the task.
+    async fn handle(&self, task: Task) -> Result<(), HandlerError>;
+}
+
+/// A consumer of one service's action stream.
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    settings: WorkerSettings,
+    service: String,
+    stream: String,
+    group: String,
+    dead: String,
+    consumer: String,
+    handler: Arc<dyn Handler>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    cancels: CancelRegistry,
+    /// Parent of every task's cancel token; independent of shutdown so in-flight work finishes.
+    tasks_root: CancellationToken,
+    /// Fires on shutdown: stops reads, reclaims and retry waits (not running handlers).
+    stopping: CancellationToken,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("consumer", &self.inner.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entries read per `XREADGROUP` at most.
+const READ_BATCH: usize = 128;
+
+impl Worker {
+    /// A worker for `service` (the first segment of the action types it consumes).
+    pub fn new(
+        bus: Bus,
+        settings: WorkerSettings,
+        service: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Self {
+        let names = bus.names().clone();
+        // Unique per process and never reused: a reused name would hide a crashed predecessor's
+        // pending entries from recovery.
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        let consumer = format!(
+            "{service}-{host}-{}-{}",
+            std::process::id(),
+            Uuid::now_v7().simple()
+        );
+        let concurrency = settings.concurrency.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                stream: names.action_stream(service),
+                group: names.consumer_group(service),
+                dead: names.dead_letter_stream(service),
+                service: service.to_owned(),
+                consumer,
+                bus,
+                settings,
+                handler,
+                permits: Arc::new(Semaphore::new(concurrency)),
+                tracker: TaskTracker::new(),
+                cancels: CancelRegistry::default(),
+                tasks_root: CancellationToken::new(),
+                stopping: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// This process's consumer name.
+    pub fn consumer_name(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let inner = self.inner;
+        let stopping = inner.stopping.clone();
+        let link = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stopping.cancel();
+        });
+        let shutdown = inner.stopping.clone();
+        tracing::info!(consumer = %inner.consumer, stream = %inner.stream, "worker starting");
+        let listener = tokio::spawn(cancel::listen(
+            inner.bus.clone(),
+            inner.cancels.clone(),
+            shutdown.clone(),
+        ));
+        let reclaimer = tokio::spawn(reclaim::run(inner.clone(), shutdown.clone()));
+        inner.clone().read_loop(&shutdown).await;
+
+        inner.tracker.close();
+        let grace = Duration::from_secs(inner.settings.shutdown_grace_secs);
+        if tokio::time::timeout(grace, inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = inner.tracker.len(),
+                "grace period over; unfinished entries stay pending and will be reclaimed"
+            );
+        }
+        reclaimer.abort();
+        listener.abort();
+        link.abort();
+        tracing::info!(consumer = %inner.consumer, "worker stopped");
+        Ok(())
+    }
+}
+
+impl Inner {
+    async fn read_loop(self: Arc<Self>, shutdown: &CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut conn: Option<ConnectionManager> = None;
+        let mut group_ready = false;
+        while !shutdown.is_cancelled() {
+            let result = async {
+                let conn = match &mut conn {
+                    Some(c) => c,
+                    None => conn.insert(
+                        self.bus
+                            .blocking_conn(Duration::from_millis(self.settings.block_ms))
+                            .await?,
+                    ),
+                };
+                if !group_ready {
+                    self.ensure_group(conn).await?;
+                    group_ready = true;
+                }
+                Ok::<_, redis::RedisError>(conn.clone())
+            }
+            .await;
+            let mut read_conn = match result {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unavailable; retrying");
+                    if sleep_or_shutdown(backoff.next_delay(), shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(permits) = self.take_permits(shutdown).await else {
+                return;
+            };
+            let opts = StreamReadOptions::default()
+                .group(&self.group, &self.consumer)
+                .count(permits.len())
+                .block(self.settings.block_ms as usize);
+            let keys = [self.stream.as_str()];
+            let reply: RedisResult<Option<StreamReadReply>> = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = read_conn.xread_options(&keys, &[">"], &opts) => r,
+            };
+            match reply {
+                Ok(reply) => {
+                    backoff.reset();
+                    let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+                    for (entry, permit) in entries.zip(permits) {
+                        self.spawn_entry(entry.id, entry.map, 1, permit);
+                    }
+                }
+                Err(e) => {
+                    if e.code() == Some("NOGROUP") {
+                        // The stream or group vanished (Redis restarted without persistence).
+                        group_ready = false;
+                        continue;
+                    }
+                    tracing::warn!(error = %e, "XREADGROUP failed; retrying");
+                    if sleep_or_shutdown(backoff.next_delay(), shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for one free handler slot, then takes as many more as are free (up to a batch).
+    async fn take_permits(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<OwnedSemaphorePermit>> {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            p = self.permits.clone().acquire_owned() => p.ok()?,
+        };
+        let mut permits = vec![first];
+        while permits.len() < READ_BATCH {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        Some(permits)
+    }
+
+    async fn ensure_group(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
+        // From the start of the stream ("0"), so actions published before the first worker ran
+        // are processed too; processed-markers make a replay harmless.
+        let created: RedisResult<()> = conn
+            .xgroup_create_mkstream(&self.stream, &self.group, "0")
+            .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(group = %self.group, stream = %self.stream, "consumer group created");
+                Ok(())
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn spawn_entry(
+        self: &Arc<Self>,
+        id: String,
+        fields: HashMap<String, redis::Value>,
+        delivery: u64,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let inner = self.clone();
+        self.tracker.spawn(async move {
+            inner.process(id, fields, delivery).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Sleeps unless shutdown comes first; true when shutting down.
+async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}

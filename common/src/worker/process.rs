@@ -1,0 +1,402 @@
+//! What happens to one entry: validation, idempotency, the handler with heartbeats and retries,
+//! completion, dead letters and the ack.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use redis::streams::{StreamClaimOptions, StreamPendingCountReply};
+use redis::{AsyncCommands, RedisResult};
+use serde_json::Value;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{HandlerError, Inner, Task, sleep_or_shutdown};
+use crate::backoff::Backoff;
+use crate::envelope::DomainAction;
+use crate::events::{Completion, ErrorData, EventType, ResponseTarget};
+
+/// How one run of the handler ended.
+enum Outcome {
+    Finished(Result<(), HandlerError>),
+    /// Another consumer took the entry over (this one stalled past `min_idle`).
+    LostClaim,
+}
+
+impl Inner {
+    pub(super) async fn process(
+        self: Arc<Self>,
+        id: String,
+        fields: HashMap<String, redis::Value>,
+        delivery: u64,
+    ) {
+        let raw: Option<String> = fields
+            .get("payload")
+            .and_then(|v| redis::from_redis_value_ref(v).ok());
+        let parsed = match &raw {
+            Some(text) => DomainAction::parse(text).map_err(|e| e.to_string()),
+            None => Err("entry has no payload field".to_owned()),
+        };
+        let action = match parsed {
+            Ok(action) => action,
+            Err(reason) => {
+                tracing::warn!(entry_id = %id, %reason, "malformed action; dead-lettered");
+                self.dead_letter(&id, &fields, raw.as_deref(), &reason, delivery)
+                    .await;
+                if let Some(completion) = raw.as_deref().and_then(|r| self.salvage_completion(r)) {
+                    let error = ErrorData::new("validation", "invalid_envelope", reason, false);
+                    self.fail_and_complete(completion, &error).await;
+                }
+                self.ack(&id).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "action",
+            action_id = %action.action_id,
+            action_type = %action.action_type,
+            task_id = %action.task_id,
+            session_id = %action.session_id,
+            tenant_id = %action.tenant_id,
+            delivery,
+        );
+        crate::telemetry::set_parent(&span, action.traceparent.as_deref());
+        self.process_action(id, fields, raw.unwrap_or_default(), action, delivery)
+            .instrument(span)
+            .await;
+    }
+
+    async fn process_action(
+        &self,
+        id: String,
+        fields: HashMap<String, redis::Value>,
+        raw: String,
+        action: DomainAction,
+        mut delivery: u64,
+    ) {
+        let marker = self
+            .bus
+            .names()
+            .processed_marker(&self.service, action.action_id);
+        let mut conn = self.bus.conn();
+        if conn.exists(&marker).await.unwrap_or(false) {
+            tracing::info!("action already processed; acknowledged without running again");
+            self.ack(&id).await;
+            return;
+        }
+        let completion = self.completion_for(&action, marker);
+        let rejection = if !self.handler.handles(&action.action_type) {
+            Some(ErrorData::new(
+                "validation",
+                "unknown_action_type",
+                format!("{} does not handle {}", self.service, action.action_type),
+                false,
+            ))
+        } else if delivery > self.settings.max_deliveries {
+            Some(ErrorData::new(
+                "worker",
+                "max_deliveries_exceeded",
+                format!("the action was delivered {delivery} times without finishing"),
+                false,
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = rejection {
+            tracing::warn!(reason = %error.message, "action dead-lettered");
+            self.dead_letter(&id, &fields, Some(&raw), &error.message, delivery)
+                .await;
+            self.fail_and_complete(completion, &error).await;
+            self.ack(&id).await;
+            return;
+        }
+        if action.is_expired(Utc::now()) {
+            tracing::info!("deadline passed; not executed");
+            let error = ErrorData::new(
+                "deadline",
+                "deadline_exceeded",
+                "the action's deadline passed before it could run",
+                false,
+            );
+            self.fail_and_complete(completion, &error).await;
+            self.ack(&id).await;
+            return;
+        }
+
+        let registration = self.cancels.register(action.task_id, &self.tasks_root);
+        if self
+            .bus
+            .is_cancel_requested(action.task_id)
+            .await
+            .unwrap_or(false)
+        {
+            registration.token.cancel();
+        }
+        let events = completion.events().clone();
+        if let Err(e) = events.send(EventType::Working, serde_json::json!({})).await {
+            tracing::warn!(error = %e, "cannot write to the response stream; entry left pending");
+            return;
+        }
+        let retry_base = Duration::from_millis(self.settings.retry_base_ms);
+        let retry_max = Duration::from_millis(self.settings.retry_max_ms);
+        loop {
+            let task = Task {
+                action: action.clone(),
+                events: events.clone(),
+                cancel: registration.token.clone(),
+                delivery,
+            };
+            let result = match self.run_handler(task, &id).await {
+                Outcome::LostClaim => {
+                    tracing::warn!("claim lost to another consumer; abandoning this run");
+                    registration.token.cancel();
+                    return;
+                }
+                Outcome::Finished(r) => r,
+            };
+            let cancelled = registration.token.is_cancelled();
+            match result {
+                Ok(()) => {}
+                Err(e)
+                    if e.0.retryable
+                        && !cancelled
+                        && !events.output_sent()
+                        && delivery < self.settings.max_deliveries =>
+                {
+                    let delay = Backoff::delay_for(retry_base, retry_max, delivery as u32);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "handler failed; retrying");
+                    if sleep_or_shutdown(delay, &self.stopping).await {
+                        return;
+                    }
+                    match self.reclaim_for_retry(&id).await {
+                        Ok(true) => {
+                            delivery += 1;
+                            continue;
+                        }
+                        Ok(false) => return,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot re-claim for retry; left pending");
+                            return;
+                        }
+                    }
+                }
+                Err(e) if cancelled => {
+                    tracing::info!(error = %e, "handler ended after cancel");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "handler failed for good; dead-lettered");
+                    self.dead_letter(&id, &fields, Some(&raw), &e.to_string(), delivery)
+                        .await;
+                    if let Err(err) = events.error(&e.0).await {
+                        tracing::warn!(error = %err, "error event not written");
+                    }
+                }
+            }
+            if cancelled && let Err(e) = completion.ensure_cancelled_sent().await {
+                tracing::warn!(error = %e, "cancelled event not written");
+            }
+            self.complete_and_ack(completion, &id).await;
+            return;
+        }
+    }
+
+    /// Runs the handler in its own task (a panic is a retryable failure), refreshing the claim.
+    async fn run_handler(&self, task: Task, id: &str) -> Outcome {
+        let handler = self.handler.clone();
+        let mut handle = tokio::spawn(async move { handler.handle(task).await }.in_current_span());
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.settings.heartbeat_ms));
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                joined = &mut handle => {
+                    return Outcome::Finished(joined.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "handler panicked");
+                        Err(HandlerError::retryable("worker", "internal", "the worker failed unexpectedly"))
+                    }));
+                }
+                _ = ticker.tick() => {
+                    if !self.heartbeat(id).await {
+                        handle.abort();
+                        return Outcome::LostClaim;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refreshes this consumer's claim on an entry; false when another consumer owns it now.
+    async fn heartbeat(&self, id: &str) -> bool {
+        let mut conn = self.bus.conn();
+        let owner: RedisResult<StreamPendingCountReply> = conn
+            .xpending_count(&self.stream, &self.group, id, id, 1)
+            .await;
+        match owner {
+            Ok(reply) => match reply.ids.first() {
+                Some(p) if p.consumer == self.consumer => {
+                    let opts = StreamClaimOptions::default().with_justid();
+                    let refreshed: RedisResult<Vec<String>> = conn
+                        .xclaim_options(&self.stream, &self.group, &self.consumer, 0, &[id], opts)
+                        .await;
+                    if let Err(e) = refreshed {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                    true
+                }
+                _ => false,
+            },
+            // Cannot tell while Redis is away; keep working.
+            Err(_) => true,
+        }
+    }
+
+    /// Claims the entry again for a retry; a plain `XCLAIM` counts a delivery in `XPENDING`, so
+    /// retries and crash recoveries share one counter. False when the entry is gone.
+    async fn reclaim_for_retry(&self, id: &str) -> RedisResult<bool> {
+        let mut conn = self.bus.conn();
+        let claimed: redis::streams::StreamClaimReply = conn
+            .xclaim(&self.stream, &self.group, &self.consumer, 0, &[id])
+            .await?;
+        Ok(!claimed.ids.is_empty())
+    }
+
+    fn completion_for(&self, action: &DomainAction, marker: String) -> Completion {
+        let names = self.bus.names();
+        let settings = self.bus.settings();
+        let stream = action
+            .callback_stream
+            .clone()
+            .unwrap_or_else(|| names.response_stream(action.session_id));
+        Completion::new(
+            self.bus.conn(),
+            ResponseTarget {
+                stream,
+                session_id: action.session_id,
+                task_id: action.task_id,
+                maxlen: settings.response_maxlen,
+                ttl_secs: settings.response_ttl_secs,
+            },
+            marker,
+            settings.processed_ttl_secs,
+        )
+    }
+
+    /// For an invalid envelope that still names a session and task, a way to tell the client.
+    fn salvage_completion(&self, raw: &str) -> Option<Completion> {
+        let value: Value = serde_json::from_str(raw).ok()?;
+        let uuid = |k: &str| value.get(k)?.as_str()?.parse::<Uuid>().ok();
+        let (session_id, task_id) = (uuid("session_id")?, uuid("task_id")?);
+        let action_id = uuid("action_id").unwrap_or(task_id);
+        let settings = self.bus.settings();
+        Some(Completion::new(
+            self.bus.conn(),
+            ResponseTarget {
+                stream: self.bus.names().response_stream(session_id),
+                session_id,
+                task_id,
+                maxlen: settings.response_maxlen,
+                ttl_secs: settings.response_ttl_secs,
+            },
+            self.bus.names().processed_marker(&self.service, action_id),
+            settings.processed_ttl_secs,
+        ))
+    }
+
+    async fn fail_and_complete(&self, completion: Completion, error: &ErrorData) {
+        if let Err(e) = completion.events().error(error).await {
+            tracing::warn!(error = %e, "error event not written");
+        }
+        if let Err(e) = completion.complete().await {
+            tracing::warn!(error = %e, "complete not written");
+        }
+    }
+
+    /// Completes, then acks; retried briefly because a lost `complete` would leave a client waiting.
+    async fn complete_and_ack(&self, completion: Completion, id: &str) {
+        match completion.complete().await {
+            Ok(_) => self.ack(id).await,
+            Err(e) => {
+                // Left pending: another consumer reclaims it after `min_idle` and the
+                // processed-marker (not set) lets it run again.
+                tracing::error!(error = %e, "complete not written; entry left pending");
+            }
+        }
+    }
+
+    pub(super) async fn ack(&self, id: &str) {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        for _ in 0..5 {
+            let mut conn = self.bus.conn();
+            let acked: RedisResult<u64> = conn.xack(&self.stream, &self.group, &[id]).await;
+            match acked {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, entry_id = id, "XACK failed; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// Writes the entry to the dead-letter stream with the reason, delivery count and original id.
+    pub(super) async fn dead_letter(
+        &self,
+        id: &str,
+        fields: &HashMap<String, redis::Value>,
+        raw: Option<&str>,
+        error: &str,
+        delivery: u64,
+    ) {
+        let field = |k: &str| -> String {
+            fields
+                .get(k)
+                .and_then(|v| redis::from_redis_value_ref(v).ok())
+                .unwrap_or_default()
+        };
+        let payload = match raw {
+            Some(r) => r.to_owned(),
+            None => {
+                let all: HashMap<String, String> = fields
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            redis::from_redis_value_ref(v).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                serde_json::to_string(&all).unwrap_or_default()
+            }
+        };
+        let mut conn = self.bus.conn();
+        let written: RedisResult<String> = redis::cmd("XADD")
+            .arg(&self.dead)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.bus.settings().action_maxlen)
+            .arg("*")
+            .arg("original_id")
+            .arg(id)
+            .arg("action_type")
+            .arg(field("action_type"))
+            .arg("action_id")
+            .arg(field("action_id"))
+            .arg("task_id")
+            .arg(field("task_id"))
+            .arg("error")
+            .arg(error)
+            .arg("delivery_count")
+            .arg(delivery)
+            .arg("consumer")
+            .arg(&self.consumer)
+            .arg("failed_at")
+            .arg(Utc::now().to_rfc3339())
+            .arg("payload")
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, entry_id = id, "dead-letter write failed");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Fan-in of response streams: many sessions' streams read by a few blocking `XREAD`s.
+//!
+//! Sessions are spread over a fixed number of shards by a hash of the stream key. Each shard has
+//! one reader task with one Redis connection that reads all its keys in one `XREAD BLOCK` call, so a
+//! gateway holds `shards` connections however many sessions it serves. When a session subscribes,
+//! the shard's blocked read is woken with `CLIENT UNBLOCK` from a control connection so the new key
+//! joins the very next read (see `docs/architecture.md`).
+
+mod reader;
+mod stream_id;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+pub use stream_id::StreamId;
+
+/// One entry of a response stream.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry id (the client's `event_id`).
+    pub id: StreamId,
+    /// The event type.
+    pub kind: String,
+    /// The task the event belongs to.
+    pub task_id: String,
+    /// The event as JSON, without `event_id`.
+    pub payload: String,
+}
+
+/// Buffered entries per subscriber before it counts as lagging.
+const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// The hub: a set of shards, each with its reader.
+#[derive(Clone)]
+pub struct Hub {
+    shards: Arc<Vec<Arc<Shard>>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Entry>,
+}
+
+struct KeyState {
+    /// The id after which the next read starts.
+    cursor: StreamId,
+    subscribers: Vec<Subscriber>,
+}
+
+pub(crate) struct Shard {
+    index: usize,
+    keys: Mutex<HashMap<String, KeyState>>,
+    /// Bumped on every change of `keys`.
+    generation: AtomicU64,
+    /// The generation the reader is blocked with, or `NOT_BLOCKED`.
+    blocked_generation: AtomicU64,
+    /// The reader connection's `CLIENT ID`, or -1.
+    reader_client_id: AtomicI64,
+    /// Wakes an idle reader (no keys) and the kicker.
+    keys_changed: Notify,
+    kick_needed: Notify,
+    next_subscriber: AtomicU64,
+}
+
+const NOT_BLOCKED: u64 = u64::MAX;
+
+impl Shard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyState>> {
+        // The map stays consistent even if a holder panicked: every update is a single insert/remove.
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A live subscription to one response stream; unsubscribes when dropped.
+pub struct Subscription {
+    shard: Arc<Shard>,
+    key: String,
+    subscriber: u64,
+    rx: mpsc::Receiver<Entry>,
+    last: StreamId,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("key", &self.key)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+/// Why a subscription stopped delivering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lagged {
+    /// The subscriber fell too far behind; resubscribe from [`Subscription::last_id`].
+    Lagged,
+}
+
+impl Subscription {
+    /// The next entry after the last one delivered; `Err(Lagged)` if this subscriber fell behind
+    /// (its buffer overflowed): resubscribe from `last_id()` to continue without loss.
+    pub async fn recv(&mut self) -> Result<Entry, Lagged> {
+        loop {
+            let entry = self.rx.recv().await.ok_or(Lagged::Lagged)?;
+            // Entries can arrive twice when another subscriber of the key rewound its cursor.
+            if entry.id > self.last {
+                self.last = entry.id;
+                return Ok(entry);
+            }
+        }
+    }
+
+    /// The id of the last entry delivered (or the start cursor).
+    pub fn last_id(&self) -> StreamId {
+        self.last
+    }
+
+    /// The stream key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut keys = self.shard.lock();
+        if let Some(state) = keys.get_mut(&self.key) {
+            state.subscribers.retain(|s| s.id != self.subscriber);
+            if state.subscribers.is_empty() {
+                keys.remove(&self.key);
+                self.shard.generation.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Starts `shards` readers; they stop when `shutdown` fires.
+    pub fn start(
+        client: redis::Client,
+        control: ConnectionManager,
+        shards: usize,
+        block_ms: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let shards: Vec<Arc<Shard>> = (0..shards.max(1))
+            .map(|index| {
+                Arc::new(Shard {
+                    index,
+                    keys: Mutex::new(HashMap::new()),
+                    generation: AtomicU64::new(0),
+                    blocked_generation: AtomicU64::new(NOT_BLOCKED),
+                    reader_client_id: AtomicI64::new(-1),
+                    keys_changed: Notify::new(),
+                    kick_needed: Notify::new(),
+                    next_subscriber: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        for shard in &shards {
+            tokio::spawn(reader::read_loop(
+                shard.clone(),
+                client.clone(),
+                block_ms,
+                shutdown.clone(),
+            ));
+            tokio::spawn(reader::kick_loop(
+                shard.clone(),
+                control.clone(),
+                shutdown.clone(),
+            ));
+        }
+        Self {
+            shards: Arc::new(shards),
+        }
+    }
+
+    fn shard_for(&self, key: &str) -> &Arc<Shard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() % self.shards.len() as u64) as usize;
+        &self.shards[i]
+    }
+
+    /// Subscribes to `key`, delivering entries after `after`.
+    pub fn subscribe(&self, key: &str, after: StreamId) -> Subscription {
+        let shard = self.shard_for(key).clone();
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let subscriber = shard.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let rewound = {
+            let mut keys = shard.lock();
+            let state = keys.entry(key.to_owned()).or_insert_with(|| KeyState {
+                cursor: after,
+                subscribers: Vec::new(),
+            });
+            let rewound = state.subscribers.is_empty() || after < state.cursor;
+            if after < state.cursor {
+                state.cursor = after;
+            }
+            state.subscribers.push(Subscriber { id: subscriber, tx });
+            rewound
+        };
+        if rewound {
+            shard.generation.fetch_add(1, Ordering::SeqCst);
+            shard.keys_changed.notify_one();
+            shard.kick_needed.notify_one();
+        }
+        Subscription {
+            shard,
+            key: key.to_owned(),
+            subscriber,
+            rx,
+            last: after,
+        }
+    }
+
+    /// Keys read by all shards together.
+    pub fn key_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}

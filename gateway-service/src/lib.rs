@@ -1,0 +1,48 @@
+//! The gateway: serves frontends over WebSocket, REST and SSE, publishes DomainActions onto Redis
+//! Streams and relays each session's response stream back to its client.
+
+pub mod config;
+pub mod extract;
+pub mod hub;
+pub mod routes;
+pub mod session;
+pub mod state;
+
+use std::time::Duration;
+
+use common::Bus;
+use common::auth::JwtAuth;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Settings;
+pub use state::AppState;
+
+/// Binds `GATEWAY_ADDR` and serves until `shutdown` fires.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&settings.gateway_addr).await?;
+    serve(listener, settings, shutdown).await
+}
+
+/// Serves on an already bound listener (tests bind port 0).
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let auth = JwtAuth::from_settings(&settings.core)?;
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+        return Ok(());
+    };
+    let state = AppState::new(bus, auth, settings, shutdown.child_token());
+    let app = routes::router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    state.shutdown().cancel();
+    state.tracker().close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker().wait()).await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

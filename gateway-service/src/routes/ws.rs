@@ -1,0 +1,354 @@
+//! `GET /chat/ws`: the WebSocket protocol of DESIGN §5.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use common::auth::Claims;
+use common::error::AppError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::extract::auth_error;
+use crate::hub::{Entry, Lagged, StreamId, Subscription};
+use crate::session::{ChatInput, client_event, entry_task, error_event, local_event};
+use crate::state::AppState;
+
+/// Query parameters of the upgrade request.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+    session_id: Option<String>,
+}
+
+/// Close code for a refused or missing token (RFC 6455 "policy violation").
+const CLOSE_AUTH: u16 = close_code::POLICY;
+
+/// Upgrades to a WebSocket with the configured frame limits.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let max = state.settings().ws.max_frame_bytes;
+    ws.max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| async move {
+            let mut conn = Connection {
+                state,
+                socket,
+                session_id: None,
+                claims: None,
+                subscription: None,
+                running: None,
+            };
+            conn.run(query).await;
+        })
+}
+
+struct Connection {
+    state: AppState,
+    socket: WebSocket,
+    claims: Option<Claims>,
+    session_id: Option<Uuid>,
+    subscription: Option<Subscription>,
+    /// The task started or resumed here that has not completed yet.
+    running: Option<Uuid>,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Auth {
+        #[allow(dead_code)]
+        token: String,
+    },
+    Chat(ChatInput),
+    Cancel,
+    Resume {
+        session_id: Uuid,
+        #[serde(default)]
+        last_event_id: Option<String>,
+    },
+    Ping,
+}
+
+/// What the read loop does after a client message.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+async fn next_entry(sub: &mut Option<Subscription>) -> Result<Entry, Lagged> {
+    match sub {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Connection {
+    async fn send(&mut self, text: String) -> bool {
+        self.socket.send(Message::Text(text.into())).await.is_ok()
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+    }
+
+    async fn send_error(&mut self, code: &str, message: &str) -> bool {
+        let text = error_event(self.session_id, "validation", code, message);
+        self.send(text).await
+    }
+
+    async fn run(&mut self, query: WsQuery) {
+        let claims = match query.token {
+            Some(token) => self.state.auth().verify(&token).map_err(auth_error),
+            None => self.await_auth_message().await,
+        };
+        let claims = match claims {
+            Ok(c) => c,
+            Err(e) => {
+                self.send_error("unauthorized", &e.to_string()).await;
+                self.close(CLOSE_AUTH, "unauthorized").await;
+                return;
+            }
+        };
+        self.claims = Some(claims.clone());
+        let wanted = match query.session_id.as_deref().map(str::parse::<Uuid>) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                self.send_error("bad_request", "session_id is not a UUID")
+                    .await;
+                self.close(close_code::POLICY, "bad session_id").await;
+                return;
+            }
+            None => None,
+        };
+        match self.state.claim_session(&claims, wanted).await {
+            Ok(id) => self.session_id = Some(id),
+            Err(e) => {
+                self.send_error(e.code(), &e.to_string()).await;
+                self.close(close_code::POLICY, "session refused").await;
+                return;
+            }
+        }
+        let ready = json!({"type": "websocket_ready", "version": "2.0", "session_id": self.session_id,
+            "task_id": null, "event_id": null, "data": {}});
+        if !self.send(ready.to_string()).await {
+            return;
+        }
+        self.serve().await;
+        if let (Some(task), Some(session)) = (self.running, self.session_id) {
+            self.state.cancel_unless_resumed(session, task);
+        }
+    }
+
+    async fn await_auth_message(&mut self) -> Result<Claims, AppError> {
+        let timeout = Duration::from_secs(self.state.settings().ws.auth_timeout_secs);
+        let first = tokio::time::timeout(timeout, self.socket.recv()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = first else {
+            return Err(AppError::Unauthorized("missing token".into()));
+        };
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|_| AppError::Unauthorized("missing token".into()))?;
+        match (value["type"].as_str(), value["token"].as_str()) {
+            (Some("auth"), Some(token)) => self.state.auth().verify(token).map_err(auth_error),
+            _ => Err(AppError::Unauthorized("missing token".into())),
+        }
+    }
+
+    async fn serve(&mut self) {
+        let idle = Duration::from_secs(self.state.settings().ws.idle_timeout_secs);
+        let shutdown = self.state.shutdown().clone();
+        let mut deadline = tokio::time::Instant::now() + idle;
+        loop {
+            let idle_timer = tokio::time::sleep_until(deadline);
+            tokio::select! {
+                msg = self.socket.recv() => {
+                    deadline = tokio::time::Instant::now() + idle;
+                    let flow = match msg {
+                        None => return,
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "websocket read failed");
+                            // Oversized frames surface here; tell the client why before closing.
+                            Flow::Close(close_code::SIZE, "message too big or malformed frame")
+                        }
+                        Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.send_error("unsupported", "binary frames are not supported").await;
+                            Flow::Continue
+                        }
+                        Some(Ok(Message::Close(_))) => return,
+                        Some(Ok(_)) => Flow::Continue,
+                    };
+                    if let Flow::Close(code, reason) = flow {
+                        self.close(code, reason).await;
+                        return;
+                    }
+                }
+                entry = next_entry(&mut self.subscription) => {
+                    if !self.forward(entry).await {
+                        return;
+                    }
+                }
+                () = idle_timer, if self.running.is_none() => {
+                    self.close(close_code::NORMAL, "idle timeout").await;
+                    return;
+                }
+                () = shutdown.cancelled() => {
+                    self.close(close_code::AWAY, "server shutting down").await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends one response-stream entry to the client; false when the client is gone.
+    async fn forward(&mut self, entry: Result<Entry, Lagged>) -> bool {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(Lagged::Lagged) => {
+                // Fell behind: continue from the last entry sent, losing nothing.
+                if let Some(sub) = self.subscription.take() {
+                    let key = sub.key().to_owned();
+                    let last = sub.last_id();
+                    drop(sub);
+                    self.subscription = Some(self.state.hub().subscribe(&key, last));
+                }
+                return true;
+            }
+        };
+        if entry.kind == "complete" {
+            let task = entry_task(&entry);
+            if task.is_some() && task == self.running {
+                self.running = None;
+                if let (Some(s), Some(t)) = (self.session_id, task) {
+                    self.state.task_finished(s, t).await;
+                }
+            }
+        }
+        self.send(client_event(&entry)).await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => {
+                self.send_error("invalid_json", "message is not valid JSON")
+                    .await;
+                return Flow::Continue;
+            }
+        };
+        let message: ClientMessage = match serde_json::from_value(value.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                let known = ["auth", "chat", "cancel", "resume", "ping"];
+                let (code, text) = match value["type"].as_str() {
+                    Some(t) if known.contains(&t) => {
+                        ("bad_request", format!("invalid {t} message: {e}"))
+                    }
+                    _ => ("unknown_type", "unknown message type".to_owned()),
+                };
+                self.send_error(code, &text).await;
+                return Flow::Continue;
+            }
+        };
+        let result = match message {
+            ClientMessage::Auth { .. } => Ok(()),
+            ClientMessage::Ping => {
+                let pong = local_event("pong", self.session_id, None, json!({}));
+                self.send(pong).await;
+                Ok(())
+            }
+            ClientMessage::Chat(input) => self.on_chat(input).await,
+            ClientMessage::Cancel => self.on_cancel().await,
+            ClientMessage::Resume {
+                session_id,
+                last_event_id,
+            } => self.on_resume(session_id, last_event_id).await,
+        };
+        if let Err(e) = result {
+            let text = error_event(self.session_id, "validation", e.code(), &e.to_string());
+            self.send(text).await;
+            if matches!(e, AppError::Unavailable(_) | AppError::Internal(_)) {
+                tracing::warn!(error = ?e, "websocket request failed");
+            }
+        }
+        Flow::Continue
+    }
+
+    fn claims(&self) -> Result<&Claims, AppError> {
+        self.claims
+            .as_ref()
+            .ok_or_else(|| AppError::Unauthorized("missing token".into()))
+    }
+
+    async fn switch_session(
+        &mut self,
+        session_id: Uuid,
+        after: Option<StreamId>,
+    ) -> Result<(), AppError> {
+        let claims = self.claims()?.clone();
+        let session_id = self.state.claim_session(&claims, Some(session_id)).await?;
+        let stream = self.state.bus().names().response_stream(session_id);
+        let after = match after {
+            Some(a) => a,
+            None => self.state.last_entry_id(&stream).await?,
+        };
+        self.subscription = None;
+        self.subscription = Some(self.state.hub().subscribe(&stream, after));
+        self.session_id = Some(session_id);
+        Ok(())
+    }
+
+    async fn on_chat(&mut self, input: ChatInput) -> Result<(), AppError> {
+        input.validate()?;
+        if self.running.is_some() {
+            return Err(AppError::BadRequest(
+                "a task is running in this session; wait for complete or cancel it".into(),
+            ));
+        }
+        let session = input.session_id.or(self.session_id);
+        if let Some(session) = session
+            && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
+        {
+            self.switch_session(session, None).await?;
+        }
+        let claims = self.claims()?.clone();
+        let session_id = self.session_id.unwrap_or_default();
+        let started = self.state.publish_chat(&claims, session_id, &input).await?;
+        self.running = Some(started.task_id);
+        Ok(())
+    }
+
+    async fn on_cancel(&mut self) -> Result<(), AppError> {
+        match self.running {
+            Some(task) => self.state.cancel_task(task).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_resume(
+        &mut self,
+        session_id: Uuid,
+        last_event_id: Option<String>,
+    ) -> Result<(), AppError> {
+        let after = match last_event_id.as_deref() {
+            Some(id) => id
+                .parse::<StreamId>()
+                .map_err(|_| AppError::BadRequest("last_event_id is not an event id".into()))?,
+            None => StreamId::ZERO,
+        };
+        self.switch_session(session_id, Some(after)).await?;
+        self.state.mark_resumed(session_id).await?;
+        self.running = self.state.running_task(session_id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Chat sessions as the gateway sees them: ownership, starting a chat task, cancel, the resume
+//! grace after a disconnect. No HTTP or WebSocket types here.
+
+use std::time::Duration;
+
+use common::auth::Claims;
+use common::envelope::DomainAction;
+use common::error::AppError;
+use redis::AsyncCommands;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::hub::{Entry, StreamId, Subscription};
+use crate::state::AppState;
+
+/// The action type of a chat turn.
+pub const CHAT_ACTION: &str = "chat.completion.generate";
+/// This service's name in `origin_service`.
+pub const ORIGIN: &str = "gateway-service";
+
+/// A chat request, as the WebSocket `chat` message and the REST bodies carry it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatInput {
+    /// A string or a list of parts (`text`, `image_url`, `file_url`).
+    pub prompt: Value,
+    /// The model; the worker's default when absent.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Continue this session; a new one when absent.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// Generation settings, passed through.
+    #[serde(default)]
+    pub settings: Option<Value>,
+}
+
+impl ChatInput {
+    /// Checks what the worker would refuse, so the client hears it at once.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let ok = match &self.prompt {
+            Value::String(s) => !s.trim().is_empty(),
+            Value::Array(parts) => !parts.is_empty() && parts.iter().all(Value::is_object),
+            _ => false,
+        };
+        if !ok {
+            return Err(AppError::BadRequest(
+                "prompt must be a non-empty string or a non-empty list of parts".into(),
+            ));
+        }
+        if self.settings.as_ref().is_some_and(|s| !s.is_object()) {
+            return Err(AppError::BadRequest("settings must be an object".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A chat task that was published.
+#[derive(Debug)]
+pub struct Started {
+    /// The session.
+    pub session_id: Uuid,
+    /// The new task.
+    pub task_id: Uuid,
+}
+
+impl AppState {
+    /// Takes ownership of a new session, or checks that an existing one belongs to the caller's
+    /// tenant. Another tenant's session is "not found", so its existence does not leak.
+    pub async fn claim_session(
+        &self,
+        claims: &Claims,
+        session_id: Option<Uuid>,
+    ) -> Result<Uuid, AppError> {
+        let session_id = session_id.unwrap_or_else(Uuid::now_v7);
+        let key = self.bus().names().session_owner(session_id);
+        let ttl = self.bus().settings().response_ttl_secs + 86_400;
+        let tenant = claims.tenant_id.to_string();
+        let mut conn = self.bus().conn();
+        let owner: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&tenant)
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(ttl)
+            .query_async(&mut conn)
+            .await?;
+        match owner {
+            None => Ok(session_id),
+            Some(o) if o == tenant => {
+                let _: bool = conn.expire(&key, ttl as i64).await?;
+                Ok(session_id)
+            }
+            Some(_) => Err(AppError::NotFound("session not found".into())),
+        }
+    }
+
+    /// The id of the newest entry of a stream, or `0-0`.
+    pub async fn last_entry_id(&self, stream: &str) -> Result<StreamId, AppError> {
+        let mut conn = self.bus().conn();
+        let newest: redis::streams::StreamRangeReply =
+            conn.xrevrange_count(stream, "+", "-", 1).await?;
+        Ok(newest
+            .ids
+            .first()
+            .and_then(|e| e.id.parse().ok())
+            .unwrap_or(StreamId::ZERO))
+    }
+
+    /// Subscribes to a session's response stream from its newest entry on.
+    pub async fn subscribe_live(&self, session_id: Uuid) -> Result<Subscription, AppError> {
+        let stream = self.bus().names().response_stream(session_id);
+        let after = self.last_entry_id(&stream).await?;
+        Ok(self.hub().subscribe(&stream, after))
+    }
+
+    /// Publishes a chat task for an owned session (subscribe before calling, so no event is missed).
+    pub async fn publish_chat(
+        &self,
+        claims: &Claims,
+        session_id: Uuid,
+        input: &ChatInput,
+    ) -> Result<Started, AppError> {
+        let mut data = json!({"prompt": input.prompt});
+        if let Some(model) = &input.model {
+            data["model"] = json!(model);
+        }
+        if let Some(settings) = &input.settings {
+            data["settings"] = settings.clone();
+        }
+        let mut action = DomainAction::new(CHAT_ACTION, ORIGIN, claims.tenant_id, session_id, data);
+        action.user_id = Some(claims.sub);
+        action.traceparent = common::telemetry::current_traceparent();
+        action.trace_id = action
+            .traceparent
+            .as_deref()
+            .and_then(|tp| tp.split('-').nth(1))
+            .map(str::to_owned);
+        let mut conn = self.bus().conn();
+        let _: () = conn
+            .set_ex(
+                self.bus().names().session_running_task(session_id),
+                action.task_id.to_string(),
+                self.settings().chat_timeout_secs.max(60) * 10,
+            )
+            .await?;
+        self.bus().publish(&action).await?;
+        tracing::info!(task_id = %action.task_id, %session_id, "chat published");
+        Ok(Started {
+            session_id,
+            task_id: action.task_id,
+        })
+    }
+
+    /// The task running in a session, if the gateway started one that has not completed.
+    pub async fn running_task(&self, session_id: Uuid) -> Result<Option<Uuid>, AppError> {
+        let mut conn = self.bus().conn();
+        let task: Option<String> = conn
+            .get(self.bus().names().session_running_task(session_id))
+            .await?;
+        Ok(task.and_then(|t| t.parse().ok()))
+    }
+
+    /// Forgets the running task once it completed.
+    pub async fn task_finished(&self, session_id: Uuid, task_id: Uuid) {
+        let key = self.bus().names().session_running_task(session_id);
+        let mut conn = self.bus().conn();
+        let current: redis::RedisResult<Option<String>> = conn.get(&key).await;
+        if matches!(current, Ok(Some(t)) if t == task_id.to_string()) {
+            let _: redis::RedisResult<()> = conn.del(&key).await;
+        }
+    }
+
+    /// Asks the worker running a task to stop it.
+    pub async fn cancel_task(&self, task_id: Uuid) -> Result<(), AppError> {
+        self.bus().request_cancel(task_id).await?;
+        tracing::info!(%task_id, "cancel requested");
+        Ok(())
+    }
+
+    /// Marks a session as resumed, so a pending disconnect-grace timer does not cancel its task.
+    pub async fn mark_resumed(&self, session_id: Uuid) -> Result<(), AppError> {
+        let mut conn = self.bus().conn();
+        let ttl = self.settings().ws.resume_grace_secs * 2 + 60;
+        let _: () = conn
+            .set_ex(
+                self.bus().names().session_attached(session_id),
+                "resumed",
+                ttl,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// After a client vanished mid-task: wait the resume grace, then cancel the task unless some
+    /// client resumed the session (on any gateway replica) meanwhile.
+    pub fn cancel_unless_resumed(&self, session_id: Uuid, task_id: Uuid) {
+        let state = self.clone();
+        self.tracker().spawn(async move {
+            let key = state.bus().names().session_attached(session_id);
+            let mark = format!("detached:{}", Uuid::now_v7());
+            let grace = Duration::from_secs(state.settings().ws.resume_grace_secs);
+            let mut conn = state.bus().conn();
+            let set: redis::RedisResult<()> =
+                conn.set_ex(&key, &mark, grace.as_secs() * 2 + 60).await;
+            if set.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = state.shutdown().cancelled() => return,
+                () = tokio::time::sleep(grace) => {}
+            }
+            let now: redis::RedisResult<Option<String>> = conn.get(&key).await;
+            let still_running = state.running_task(session_id).await.ok().flatten() == Some(task_id);
+            if matches!(now, Ok(Some(m)) if m == mark) && still_running {
+                tracing::info!(%task_id, %session_id, "no client resumed the session; cancelling its task");
+                let _ = state.cancel_task(task_id).await;
+            }
+        });
+    }
+}
+
+/// An entry as the client event JSON: the stored event with its `event_id`.
+pub fn client_event(entry: &Entry) -> String {
+    let p = entry.payload.trim_end();
+    // Fast path: the worker's payload is a JSON object; append the id instead of re-serializing.
+    if p.starts_with('{') && p.ends_with('}') && p.len() > 2 {
+        format!("{},\"event_id\":\"{}\"}}", &p[..p.len() - 1], entry.id)
+    } else {
+        json!({"type": entry.kind, "event_id": entry.id.to_string(), "data": {"raw": entry.payload}})
+            .to_string()
+    }
+}
+
+/// The task id an entry belongs to.
+pub fn entry_task(entry: &Entry) -> Option<Uuid> {
+    entry.task_id.parse().ok()
+}
+
+/// An event the gateway itself sends (not from a response stream).
+pub fn local_event(
+    kind: &str,
+    session_id: Option<Uuid>,
+    task_id: Option<Uuid>,
+    data: Value,
+) -> String {
+    json!({"type": kind, "session_id": session_id, "task_id": task_id, "event_id": null, "data": data})
+        .to_string()
+}
+
+/// A gateway-side `error` event.
+pub fn error_event(session_id: Option<Uuid>, stage: &str, code: &str, message: &str) -> String {
+    local_event(
+        "error",
+        session_id,
+        None,
+        json!({"stage": stage, "code": code, "message": message, "retryable": false}),
+    )
+}

@@ -1,0 +1,80 @@
+//! The gateway's shared state: bus, auth, the response hub, settings, and shutdown handles.
+
+use std::sync::Arc;
+
+use common::Bus;
+use common::auth::JwtAuth;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::hub::Hub;
+
+/// Cloneable handle on everything a request needs.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    auth: JwtAuth,
+    hub: Hub,
+    settings: Settings,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state; the hub's readers stop with `shutdown`.
+    pub fn new(bus: Bus, auth: JwtAuth, settings: Settings, shutdown: CancellationToken) -> Self {
+        let hub = Hub::start(
+            bus.client().clone(),
+            bus.conn(),
+            settings.hub.shards,
+            settings.hub.block_ms,
+            shutdown.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                bus,
+                auth,
+                hub,
+                settings,
+                tracker: TaskTracker::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+    /// Token verification.
+    pub fn auth(&self) -> &JwtAuth {
+        &self.inner.auth
+    }
+    /// The response-stream fan-in.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+    /// Background tasks (resume-grace timers) drained on shutdown.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+    /// Fires when the gateway shuts down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}
