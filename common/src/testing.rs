@@ -1,0 +1,164 @@
+//! Helpers for the services' integration tests (feature `testing`): isolated settings, reading
+//! response streams until `complete`, and a private Redis server that a test may restart.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::settings::{CoreSettings, Secret};
+
+/// The JWT secret test settings use.
+pub const TEST_SECRET: &str = "test-secret";
+
+/// Settings with a stream prefix of their own, so tests never see each other's keys.
+pub fn isolated_settings() -> CoreSettings {
+    CoreSettings {
+        redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        stream_prefix: format!("test{}", Uuid::now_v7().simple()),
+        jwt_secret: Some(Secret::new(TEST_SECRET)),
+        ..CoreSettings::default()
+    }
+}
+
+/// One response-stream entry, decoded.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The entry id.
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// The whole event JSON.
+    pub event: Value,
+}
+
+fn decode(id: String, map: &HashMap<String, redis::Value>) -> Received {
+    let text = |k: &str| -> String {
+        map.get(k)
+            .and_then(|v| redis::from_redis_value_ref(v).ok())
+            .unwrap_or_default()
+    };
+    Received {
+        id,
+        kind: text("type"),
+        event: serde_json::from_str(&text("payload")).unwrap_or(Value::Null),
+    }
+}
+
+/// Every entry of a stream.
+pub async fn xrange_all(conn: &mut redis::aio::ConnectionManager, key: &str) -> Vec<Received> {
+    let reply: StreamRangeReply = conn.xrange_all(key).await.unwrap_or_default();
+    reply
+        .ids
+        .into_iter()
+        .map(|e| decode(e.id, &e.map))
+        .collect()
+}
+
+/// Reads a stream from the start until an entry of `kind` for `task_id` arrives, or panics after
+/// `timeout`.
+pub async fn read_until(
+    client: &redis::Client,
+    key: &str,
+    kind: &str,
+    task_id: Option<Uuid>,
+    timeout: Duration,
+) -> Vec<Received> {
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("redis: {e}"));
+    let mut seen = Vec::new();
+    let mut last = "0-0".to_owned();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no {kind} on {key} within {timeout:?}; saw {seen:#?}"
+        );
+        let opts = StreamReadOptions::default().block(left.as_millis().clamp(1, 200) as usize);
+        let reply: Option<StreamReadReply> = conn
+            .xread_options(&[key], &[&last], &opts)
+            .await
+            .unwrap_or(None);
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            last.clone_from(&entry.id);
+            let r = decode(entry.id, &entry.map);
+            let done = r.kind == kind
+                && task_id.is_none_or(|t| r.event["task_id"].as_str() == Some(&t.to_string()));
+            seen.push(r);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// A `redis-server` of a test's own, on a free port, that the test may stop and start again.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (nothing is kept: it runs without persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops it if running, then starts it on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..200 {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
+                if pong.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
