@@ -1,0 +1,253 @@
+//! A whole system for end-to-end tests: the gateway on port 0 and a chat-worker, in-process, on a
+//! stream prefix of their own; plus a WebSocket client that speaks the client protocol.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chat_worker::config::DummySettings;
+use common::auth::{JwtAuth, Role};
+use common::settings::CoreSettings;
+use common::testing::{TEST_SECRET, isolated_settings};
+use common::worker::WorkerSettings;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Longest wait for any one expected event.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// How to start the system.
+pub struct Opts {
+    pub core: CoreSettings,
+    pub gateway: gateway_service::Settings,
+    pub worker: Option<chat_worker::Settings>,
+}
+
+impl Opts {
+    /// A fast dummy provider, short timers, a fresh prefix.
+    pub fn new() -> Self {
+        let core = isolated_settings();
+        let mut gateway = gateway_service::Settings {
+            core: core.clone(),
+            ..Default::default()
+        };
+        gateway.hub.shards = 2;
+        gateway.hub.block_ms = 2000;
+        gateway.ws.auth_timeout_secs = 2;
+        let worker = chat_worker::Settings {
+            core: core.clone(),
+            worker: WorkerSettings {
+                min_idle_ms: 1000,
+                heartbeat_ms: 200,
+                reclaim_interval_ms: 200,
+                ..WorkerSettings::default()
+            },
+            dummy: DummySettings {
+                tokens: 8,
+                first_token_delay_ms: 0,
+                token_interval_ms: 0,
+            },
+            provider_idle_timeout_secs: 10,
+            ..Default::default()
+        };
+        Self {
+            core,
+            gateway,
+            worker: Some(worker),
+        }
+    }
+
+    /// Uses another Redis for every process.
+    pub fn redis_url(mut self, url: &str) -> Self {
+        self.core.redis_url = url.to_owned();
+        self.gateway.core.redis_url = url.to_owned();
+        if let Some(w) = &mut self.worker {
+            w.core.redis_url = url.to_owned();
+        }
+        self
+    }
+
+    /// Paces the dummy provider.
+    pub fn dummy(mut self, tokens: usize, interval_ms: u64) -> Self {
+        if let Some(w) = &mut self.worker {
+            w.dummy.tokens = tokens;
+            w.dummy.token_interval_ms = interval_ms;
+        }
+        self
+    }
+}
+
+/// A running gateway and worker.
+pub struct System {
+    pub core: CoreSettings,
+    pub http: String,
+    pub ws: String,
+    shutdown: CancellationToken,
+}
+
+impl System {
+    pub async fn start(opts: Opts) -> Self {
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(gateway_service::serve(
+            listener,
+            opts.gateway,
+            shutdown.clone(),
+        ));
+        if let Some(worker) = opts.worker {
+            tokio::spawn(chat_worker::run(worker, shutdown.clone()));
+        }
+        let system = Self {
+            core: opts.core,
+            http: format!("http://{addr}"),
+            ws: format!("ws://{addr}/chat/ws"),
+            shutdown,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/ready", system.http)).send().await
+                && r.status().is_success()
+            {
+                return system;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway did not become ready");
+    }
+
+    /// A token of a user of `tenant`.
+    pub fn token(&self, tenant: Uuid) -> String {
+        JwtAuth::hs256(TEST_SECRET.as_bytes())
+            .issue(Uuid::now_v7(), tenant, Role::User, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// A WebSocket authenticated with `?token=`, past `websocket_ready`.
+    pub async fn connect(&self, token: &str) -> (Ws, String) {
+        let mut ws = Ws::connect(&format!("{}?token={token}", self.ws)).await;
+        let ready = ws.next().await;
+        assert_eq!(ready["type"], "websocket_ready", "{ready}");
+        assert_eq!(ready["version"], "2.0");
+        let session = ready["session_id"].as_str().unwrap().to_owned();
+        (ws, session)
+    }
+
+    pub fn redis(&self) -> redis::Client {
+        redis::Client::open(self.core.redis_url.as_str()).unwrap()
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client of the WebSocket protocol.
+pub struct Ws {
+    inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    Closed(u16),
+    Dropped,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Self {
+        let (inner, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self { inner }
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.inner
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.inner.send(Message::text(text)).await.unwrap();
+    }
+
+    /// The next event (panics after `WAIT` or if the connection ends).
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.inner.next())
+                .await
+                .expect("no event in time")
+                .expect("connection ended")
+                .expect("websocket error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Events until `complete` (inclusive).
+    pub async fn until_complete(&mut self) -> Vec<Value> {
+        self.until("complete").await
+    }
+
+    /// Events until one of `kind` (inclusive).
+    pub async fn until(&mut self, kind: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let e = self.next().await;
+            let done = e["type"] == kind;
+            events.push(e);
+            if done {
+                return events;
+            }
+        }
+    }
+
+    /// Reads until the server ends the connection; events seen on the way are returned too.
+    pub async fn until_closed(&mut self) -> (Vec<Value>, Ended) {
+        let mut events = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.inner.next())
+                .await
+                .expect("not closed in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => events.push(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (events, Ended::Closed(frame.code.into()));
+                }
+                Some(Ok(Message::Close(None))) => return (events, Ended::Closed(1005)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return (events, Ended::Dropped),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.inner.close(None).await;
+    }
+}
+
+/// The event types of a list of events.
+pub fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// The concatenated `text_chunk` contents.
+pub fn text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "text_chunk")
+        .map(|e| e["data"]["content"].as_str().unwrap())
+        .collect()
+}

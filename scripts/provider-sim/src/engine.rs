@@ -1,0 +1,243 @@
+//! Format-independent playback: applies a behaviour, paces the chunks and keeps the record current.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Behaviour, SimConfig};
+use crate::record::ResponseGuard;
+
+/// A failure the simulator reports as an HTTP error before any token.
+pub(crate) enum Failure {
+    Server,
+    RateLimited { retry_after_secs: u64 },
+}
+
+/// One request's reply as a wire format encodes it; the engine decides when each part goes out.
+///
+/// A reply is made of "units" (text chunks or tool-argument pieces) framed by opening and
+/// closing events, so every format shares the same pacing, failure injection and recording.
+pub(crate) trait Turn: Send + 'static {
+    /// The client asked for a streamed reply.
+    fn streaming(&self) -> bool;
+    /// Number of paced units in a complete reply.
+    fn units(&self) -> usize;
+    /// Events sent as soon as the headers go out, before the first-token delay.
+    fn opening(&mut self) -> Vec<Bytes>;
+    /// The event carrying unit `index`.
+    fn unit(&mut self, index: usize) -> Bytes;
+    /// Events that end a complete stream (finish reason, usage, terminator).
+    fn closing(&mut self) -> Vec<Bytes>;
+    /// A malformed event followed by whatever terminator the format uses.
+    fn malformed(&mut self) -> Vec<Bytes>;
+    /// The whole reply as one non-streamed response.
+    fn complete(&self) -> Response;
+    /// A non-streamed response whose body is not valid JSON.
+    fn malformed_complete(&self) -> Response;
+    /// The format's error response for `failure`.
+    fn failure(&self, failure: Failure) -> Response;
+    /// Content type of a streamed reply.
+    fn stream_content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+}
+
+/// Pacing of a reply, taken from the simulator config.
+#[derive(Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) first_token_delay: Duration,
+    pub(crate) chunk_interval: Duration,
+}
+
+impl From<&SimConfig> for Timing {
+    fn from(config: &SimConfig) -> Self {
+        Self {
+            first_token_delay: config.first_token_delay,
+            chunk_interval: config.chunk_interval,
+        }
+    }
+}
+
+/// Produces the response for one request according to `behaviour`.
+pub(crate) async fn respond<T: Turn>(
+    mut turn: T,
+    behaviour: &Behaviour,
+    timing: Timing,
+    mut guard: ResponseGuard,
+    stop: CancellationToken,
+) -> Response {
+    match behaviour {
+        Behaviour::ServerError => {
+            guard.finish();
+            return turn.failure(Failure::Server);
+        }
+        Behaviour::RateLimited { retry_after_secs } => {
+            guard.finish();
+            return turn.failure(Failure::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            });
+        }
+        Behaviour::Normal | Behaviour::DropMidStream { .. } | Behaviour::MalformedLine { .. } => {}
+    }
+
+    if turn.streaming() {
+        let steps = plan(&mut turn, behaviour, timing);
+        let content_type = turn.stream_content_type();
+        let playback = Playback {
+            turn,
+            steps,
+            guard,
+            stop,
+        };
+        return stream_response(playback, content_type);
+    }
+
+    // Dropping this future while it sleeps drops the guard too, which records a client close.
+    if !pause(timing.first_token_delay, &stop).await {
+        guard.abort();
+        return cut_response();
+    }
+    match behaviour {
+        Behaviour::DropMidStream { .. } => {
+            guard.abort();
+            cut_response()
+        }
+        Behaviour::MalformedLine { .. } => {
+            guard.finish();
+            turn.malformed_complete()
+        }
+        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
+            for _ in 0..turn.units() {
+                guard.chunk_sent();
+            }
+            guard.finish();
+            turn.complete()
+        }
+    }
+}
+
+enum Step {
+    Event(Bytes),
+    Unit(usize),
+    Pause(Duration),
+    Cut,
+}
+
+fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDeque<Step> {
+    let mut steps: VecDeque<Step> = turn.opening().into_iter().map(Step::Event).collect();
+    let units = match behaviour {
+        Behaviour::DropMidStream { after_chunks } | Behaviour::MalformedLine { after_chunks } => {
+            (*after_chunks).min(turn.units())
+        }
+        _ => turn.units(),
+    };
+    for index in 0..units {
+        let delay = if index == 0 {
+            timing.first_token_delay
+        } else {
+            timing.chunk_interval
+        };
+        if !delay.is_zero() {
+            steps.push_back(Step::Pause(delay));
+        }
+        steps.push_back(Step::Unit(index));
+    }
+    match behaviour {
+        Behaviour::DropMidStream { .. } => steps.push_back(Step::Cut),
+        Behaviour::MalformedLine { .. } => {
+            steps.extend(turn.malformed().into_iter().map(Step::Event))
+        }
+        _ => steps.extend(turn.closing().into_iter().map(Step::Event)),
+    }
+    steps
+}
+
+/// Sleeps for `delay`; false if the simulator is stopping instead.
+async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = stop.cancelled() => false,
+    }
+}
+
+struct Playback<T> {
+    turn: T,
+    steps: VecDeque<Step>,
+    guard: ResponseGuard,
+    stop: CancellationToken,
+}
+
+impl<T: Turn> Playback<T> {
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            let event = match self.steps.pop_front()? {
+                Step::Event(bytes) => bytes,
+                Step::Unit(index) => {
+                    self.guard.chunk_sent();
+                    self.turn.unit(index)
+                }
+                Step::Pause(delay) => {
+                    if pause(delay, &self.stop).await {
+                        continue;
+                    }
+                    self.steps.clear();
+                    return Some(self.cut().await);
+                }
+                Step::Cut => return Some(self.cut().await),
+            };
+            // Settling when the last event is handed over, rather than when the stream is polled
+            // once more, keeps a client that stops reading at the terminator from counting as a close.
+            if self.steps.is_empty() {
+                self.guard.finish();
+            }
+            return Some(Ok(event));
+        }
+    }
+
+    async fn cut(&mut self) -> io::Result<Bytes> {
+        self.guard.abort();
+        // One trip through the scheduler lets hyper flush the chunks already handed to it;
+        // otherwise the error would discard them together with the connection.
+        tokio::task::yield_now().await;
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "provider-sim cut the stream",
+        ))
+    }
+}
+
+fn stream_response<T: Turn>(playback: Playback<T>, content_type: &'static str) -> Response {
+    let events = futures::stream::unfold(playback, |mut playback| async move {
+        let item = playback.next().await?;
+        Some((item, playback))
+    });
+    let mut response = Response::new(Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A response whose body fails at once, so hyper aborts the connection.
+fn cut_response() -> Response {
+    let body = futures::stream::once(async {
+        tokio::task::yield_now().await;
+        Err::<Bytes, _>(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "provider-sim cut the response",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

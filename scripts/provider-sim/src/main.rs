@@ -1,0 +1,111 @@
+//! `provider-sim` binary: serves the simulator until SIGINT or SIGTERM.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use provider_sim::{Behaviour, SimConfig, Simulator};
+use tracing_subscriber::EnvFilter;
+
+/// Local stand-in for OpenAI's Chat Completions API with scriptable failures.
+#[derive(Parser, Debug)]
+#[command(name = "provider-sim", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).
+    #[arg(long, env = "PROVIDER_SIM_ADDR", default_value = "127.0.0.1:9100")]
+    addr: SocketAddr,
+    /// Milliseconds before the first content chunk (the role chunk is sent at once).
+    #[arg(long, env = "PROVIDER_SIM_FIRST_TOKEN_DELAY_MS", default_value_t = 0)]
+    first_token_delay_ms: u64,
+    /// Number of content chunks per reply.
+    #[arg(long, env = "PROVIDER_SIM_CHUNKS", default_value_t = 5)]
+    chunks: usize,
+    /// Milliseconds between content chunks.
+    #[arg(long, env = "PROVIDER_SIM_CHUNK_INTERVAL_MS", default_value_t = 0)]
+    chunk_interval_ms: u64,
+    /// Text carried by every content chunk.
+    #[arg(long, env = "PROVIDER_SIM_CHUNK_TEXT", default_value = "tok ")]
+    chunk_text: String,
+    /// Behaviour when no behaviour is scripted (see `POST /_sim/script`).
+    #[arg(long, env = "PROVIDER_SIM_BEHAVIOUR", value_enum, default_value_t = Kind::Normal)]
+    behaviour: Kind,
+    /// `Retry-After` seconds for `--behaviour rate-limited`.
+    #[arg(long, env = "PROVIDER_SIM_RETRY_AFTER_SECS", default_value_t = 1)]
+    retry_after_secs: u64,
+    /// Chunks sent before the failure for `drop-mid-stream` and `malformed-line`.
+    #[arg(long, env = "PROVIDER_SIM_AFTER_CHUNKS", default_value_t = 2)]
+    after_chunks: usize,
+}
+
+/// Flag-friendly names of the behaviours; their parameters come from separate flags.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    Normal,
+    ServerError,
+    RateLimited,
+    DropMidStream,
+    MalformedLine,
+}
+
+impl Args {
+    fn config(&self) -> SimConfig {
+        let behaviour = match self.behaviour {
+            Kind::Normal => Behaviour::Normal,
+            Kind::ServerError => Behaviour::ServerError,
+            Kind::RateLimited => Behaviour::RateLimited {
+                retry_after_secs: self.retry_after_secs,
+            },
+            Kind::DropMidStream => Behaviour::DropMidStream {
+                after_chunks: self.after_chunks,
+            },
+            Kind::MalformedLine => Behaviour::MalformedLine {
+                after_chunks: self.after_chunks,
+            },
+        };
+        SimConfig {
+            first_token_delay: Duration::from_millis(self.first_token_delay_ms),
+            chunks: self.chunks,
+            chunk_interval: Duration::from_millis(self.chunk_interval_ms),
+            chunk_text: self.chunk_text.clone(),
+            behaviour,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let args = Args::parse();
+    let sim = Simulator::start_on(args.addr, args.config())
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    announce(sim.addr());
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Scripts that start the binary with `--addr 127.0.0.1:0` read the chosen address from here.
+#[allow(clippy::print_stdout)]
+fn announce(addr: SocketAddr) {
+    println!("{addr}");
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

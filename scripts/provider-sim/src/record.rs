@@ -1,0 +1,219 @@
+//! Log of served requests, and the guard that notices a client hanging up mid-reply.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::config::Behaviour;
+
+/// One request the simulator served, and how its reply went.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// Sequence number, starting at 0; equals the record's index in `Simulator::requests`.
+    pub id: u64,
+    /// Request path as received, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// The `Authorization` header as received.
+    pub authorization: Option<String>,
+    /// The JSON request body.
+    pub body: serde_json::Value,
+    /// The behaviour applied to this request.
+    pub behaviour: Behaviour,
+    /// When the request reached the handler.
+    pub received_at: Instant,
+    /// Content (or tool-argument) chunks handed to the connection so far.
+    pub chunks_sent: usize,
+    /// The simulator handed over the whole reply.
+    pub finished: bool,
+    /// The client dropped the connection or body before the simulator finished.
+    pub client_closed: bool,
+    /// When the client's drop was observed.
+    pub closed_at: Option<Instant>,
+}
+
+/// JSON shape of a record for `GET /_sim/requests`: instants become milliseconds since start.
+#[derive(Serialize)]
+pub(crate) struct RecordView<'a> {
+    id: u64,
+    path: &'a str,
+    authorization: Option<&'a str>,
+    body: &'a serde_json::Value,
+    behaviour: &'a Behaviour,
+    received_at_ms: u64,
+    chunks_sent: usize,
+    finished: bool,
+    client_closed: bool,
+    closed_at_ms: Option<u64>,
+}
+
+impl<'a> RecordView<'a> {
+    pub(crate) fn new(record: &'a RequestRecord, started: Instant) -> Self {
+        let ms = |at: Instant| millis(at.saturating_duration_since(started));
+        Self {
+            id: record.id,
+            path: &record.path,
+            authorization: record.authorization.as_deref(),
+            body: &record.body,
+            behaviour: &record.behaviour,
+            received_at_ms: ms(record.received_at),
+            chunks_sent: record.chunks_sent,
+            finished: record.finished,
+            client_closed: record.client_closed,
+            closed_at_ms: record.closed_at.map(ms),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Default)]
+struct Log {
+    records: Vec<RequestRecord>,
+    /// Ids of client-closed requests in the order the closes were seen.
+    closes: Vec<u64>,
+    /// How many entries of `closes` `next_close` has already handed out.
+    reported: usize,
+}
+
+/// Shared request log; cheap to lock because every critical section is a few field writes.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    log: Mutex<Log>,
+    closed: Notify,
+}
+
+impl Recorder {
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave a record half-written in a harmful way.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a record for a request that is about to be served and returns its id.
+    pub(crate) fn open(
+        &self,
+        path: String,
+        authorization: Option<String>,
+        body: serde_json::Value,
+        behaviour: Behaviour,
+    ) -> u64 {
+        let mut log = self.lock();
+        let id = log.records.len() as u64;
+        log.records.push(RequestRecord {
+            id,
+            path,
+            authorization,
+            body,
+            behaviour,
+            received_at: Instant::now(),
+            chunks_sent: 0,
+            finished: false,
+            client_closed: false,
+            closed_at: None,
+        });
+        id
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut RequestRecord)) {
+        let mut log = self.lock();
+        if let Some(record) = usize::try_from(id)
+            .ok()
+            .and_then(|i| log.records.get_mut(i))
+        {
+            f(record);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RequestRecord> {
+        self.lock().records.clone()
+    }
+
+    pub(crate) fn with_records<T>(&self, f: impl FnOnce(&[RequestRecord]) -> T) -> T {
+        f(&self.lock().records)
+    }
+
+    fn mark_client_closed(&self, id: u64) {
+        {
+            let mut log = self.lock();
+            let Some(record) = usize::try_from(id)
+                .ok()
+                .and_then(|i| log.records.get_mut(i))
+            else {
+                return;
+            };
+            record.client_closed = true;
+            record.closed_at = Some(Instant::now());
+            log.closes.push(id);
+        }
+        tracing::debug!(id, "client closed before the reply finished");
+        self.closed.notify_waiters();
+    }
+
+    /// Hands out the oldest client close not yet reported, so each close is seen once.
+    fn next_close(&self) -> Option<RequestRecord> {
+        let mut log = self.lock();
+        let id = *log.closes.get(log.reported)?;
+        log.reported += 1;
+        log.records.get(usize::try_from(id).ok()?).cloned()
+    }
+
+    /// Waits until a client close that no earlier call has returned is available.
+    pub(crate) async fn wait_for_client_close(&self, timeout: Duration) -> Option<RequestRecord> {
+        let wait = async {
+            loop {
+                // Registering before checking closes the gap where a close lands in between.
+                let notified = self.closed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(record) = self.next_close() {
+                    return record;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok()
+    }
+}
+
+/// Tracks one reply in flight; dropping it before `finish` or `abort` counts as a client close.
+pub(crate) struct ResponseGuard {
+    recorder: std::sync::Arc<Recorder>,
+    id: u64,
+    settled: bool,
+}
+
+impl ResponseGuard {
+    pub(crate) fn new(recorder: std::sync::Arc<Recorder>, id: u64) -> Self {
+        Self {
+            recorder,
+            id,
+            settled: false,
+        }
+    }
+
+    pub(crate) fn chunk_sent(&self) {
+        self.recorder.update(self.id, |r| r.chunks_sent += 1);
+    }
+
+    /// The whole reply has been handed over.
+    pub(crate) fn finish(&mut self) {
+        self.settled = true;
+        self.recorder.update(self.id, |r| r.finished = true);
+    }
+
+    /// The simulator itself cut the reply short, so the drop that follows is not the client's.
+    pub(crate) fn abort(&mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.recorder.mark_client_closed(self.id);
+        }
+    }
+}

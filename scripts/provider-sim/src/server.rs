@@ -1,0 +1,147 @@
+//! HTTP routing, the script queue and the control endpoints shared by every wire format.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Behaviour, SimConfig};
+use crate::openai;
+use crate::record::{RecordView, Recorder, ResponseGuard};
+
+/// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// State every handler sees.
+pub(crate) struct Shared {
+    config: SimConfig,
+    started: Instant,
+    script: Mutex<VecDeque<Behaviour>>,
+    recorder: Arc<Recorder>,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig) -> Self {
+        Self {
+            config,
+            started: Instant::now(),
+            script: Mutex::new(VecDeque::new()),
+            recorder: Arc::new(Recorder::default()),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    pub(crate) fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Cancelled when the simulator stops, which cuts replies still in flight.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub(crate) fn push_script(&self, behaviours: impl IntoIterator<Item = Behaviour>) -> usize {
+        let mut script = self.script.lock().unwrap_or_else(PoisonError::into_inner);
+        script.extend(behaviours);
+        script.len()
+    }
+
+    /// Takes the behaviour for a new request and opens its record.
+    pub(crate) fn begin(
+        &self,
+        path: String,
+        authorization: Option<String>,
+        body: serde_json::Value,
+    ) -> (Behaviour, ResponseGuard) {
+        let scripted = self
+            .script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        let behaviour = scripted.unwrap_or_else(|| self.config.behaviour.clone());
+        let id = self
+            .recorder
+            .open(path, authorization, body, behaviour.clone());
+        (
+            behaviour,
+            ResponseGuard::new(Arc::clone(&self.recorder), id),
+        )
+    }
+}
+
+/// All routes of the simulator.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/_sim/script", post(push_script))
+        .route("/_sim/requests", get(list_requests))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Script {
+    One(Behaviour),
+    Many(Vec<Behaviour>),
+}
+
+async fn push_script(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let script = match serde_json::from_slice::<Script>(&body) {
+        Ok(Script::One(behaviour)) => vec![behaviour],
+        Ok(Script::Many(behaviours)) => behaviours,
+        Err(err) => {
+            return openai::error_response(
+                StatusCode::BAD_REQUEST,
+                format!("expected a behaviour or an array of behaviours: {err}"),
+                "invalid_request_error",
+            );
+        }
+    };
+    let added = script.len();
+    let queued = shared.push_script(script);
+    Json(serde_json::json!({ "added": added, "queued": queued })).into_response()
+}
+
+async fn list_requests(State(shared): State<Arc<Shared>>) -> Response {
+    let views = shared.recorder().with_records(|records| {
+        let views: Vec<_> = records
+            .iter()
+            .map(|r| RecordView::new(r, shared.started))
+            .collect();
+        serde_json::to_vec(&views)
+    });
+    match views {
+        Ok(json) => ([(CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(err) => openai::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not encode the request log: {err}"),
+            "server_error",
+        ),
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    openai::error_response(
+        StatusCode::NOT_FOUND,
+        format!("Unknown request URL: {}", uri.path()),
+        "invalid_request_error",
+    )
+}

@@ -1,0 +1,119 @@
+//! Client-side helpers: requests shaped like an OpenAI client's, and an incremental SSE reader.
+
+// These helpers run only inside tests, where a panic is how a failure is reported; clippy's
+// test exemption does not reach them because they are not `#[test]` functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use provider_sim::{SimConfig, Simulator};
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "sk-sim-test";
+
+pub fn client() -> reqwest::Client {
+    // An HTTP(S)_PROXY in the environment must not divert loopback traffic.
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build reqwest client")
+}
+
+pub async fn start(config: SimConfig) -> Simulator {
+    Simulator::start(config).await.expect("start simulator")
+}
+
+pub fn config(chunks: usize, chunk_interval_ms: u64) -> SimConfig {
+    SimConfig {
+        chunks,
+        chunk_interval: Duration::from_millis(chunk_interval_ms),
+        ..SimConfig::default()
+    }
+}
+
+/// A chat request with a 3-word system prompt and a 4-word user message (7 prompt words).
+pub fn chat_body(stream: bool) -> Value {
+    json!({
+        "model": "gpt-4o-mini",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hello to me"}
+        ]
+    })
+}
+
+pub async fn post_chat(sim: &Simulator, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/chat/completions", sim.base_url()))
+        .bearer_auth(API_KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("send chat request")
+}
+
+/// Reads `data:` payloads one event at a time, as an SSE client would.
+pub struct SseReader {
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's data; `Ok(None)` on a clean end of body, `Err` if the body failed.
+    pub async fn next(&mut self) -> Result<Option<String>, reqwest::Error> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Ok(Some(data));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Some(Err(err)) => return Err(err),
+                None => {
+                    assert!(
+                        self.buffer.is_empty(),
+                        "partial event at end: {:?}",
+                        self.buffer
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Every remaining event's data, failing the test if the body does not end cleanly.
+    pub async fn all(mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        while let Some(data) = self.next().await.expect("stream body read") {
+            events.push(data);
+        }
+        events
+    }
+}
+
+pub fn json_of(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("event is not JSON ({e}): {data}"))
+}
+
+/// Concatenated `delta.content` of the chunks.
+pub fn content_of(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
