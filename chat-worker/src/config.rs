@@ -1,6 +1,6 @@
 //! The chat-worker's settings: the shared core, the worker runtime, and the text providers.
 
-use common::settings::{CoreSettings, Secret};
+use common::settings::{CoreSettings, Secret, optional_secret, optional_string};
 use common::worker::WorkerSettings;
 use serde::Deserialize;
 
@@ -14,10 +14,13 @@ pub struct Settings {
     /// Consumer-group behaviour (`WORKER__CONCURRENCY`, ...).
     pub worker: WorkerSettings,
     /// `OPENAI_API_KEY`; without it (and without a base URL) the dummy provider answers.
+    #[serde(deserialize_with = "optional_secret")]
     pub openai_api_key: Option<Secret>,
     /// `OPENAI_BASE_URL`; any OpenAI-compatible server.
+    #[serde(deserialize_with = "optional_string")]
     pub openai_base_url: Option<String>,
     /// The model used when a request names none.
+    #[serde(deserialize_with = "optional_string")]
     pub default_model: Option<String>,
     /// The offline provider's pacing.
     pub dummy: DummySettings,

@@ -43,6 +43,21 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Reads an optional secret; an empty value (e.g. `OPENAI_API_KEY=` from a compose file) is absent.
+pub fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<Secret>::deserialize(d)?.filter(|s| !s.0.trim().is_empty()))
+}
+
+/// Reads an optional string; an empty value is absent.
+pub fn optional_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match value {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s),
+        Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    })
+}
+
 /// The dev-only HS256 secret used when `APP_ENV=dev` and no `JWT_SECRET` is set.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-outside-dev";
 
@@ -57,14 +72,18 @@ pub struct CoreSettings {
     /// Second part of every key; `dev` enables dev-only defaults.
     pub app_env: String,
     /// HS256 secret; required outside `dev`.
+    #[serde(deserialize_with = "optional_secret")]
     pub jwt_secret: Option<Secret>,
     /// `HS256` (default) or `RS256`.
     pub jwt_algorithm: String,
     /// PEM public key for RS256 verification.
+    #[serde(deserialize_with = "optional_string")]
     pub jwt_public_key_pem: Option<String>,
     /// PEM private key for RS256 signing (only a service that mints tokens needs it).
+    #[serde(deserialize_with = "optional_secret")]
     pub jwt_private_key_pem: Option<Secret>,
     /// OTLP/HTTP endpoint for traces; off when unset.
+    #[serde(deserialize_with = "optional_string")]
     pub otel_exporter_otlp_endpoint: Option<String>,
     /// `text` (default) or `json` log lines.
     pub log_format: String,
@@ -222,6 +241,20 @@ mod tests {
         assert_eq!(s.bus.action_maxlen, 100_000);
         assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
         s.check().unwrap();
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let dir = std::env::temp_dir().join(format!("settings-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("svc.toml");
+        std::fs::write(
+            &file,
+            "jwt_secret = \"\"\notel_exporter_otlp_endpoint = \" \"\n",
+        )
+        .unwrap();
+        let s: CoreSettings = load_from(Some(&file), false).unwrap();
+        assert!(s.jwt_secret.is_none() && s.otel_exporter_otlp_endpoint.is_none());
     }
 
     #[test]

@@ -131,7 +131,15 @@ impl AppState {
         }
         let mut action = DomainAction::new(CHAT_ACTION, ORIGIN, claims.tenant_id, session_id, data);
         action.user_id = Some(claims.sub);
-        action.traceparent = common::telemetry::current_traceparent();
+        // The worker's span becomes a child of this one, so one trace spans gateway and worker.
+        let span = tracing::info_span!(
+            "chat.publish",
+            action_id = %action.action_id,
+            task_id = %action.task_id,
+            session_id = %session_id,
+            tenant_id = %claims.tenant_id,
+        );
+        action.traceparent = span.in_scope(common::telemetry::current_traceparent);
         action.trace_id = action
             .traceparent
             .as_deref()
@@ -146,7 +154,7 @@ impl AppState {
             )
             .await?;
         self.bus().publish(&action).await?;
-        tracing::info!(task_id = %action.task_id, %session_id, "chat published");
+        span.in_scope(|| tracing::info!("chat published"));
         Ok(Started {
             session_id,
             task_id: action.task_id,

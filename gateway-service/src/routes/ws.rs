@@ -9,6 +9,7 @@ use common::auth::Claims;
 use common::error::AppError;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::extract::auth_error;
@@ -35,16 +36,24 @@ pub async fn upgrade(
     let max = state.settings().ws.max_frame_bytes;
     ws.max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| async move {
-            let mut conn = Connection {
-                state,
-                socket,
-                session_id: None,
-                claims: None,
-                subscription: None,
-                running: None,
-            };
-            conn.run(query).await;
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!(
+                "ws",
+                tenant_id = tracing::field::Empty,
+                session_id = tracing::field::Empty,
+            );
+            async move {
+                let mut conn = Connection {
+                    state,
+                    socket,
+                    session_id: None,
+                    claims: None,
+                    subscription: None,
+                    running: None,
+                };
+                conn.run(query).await;
+            }
+            .instrument(span)
         })
 }
 
@@ -131,8 +140,12 @@ impl Connection {
             }
             None => None,
         };
+        tracing::Span::current().record("tenant_id", tracing::field::display(claims.tenant_id));
         match self.state.claim_session(&claims, wanted).await {
-            Ok(id) => self.session_id = Some(id),
+            Ok(id) => {
+                tracing::Span::current().record("session_id", tracing::field::display(id));
+                self.session_id = Some(id);
+            }
             Err(e) => {
                 self.send_error(e.code(), &e.to_string()).await;
                 self.close(close_code::POLICY, "session refused").await;

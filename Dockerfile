@@ -1,0 +1,20 @@
+# Builds every service binary once; docker-compose.yml runs each service from this one image.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin gateway-service --bin chat-worker \
+    && mkdir -p /out \
+    && cp target/release/gateway-service target/release/chat-worker /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 app
+COPY --from=build /out/ /usr/local/bin/
+USER app
+WORKDIR /app
+ENV RUST_LOG=info
+CMD ["gateway-service"]

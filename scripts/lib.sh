@@ -1,0 +1,48 @@
+# Shared by scripts/dev and scripts/test: make sure the tools and a Redis are there.
+# shellcheck shell=bash
+
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export REDIS_URL
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing $*; install it (e.g. sudo apt-get install -y $*)"
+    return 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
+}
+
+# Starts a throwaway redis-server when nothing answers at REDIS_URL (local URLs only).
+ensure_redis() {
+  if redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+    return 0
+  fi
+  local hostport="${REDIS_URL#redis://}"
+  hostport="${hostport%%/*}"
+  local host="${hostport%%:*}" port="${hostport##*:}"
+  [ "$port" = "$hostport" ] && port=6379
+  case "$host" in
+    127.0.0.1|localhost) ;;
+    *) log "no Redis answers at $REDIS_URL"; exit 1 ;;
+  esac
+  log "starting a local redis-server on port $port (nothing kept on disk)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --maxmemory-policy noeviction --logfile /tmp/aibackend-redis.log
+  for _ in $(seq 50); do
+    redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "redis-server did not start; see /tmp/aibackend-redis.log"
+  exit 1
+}
