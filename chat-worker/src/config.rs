@@ -1,11 +1,25 @@
-//! The chat-worker's settings: the shared core, the worker runtime, and the text providers.
+//! The chat-worker's settings: the shared core, the worker runtime, the model registry and how to
+//! reach each provider.
 
-use common::settings::{CoreSettings, Secret, optional_secret, optional_string};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::models::ModelRegistry;
+use common::settings::{CoreSettings, Secret, optional_string};
 use common::worker::WorkerSettings;
 use serde::Deserialize;
 
+/// Credentials and endpoint of one provider, as this process may use them.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderAccess {
+    /// The API key.
+    pub api_key: Option<Secret>,
+    /// Overrides the registry's base URL.
+    pub base_url: Option<String>,
+}
+
 /// Everything the chat-worker reads at start-up.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Bus, auth and telemetry.
@@ -13,19 +27,39 @@ pub struct Settings {
     pub core: CoreSettings,
     /// Consumer-group behaviour (`WORKER__CONCURRENCY`, ...).
     pub worker: WorkerSettings,
-    /// `OPENAI_API_KEY`; without it (and without a base URL) the dummy provider answers.
-    #[serde(deserialize_with = "optional_secret")]
-    pub openai_api_key: Option<Secret>,
-    /// `OPENAI_BASE_URL`; any OpenAI-compatible server.
+    /// `MODELS_FILE`: the model registry; the compiled-in `config/models.toml` when absent.
     #[serde(deserialize_with = "optional_string")]
-    pub openai_base_url: Option<String>,
-    /// The model used when a request names none.
-    #[serde(deserialize_with = "optional_string")]
-    pub default_model: Option<String>,
+    pub models_file: Option<String>,
+    /// Provider access by provider name, read from each provider's key variable and
+    /// `<PROVIDER>_BASE_URL` by [`Settings::load`].
+    #[serde(skip)]
+    pub providers: BTreeMap<String, ProviderAccess>,
     /// The offline provider's pacing.
     pub dummy: DummySettings,
+    /// Retries per model before its first token (429, 5xx, connection errors).
+    pub provider_retries: u32,
+    /// First retry delay, milliseconds (doubles; a provider's `Retry-After` wins).
+    pub provider_retry_base_ms: u64,
+    /// Longest wait honoured from a provider's `Retry-After`, seconds.
+    pub provider_retry_after_cap_secs: u64,
     /// Longest silence from a provider mid-stream before the task fails, seconds.
     pub provider_idle_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            core: CoreSettings::default(),
+            worker: WorkerSettings::default(),
+            models_file: None,
+            providers: BTreeMap::new(),
+            dummy: DummySettings::default(),
+            provider_retries: 2,
+            provider_retry_base_ms: 250,
+            provider_retry_after_cap_secs: 20,
+            provider_idle_timeout_secs: 120,
+        }
+    }
 }
 
 /// Pacing of the offline `dummy` provider.
@@ -50,14 +84,37 @@ impl Default for DummySettings {
     }
 }
 
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 impl Settings {
-    /// Loads settings (defaults → `config/chat-worker.toml` → env) and checks required ones.
+    /// Loads settings (defaults → `config/chat-worker.toml` → env), reads each registered
+    /// provider's key and base URL from the environment, and checks required settings.
     pub fn load() -> anyhow::Result<Self> {
         let mut s: Self = common::settings::load("chat-worker")?;
-        if s.provider_idle_timeout_secs == 0 {
-            s.provider_idle_timeout_secs = 120;
-        }
         s.core.check()?;
+        let registry = s.registry()?;
+        for (name, spec) in registry.providers() {
+            let access = ProviderAccess {
+                api_key: spec
+                    .api_key_env
+                    .as_deref()
+                    .and_then(env_value)
+                    .map(Secret::new),
+                base_url: env_value(&format!("{}_BASE_URL", name.to_uppercase())),
+            };
+            if access.api_key.is_some() || access.base_url.is_some() {
+                s.providers.insert(name.to_owned(), access);
+            }
+        }
         Ok(s)
+    }
+
+    /// The model registry these settings select.
+    pub fn registry(&self) -> anyhow::Result<ModelRegistry> {
+        Ok(ModelRegistry::load(
+            self.models_file.as_deref().map(Path::new),
+        )?)
     }
 }

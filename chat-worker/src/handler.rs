@@ -1,124 +1,64 @@
-//! The `chat.completion.generate` handler: resolves a provider, streams its deltas as events,
-//! closes the upstream stream on cancel, and reports provider failures as `error` events.
+//! The `chat.completion.generate` handler: plans provider and model (with fallbacks), retries
+//! before the first token, streams deltas as events, reassembles tool calls, and closes the
+//! upstream stream on cancel.
+
+mod payload;
+mod stream;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use common::backoff::Backoff;
 use common::events::{ErrorData, EventType, TaskEvents};
 use common::worker::{Handler, HandlerError, Task};
 
 use crate::config::Settings;
-use crate::providers::{ChatMessage, ChatRequest, Delta, ProviderError, Registry, Usage};
+use crate::providers::{Candidate, ProviderError, Providers};
+pub use payload::ChatPayload;
+use stream::{Progress, StreamEnd};
 
 /// The action type this handler serves.
 pub const GENERATE: &str = "chat.completion.generate";
 
-/// The `data` of a `chat.completion.generate` action.
-#[derive(Debug, Deserialize)]
-pub struct ChatPayload {
-    /// The user's message: a string or a list of parts.
-    pub prompt: Value,
-    /// The model to use; the default when absent.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// Earlier turns, oldest first.
-    #[serde(default)]
-    pub messages: Vec<ChatMessage>,
-    /// Generation settings.
-    #[serde(default)]
-    pub settings: ChatSettings,
-}
-
-/// Per-request generation settings.
-#[derive(Debug, Default, Deserialize)]
-pub struct ChatSettings {
-    /// Sampling temperature.
-    #[serde(default)]
-    pub temperature: Option<f64>,
-    /// Output token limit.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// A system prompt put first.
-    #[serde(default)]
-    pub system_prompt: Option<String>,
-}
-
-impl ChatPayload {
-    fn validate(&self) -> Result<(), String> {
-        match &self.prompt {
-            Value::String(s) if !s.trim().is_empty() => Ok(()),
-            Value::Array(parts) if !parts.is_empty() => Ok(()),
-            _ => Err("prompt must be a non-empty string or a non-empty list of parts".into()),
-        }
-    }
-
-    fn into_request(self, model: String) -> ChatRequest {
-        let mut messages = Vec::with_capacity(self.messages.len() + 2);
-        if let Some(system) = self.settings.system_prompt.filter(|s| !s.is_empty()) {
-            messages.push(ChatMessage {
-                role: "system".into(),
-                content: Value::String(system),
-            });
-        }
-        messages.extend(self.messages);
-        messages.push(ChatMessage {
-            role: "user".into(),
-            content: self.prompt,
-        });
-        ChatRequest {
-            model,
-            messages,
-            temperature: self.settings.temperature,
-            max_tokens: self.settings.max_tokens,
-        }
-    }
-}
-
 /// Streams chat completions.
 pub struct ChatHandler {
-    providers: Registry,
+    providers: Providers,
     idle_timeout: Duration,
+    retries: u32,
+    retry_base: Duration,
+    retry_after_cap: Duration,
 }
 
 impl ChatHandler {
     /// A handler over the given providers.
-    pub fn new(providers: Registry, settings: &Settings) -> Self {
+    pub fn new(providers: Providers, settings: &Settings) -> Self {
         Self {
             providers,
             idle_timeout: Duration::from_secs(settings.provider_idle_timeout_secs.max(1)),
+            retries: settings.provider_retries,
+            retry_base: Duration::from_millis(settings.provider_retry_base_ms),
+            retry_after_cap: Duration::from_secs(settings.provider_retry_after_cap_secs),
         }
+    }
+
+    /// How long to wait before trying again after `e` (the provider's `Retry-After` wins).
+    fn retry_delay(&self, e: &ProviderError, attempt: u32) -> Duration {
+        e.retry_after()
+            .map(|d| d.min(self.retry_after_cap))
+            .unwrap_or_else(|| Backoff::delay_for(self.retry_base, self.retry_base * 16, attempt))
     }
 }
 
 /// An event write failed: Redis is away. Retryable while nothing reached the client.
-fn emit_failed(e: common::events::EmitError) -> HandlerError {
+pub(crate) fn emit_failed(e: common::events::EmitError) -> HandlerError {
     HandlerError::retryable("worker", "bus_unavailable", e.to_string())
 }
 
-/// What the stream produced so far.
-#[derive(Default)]
-struct Progress {
-    content: String,
-    usage: Option<Usage>,
-    finish_reason: Option<String>,
-}
-
-impl Progress {
-    async fn text_completed(&self, events: &TaskEvents, finish: &str) -> Result<(), HandlerError> {
-        let finish = self.finish_reason.as_deref().unwrap_or(finish);
-        events
-            .send(
-                EventType::TextCompleted,
-                json!({"content": self.content, "usage": self.usage, "finish_reason": finish}),
-            )
-            .await
-            .map_err(emit_failed)?;
-        Ok(())
-    }
+async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
+    events.error(&error).await.map_err(emit_failed)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -129,98 +69,100 @@ impl Handler for ChatHandler {
 
     async fn handle(&self, task: Task) -> Result<(), HandlerError> {
         let events = &task.events;
-        let payload: ChatPayload = serde_json::from_value(task.action.data.clone())
-            .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e.to_string()))?;
-        payload
-            .validate()
+        let payload = ChatPayload::parse(&task.action.data)
             .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e))?;
-        let resolved = self.providers.resolve(payload.model.as_deref());
-        let mut model_in_use =
-            json!({"provider": resolved.provider.name(), "model": resolved.model});
-        if let Some(note) = resolved.note {
-            model_in_use["note"] = json!(note);
+        let plan = match self.providers.plan(payload.model.as_deref()) {
+            Ok(plan) => plan,
+            Err(e) => {
+                send_error(
+                    events,
+                    ErrorData::new("validation", e.code(), e.to_string(), false),
+                )
+                .await?;
+                return Ok(());
+            }
+        };
+        let first = &plan.candidates[0];
+        if let Err(message) = payload.check_capabilities(&first.spec, &first.model) {
+            send_error(
+                events,
+                ErrorData::new("validation", "unsupported_input", message, false),
+            )
+            .await?;
+            return Ok(());
         }
-        events
-            .send(EventType::ModelInUse, model_in_use)
-            .await
-            .map_err(emit_failed)?;
-        let request = payload.into_request(resolved.model.clone());
 
         let mut progress = Progress::default();
-        let started = tokio::select! {
-            () = task.cancel.cancelled() => None,
-            s = resolved.provider.stream(request) => Some(s),
-        };
-        let mut stream = match started {
-            None => {
-                events
-                    .send(EventType::Cancelled, json!({}))
-                    .await
-                    .map_err(emit_failed)?;
-                return progress.text_completed(events, "cancelled").await;
+        let mut last_error: Option<ProviderError> = None;
+        for candidate in &plan.candidates {
+            let mut model_in_use =
+                json!({"provider": candidate.provider_name, "model": candidate.model});
+            if let Some(note) = plan.note {
+                model_in_use["note"] = json!(note);
             }
-            Some(Err(e)) => return provider_failed(events, &progress, &e).await,
-            Some(Ok(s)) => s,
-        };
-        loop {
-            let next = tokio::select! {
-                biased;
-                () = task.cancel.cancelled() => {
-                    // Dropping the stream closes the upstream connection now.
-                    drop(stream);
-                    tracing::info!("cancelled; upstream stream closed");
-                    events.send(EventType::Cancelled, json!({})).await.map_err(emit_failed)?;
-                    return progress.text_completed(events, "cancelled").await;
+            events
+                .send(EventType::ModelInUse, model_in_use)
+                .await
+                .map_err(emit_failed)?;
+            for attempt in 0..=self.retries {
+                match self
+                    .attempt(&task, candidate, &payload, &mut progress)
+                    .await?
+                {
+                    StreamEnd::Finished | StreamEnd::Cancelled => return Ok(()),
+                    StreamEnd::Failed(e) if progress.output_sent() => {
+                        // After the first token a failure is reported, never papered over.
+                        return progress.provider_failed(events, &e).await;
+                    }
+                    StreamEnd::Failed(e) => {
+                        tracing::warn!(provider = %candidate.provider_name, model = %candidate.model,
+                            attempt, error = %e, "provider failed before the first token");
+                        let retry = e.retryable() && attempt < self.retries;
+                        let delay = self.retry_delay(&e, attempt + 1);
+                        last_error = Some(e);
+                        if !retry {
+                            break;
+                        }
+                        tokio::select! {
+                            () = task.cancel.cancelled() => {
+                                return progress.cancelled(events).await;
+                            }
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
                 }
-                n = tokio::time::timeout(self.idle_timeout, stream.next()) => n,
-            };
-            let delta = match next {
-                Err(_) => {
-                    let e = ProviderError::Connection("the provider stopped sending".into());
-                    return provider_failed(events, &progress, &e).await;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return provider_failed(events, &progress, &e).await,
-                Ok(Some(Ok(d))) => d,
-            };
-            match delta {
-                Delta::Text(t) => {
-                    progress.content.push_str(&t);
-                    events
-                        .send(EventType::TextChunk, json!({"content": t}))
-                        .await
-                        .map_err(emit_failed)?;
-                }
-                Delta::Reasoning(r) => {
-                    events
-                        .send(EventType::ReasoningChunk, json!({"content": r}))
-                        .await
-                        .map_err(emit_failed)?;
-                }
-                Delta::Usage(u) => progress.usage = Some(u),
-                Delta::Finish(f) => progress.finish_reason = Some(f),
             }
         }
-        progress.text_completed(events, "stop").await
+        let e = last_error.unwrap_or(ProviderError::Connection("no provider answered".into()));
+        progress.provider_failed(events, &e).await
     }
 }
 
-/// Reports a provider failure: an `error` event (stage `provider`), then `text_completed` with
-/// whatever was streamed, so the client sees where the answer stopped.
-async fn provider_failed(
-    events: &TaskEvents,
-    progress: &Progress,
-    e: &ProviderError,
-) -> Result<(), HandlerError> {
-    tracing::warn!(error = %e, streamed = progress.content.len(), "provider failed");
-    events
-        .error(&ErrorData::new(
-            "provider",
-            e.code(),
-            e.to_string(),
-            e.retryable(),
-        ))
-        .await
-        .map_err(emit_failed)?;
-    progress.text_completed(events, "error").await
+impl ChatHandler {
+    /// One call to one provider, streamed to the client until it ends.
+    async fn attempt(
+        &self,
+        task: &Task,
+        candidate: &Candidate,
+        payload: &ChatPayload,
+        progress: &mut Progress,
+    ) -> Result<StreamEnd, HandlerError> {
+        let request = payload.request_for(candidate);
+        let started = tokio::select! {
+            () = task.cancel.cancelled() => None,
+            s = candidate.provider.stream(request) => Some(s),
+        };
+        match started {
+            None => {
+                progress.cancelled(&task.events).await?;
+                Ok(StreamEnd::Cancelled)
+            }
+            Some(Err(e)) => Ok(StreamEnd::Failed(e)),
+            Some(Ok(stream)) => {
+                progress
+                    .relay(stream, &task.events, &task.cancel, self.idle_timeout)
+                    .await
+            }
+        }
+    }
 }

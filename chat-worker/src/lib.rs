@@ -20,8 +20,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
-    let providers = providers::Registry::from_settings(&settings)?;
-    tracing::info!(default = %providers.default_description(), "text providers ready");
+    let providers = providers::Providers::from_settings(&settings)?;
+    let configured = providers.configured();
+    if configured.is_empty() {
+        tracing::info!("no provider configured: the offline dummy provider answers every request");
+    } else {
+        tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
+    }
     let handler = Arc::new(handler::ChatHandler::new(providers, &settings));
     Worker::new(bus, settings.worker.clone(), SERVICE, handler)
         .run(shutdown)

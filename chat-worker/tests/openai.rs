@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chat_worker::Settings;
+use chat_worker::config::ProviderAccess;
 use common::envelope::DomainAction;
 use common::settings::Secret;
 use common::testing::{Received, isolated_settings, read_until};
@@ -35,12 +36,18 @@ async fn setup() -> Setup {
     let settings = Settings {
         core: core.clone(),
         worker: WorkerSettings::default(),
-        openai_api_key: Some(Secret::new(KEY)),
-        openai_base_url: Some(sim.base_url()),
-        default_model: Some("gpt-sim".into()),
         provider_idle_timeout_secs: 10,
+        provider_retries: 0,
         ..Settings::default()
     };
+    let mut settings = settings;
+    settings.providers.insert(
+        "openai".into(),
+        ProviderAccess {
+            api_key: Some(Secret::new(KEY)),
+            base_url: Some(sim.base_url()),
+        },
+    );
     let shutdown = CancellationToken::new();
     tokio::spawn(chat_worker::run(settings, shutdown.clone()));
     Setup {
@@ -95,7 +102,7 @@ async fn streams_text_with_usage_from_the_provider() {
     let events = s.ask("one two three").await;
     assert_eq!(
         find(&events, "model_in_use"),
-        &json!({"provider": "openai", "model": "gpt-sim"})
+        &json!({"provider": "openai", "model": "gpt-4o-mini"})
     );
     let chunks: Vec<_> = events.iter().filter(|e| e.kind == "text_chunk").collect();
     assert_eq!(chunks.len(), 5);

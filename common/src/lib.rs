@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod models;
 pub mod names;
 pub mod settings;
 pub mod shutdown;

@@ -67,15 +67,21 @@ async fn cancel_mid_stream_closes_the_provider_connection() {
     .await
     .unwrap();
     let mut opts = Opts::new();
-    opts.worker.as_mut().unwrap().openai_base_url = Some(sim.base_url());
+    opts.worker.as_mut().unwrap().providers.insert(
+        "openai".into(),
+        chat_worker::config::ProviderAccess {
+            api_key: Some(common::settings::Secret::new("sk-test")),
+            base_url: Some(sim.base_url()),
+        },
+    );
     let system = System::start(opts).await;
     let (mut ws, _) = system.connect(&system.token(Uuid::now_v7())).await;
-    ws.send(json!({"type": "chat", "prompt": "tell me everything", "model": "gpt-sim"}))
+    ws.send(json!({"type": "chat", "prompt": "tell me everything", "model": "gpt-4o-mini"}))
         .await;
     let before = ws.until("text_chunk").await;
     assert_eq!(
         before[1]["data"],
-        json!({"provider": "openai", "model": "gpt-sim"})
+        json!({"provider": "openai", "model": "gpt-4o-mini"})
     );
     ws.send(json!({"type": "cancel"})).await;
     let events = ws.until_complete().await;
@@ -92,7 +98,7 @@ async fn cancel_mid_stream_closes_the_provider_connection() {
     let closed = sim.wait_for_client_close(Duration::from_secs(5)).await;
     let record = closed.expect("the simulator saw the client close the stream");
     assert!(record.chunks_sent < 500);
-    assert_eq!(record.body["model"], "gpt-sim");
+    assert_eq!(record.body["model"], "gpt-4o-mini");
 }
 
 #[tokio::test]

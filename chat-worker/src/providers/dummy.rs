@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::Value;
 
-use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage};
+use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage, content_text};
 use crate::config::DummySettings;
 
 /// Words the dummy answer is made of after echoing the prompt.
@@ -40,27 +39,14 @@ impl DummyProvider {
     }
 }
 
-/// The text of a message's content (a string or text parts).
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
 /// The tokens of the answer to a request: "Echo:" and the last user message's words, then filler.
 pub fn answer_tokens(request: &ChatRequest, count: usize) -> Vec<String> {
     let prompt = request
         .messages
         .iter()
         .rev()
-        .find(|m| m.role == "user")
-        .map(|m| text_of(&m.content))
+        .find(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
         .unwrap_or_default();
     std::iter::once("Echo:")
         .chain(prompt.split_whitespace())
@@ -79,7 +65,7 @@ pub fn answer_tokens(request: &ChatRequest, count: usize) -> Vec<String> {
 
 #[async_trait]
 impl TextProvider for DummyProvider {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "dummy"
     }
 
@@ -92,7 +78,7 @@ impl TextProvider for DummyProvider {
         let input_tokens = request
             .messages
             .iter()
-            .map(|m| text_of(&m.content).split_whitespace().count() as u64)
+            .map(|m| content_text(&m["content"]).split_whitespace().count() as u64)
             .sum();
         let usage = Usage {
             input_tokens,
@@ -119,7 +105,7 @@ impl TextProvider for DummyProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::ChatMessage;
+    use serde_json::json;
 
     #[tokio::test]
     async fn deterministic_echo_then_filler() {
@@ -130,12 +116,8 @@ mod tests {
         });
         let request = ChatRequest {
             model: "dummy".into(),
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: Value::String("hello world".into()),
-            }],
-            temperature: None,
-            max_tokens: None,
+            messages: vec![json!({"role": "user", "content": "hello world"})],
+            ..ChatRequest::default()
         };
         let deltas: Vec<_> = p.stream(request).await.unwrap().collect().await;
         let text: String = deltas

@@ -1,9 +1,12 @@
-//! Text providers behind one trait, and the registry that picks one for a request.
+//! Text providers behind one trait, and the registry that plans which provider and model answer.
 
+mod anthropic;
 mod dummy;
+mod gemini;
+mod http;
 mod openai;
+mod plan;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,31 +14,43 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use anthropic::AnthropicProvider;
 pub use dummy::DummyProvider;
+pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
+pub use plan::{Candidate, NO_KEY_NOTE, Plan, PlanError, Providers};
 
-use crate::config::Settings;
-
-/// One message of a conversation.
+/// A tool the model may call (OpenAI's function shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// A string, or a list of parts (`{"type":"text"}`, `{"type":"image_url"}`).
-    pub content: Value,
+pub struct ToolDef {
+    /// The function name.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of its arguments.
+    #[serde(default)]
+    pub parameters: Value,
 }
 
 /// What a provider is asked for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
     /// The upstream model id.
     pub model: String,
-    /// The conversation, oldest first.
-    pub messages: Vec<ChatMessage>,
-    /// Sampling temperature, when given.
+    /// The conversation in OpenAI's message format (`role`, `content`, `tool_calls`,
+    /// `tool_call_id`), oldest first; each provider converts it to its own.
+    pub messages: Vec<Value>,
+    /// Tools the model may call.
+    pub tools: Vec<ToolDef>,
+    /// OpenAI's `tool_choice` (`auto`, `none`, `required`, or a named function).
+    pub tool_choice: Option<Value>,
+    /// Sampling temperature (already clamped to the model's range; absent when it refuses one).
     pub temperature: Option<f64>,
-    /// Output limit, when given.
+    /// Output limit.
     pub max_tokens: Option<u32>,
+    /// Ask for the model's reasoning (thinking) where the provider streams it.
+    pub reasoning: bool,
 }
 
 /// Token counts reported by the provider.
@@ -47,6 +62,16 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+impl Usage {
+    /// Combines partial reports (Anthropic sends input and output counts in different events).
+    pub fn merge(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+        }
+    }
+}
+
 /// One streamed piece of an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {
@@ -54,9 +79,20 @@ pub enum Delta {
     Text(String),
     /// Reasoning text.
     Reasoning(String),
-    /// Final token counts.
+    /// A piece of a tool call; pieces with the same `index` form one call.
+    ToolCall {
+        /// Which call (0, 1, ...).
+        index: usize,
+        /// The call id, on its first piece.
+        id: Option<String>,
+        /// The function name, on its first piece.
+        name: Option<String>,
+        /// A piece of the JSON arguments.
+        arguments: String,
+    },
+    /// Token counts (possibly partial; merged).
     Usage(Usage),
-    /// Why generation stopped (`stop`, `length`, ...).
+    /// Why generation stopped, in OpenAI's words (`stop`, `length`, `tool_calls`, ...).
     Finish(String),
 }
 
@@ -69,7 +105,7 @@ pub enum ProviderError {
         /// The provider's `Retry-After`.
         retry_after: Option<Duration>,
     },
-    /// 5xx from the provider.
+    /// 5xx (or an overloaded error event) from the provider.
     #[error("the provider failed (HTTP {status})")]
     Upstream {
         /// The HTTP status.
@@ -89,6 +125,9 @@ pub enum ProviderError {
     /// The provider sent something that is not its protocol.
     #[error("the provider sent an invalid response: {0}")]
     Protocol(String),
+    /// The request uses something this provider cannot take (e.g. an image URL it cannot fetch).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ProviderError {
@@ -100,12 +139,24 @@ impl ProviderError {
             Self::Refused { .. } => "upstream_refused",
             Self::Connection(_) => "upstream_connection",
             Self::Protocol(_) => "upstream_protocol",
+            Self::Unsupported(_) => "unsupported_input",
         }
     }
 
-    /// Whether the same request may succeed later.
+    /// Whether the same request may succeed if tried again.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::Refused { .. })
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Upstream { .. } | Self::Connection(_)
+        )
+    }
+
+    /// The provider's requested wait, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -115,95 +166,40 @@ pub type DeltaStream = BoxStream<'static, Result<Delta, ProviderError>>;
 /// A text provider that streams token by token.
 #[async_trait]
 pub trait TextProvider: Send + Sync {
-    /// The provider's name as shown in `model_in_use`.
-    fn name(&self) -> &'static str;
+    /// The wire format's name (`openai`, `anthropic`, `gemini`, `dummy`).
+    fn kind(&self) -> &'static str;
     /// Starts generating; resolves once the provider accepted the request.
     async fn stream(&self, request: ChatRequest) -> Result<DeltaStream, ProviderError>;
 }
 
-/// The provider chosen for a request.
-#[derive(Clone)]
-pub struct Resolved {
-    /// The provider.
-    pub provider: Arc<dyn TextProvider>,
-    /// The upstream model id.
-    pub model: String,
-    /// Why this provider was chosen, when it is not what the user asked for.
-    pub note: Option<&'static str>,
+/// The text of a message's content (a string, or the text parts of a list).
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
 }
 
-/// What `model_in_use` says when the dummy answers because no provider is configured.
-pub const NO_KEY_NOTE: &str = "no provider key is set: the offline dummy provider answers";
-
-/// The providers this process can use.
-#[derive(Clone)]
-pub struct Registry {
-    dummy: Arc<DummyProvider>,
-    openai: Option<Arc<OpenAiProvider>>,
-    default_model: String,
+/// An image part's URL, when the part is one.
+pub fn image_url(part: &Value) -> Option<&str> {
+    if part.get("type").and_then(Value::as_str) != Some("image_url") {
+        return None;
+    }
+    let url = &part["image_url"];
+    url.get("url")
+        .and_then(Value::as_str)
+        .or_else(|| url.as_str())
 }
 
-impl Registry {
-    /// Builds the providers from settings: OpenAI when a key or base URL is set, dummy always.
-    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
-        let openai = if s.openai_api_key.is_some() || s.openai_base_url.is_some() {
-            Some(Arc::new(OpenAiProvider::new(
-                s.openai_base_url
-                    .clone()
-                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
-                s.openai_api_key.clone(),
-            )?))
-        } else {
-            None
-        };
-        let default_model = s.default_model.clone().unwrap_or_else(|| {
-            if openai.is_some() {
-                "gpt-4o-mini"
-            } else {
-                "dummy"
-            }
-            .to_owned()
-        });
-        Ok(Self {
-            dummy: Arc::new(DummyProvider::new(s.dummy.clone())),
-            openai,
-            default_model,
-        })
-    }
-
-    /// What answers when a request names no model.
-    pub fn default_description(&self) -> String {
-        let provider = if self.openai.is_some() && self.default_model != "dummy" {
-            "openai"
-        } else {
-            "dummy"
-        };
-        format!("{provider}/{}", self.default_model)
-    }
-
-    /// Picks the provider for a requested model (or the default).
-    pub fn resolve(&self, model: Option<&str>) -> Resolved {
-        let model = model
-            .filter(|m| !m.is_empty())
-            .unwrap_or(&self.default_model);
-        if model == "dummy" || model.starts_with("dummy-") {
-            return Resolved {
-                provider: self.dummy.clone(),
-                model: model.to_owned(),
-                note: self.openai.is_none().then_some(NO_KEY_NOTE),
-            };
-        }
-        match &self.openai {
-            Some(openai) => Resolved {
-                provider: openai.clone(),
-                model: model.to_owned(),
-                note: None,
-            },
-            None => Resolved {
-                provider: self.dummy.clone(),
-                model: "dummy".to_owned(),
-                note: Some(NO_KEY_NOTE),
-            },
-        }
-    }
+/// Splits a `data:<mime>;base64,<data>` URL.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some((mime, data))
 }

@@ -1,17 +1,13 @@
-//! OpenAI Chat Completions streaming, for OpenAI and every server that speaks its API.
-
-use std::time::Duration;
+//! OpenAI Chat Completions streaming, for OpenAI and every server that speaks its API (Groq,
+//! DeepSeek, xAI, Perplexity, OpenRouter, Ollama, vLLM).
 
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use serde::Deserialize;
+use eventsource_stream::Event;
 use serde_json::{Value, json};
 
 use common::settings::Secret;
 
+use super::http::{self, SseParser};
 use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage};
 
 /// A client of `{base_url}/chat/completions`.
@@ -24,13 +20,9 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     /// A client for the given base URL (e.g. `https://api.openai.com/v1`).
-    pub fn new(base_url: String, api_key: Option<Secret>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+    pub fn new(base_url: &str, api_key: Option<Secret>) -> anyhow::Result<Self> {
         Ok(Self {
-            http,
+            http: http::client()?,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key,
         })
@@ -43,6 +35,17 @@ impl OpenAiProvider {
             "stream": true,
             "stream_options": {"include_usage": true},
         });
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| json!({"type": "function", "function": t}))
+                .collect();
+            body["tools"] = json!(tools);
+            if let Some(choice) = &request.tool_choice {
+                body["tool_choice"] = choice.clone();
+            }
+        }
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
         }
@@ -53,87 +56,70 @@ impl OpenAiProvider {
     }
 }
 
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
+/// Parses `data:` chunks until `[DONE]`.
+#[derive(Default)]
+struct Parser {
+    done: bool,
 }
 
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(default)]
-    delta: WireDelta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireDelta {
-    #[serde(default)]
-    content: Option<String>,
-    /// DeepSeek, vLLM and others stream reasoning under this name.
-    #[serde(default)]
-    reasoning_content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
-/// Maps a chunk to the deltas it carries.
-fn deltas_of(chunk: Chunk) -> Vec<Delta> {
-    let mut out = Vec::new();
-    for choice in chunk.choices {
-        if let Some(r) = choice.delta.reasoning_content.filter(|r| !r.is_empty()) {
-            out.push(Delta::Reasoning(r));
+impl SseParser for Parser {
+    fn event(&mut self, event: &Event) -> Result<Vec<Delta>, ProviderError> {
+        if event.data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(Vec::new());
         }
-        if let Some(c) = choice.delta.content.filter(|c| !c.is_empty()) {
-            out.push(Delta::Text(c));
+        let chunk = http::json(event)?;
+        if let Some(message) = chunk["error"]["message"].as_str() {
+            let message: String = message.chars().take(200).collect();
+            return Err(ProviderError::Protocol(format!(
+                "error in stream: {message}"
+            )));
         }
-        if let Some(f) = choice.finish_reason {
-            out.push(Delta::Finish(f));
+        let mut out = Vec::new();
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            // DeepSeek, vLLM and others stream reasoning as `reasoning_content`.
+            for (field, reasoning) in [("reasoning_content", true), ("content", false)] {
+                if let Some(text) = delta[field].as_str().filter(|t| !t.is_empty()) {
+                    out.push(if reasoning {
+                        Delta::Reasoning(text.to_owned())
+                    } else {
+                        Delta::Text(text.to_owned())
+                    });
+                }
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                out.push(Delta::ToolCall {
+                    index: call["index"].as_u64().unwrap_or(0) as usize,
+                    id: call["id"].as_str().map(str::to_owned),
+                    name: call["function"]["name"].as_str().map(str::to_owned),
+                    arguments: call["function"]["arguments"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                out.push(Delta::Finish(f.to_owned()));
+            }
         }
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            out.push(Delta::Usage(Usage {
+                input_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
+                output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+            }));
+        }
+        Ok(out)
     }
-    if let Some(u) = chunk.usage {
-        out.push(Delta::Usage(Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        }));
+
+    fn done(&self) -> bool {
+        self.done
     }
-    out
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// The provider's own error message, cut short; never echoes request headers.
-async fn error_message(response: reqwest::Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or(text);
-    message.chars().take(300).collect()
 }
 
 #[async_trait]
 impl TextProvider for OpenAiProvider {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "openai"
     }
 
@@ -142,79 +128,7 @@ impl TextProvider for OpenAiProvider {
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose());
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| ProviderError::Connection(without_url(&e)))?;
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(ProviderError::RateLimited {
-                retry_after: retry_after(response.headers()),
-            });
-        }
-        if status.is_server_error() {
-            return Err(ProviderError::Upstream {
-                status: status.as_u16(),
-            });
-        }
-        if !status.is_success() {
-            return Err(ProviderError::Refused {
-                status: status.as_u16(),
-                message: error_message(response).await,
-            });
-        }
-        let events = response.bytes_stream().eventsource();
-        // `done` is set by `[DONE]`; a stream that ends without it broke off upstream.
-        let stream = futures::stream::unfold(
-            (events, false, Vec::<Delta>::new().into_iter()),
-            |(mut events, done, mut pending)| async move {
-                loop {
-                    if let Some(d) = pending.next() {
-                        return Some((Ok(d), (events, done, pending)));
-                    }
-                    if done {
-                        return None;
-                    }
-                    match events.next().await {
-                        Some(Ok(event)) => {
-                            if event.data.trim() == "[DONE]" {
-                                return None;
-                            }
-                            match serde_json::from_str::<Chunk>(&event.data) {
-                                Ok(chunk) => pending = deltas_of(chunk).into_iter(),
-                                Err(e) => {
-                                    let err =
-                                        ProviderError::Protocol(format!("malformed chunk: {e}"));
-                                    return Some((Err(err), (events, true, pending)));
-                                }
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let err = ProviderError::Connection(format!("stream broke off: {e}"));
-                            return Some((Err(err), (events, true, pending)));
-                        }
-                        None => {
-                            let err = ProviderError::Connection(
-                                "stream ended before the provider finished".into(),
-                            );
-                            return Some((Err(err), (events, true, pending)));
-                        }
-                    }
-                }
-            },
-        );
-        Ok(stream.boxed())
+        let response = http::send(builder).await?;
+        Ok(http::sse_stream(response, Parser::default()))
     }
-}
-
-/// A reqwest error's description without the URL (which may carry a key in a query string).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else {
-        "request failed"
-    };
-    kind.to_owned()
 }

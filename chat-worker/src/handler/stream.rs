@@ -1,0 +1,204 @@
+//! Relaying one provider stream to the client, and what it produced so far.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use common::events::{ErrorData, EventType, TaskEvents};
+use common::worker::HandlerError;
+
+use super::emit_failed;
+use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
+
+/// How one provider stream ended.
+pub enum StreamEnd {
+    /// The answer is complete and `text_completed` was sent.
+    Finished,
+    /// The client cancelled; `cancelled` and `text_completed` were sent.
+    Cancelled,
+    /// The provider failed; nothing about it was sent yet.
+    Failed(ProviderError),
+}
+
+#[derive(Default)]
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// What the streams of a task produced.
+#[derive(Default)]
+pub struct Progress {
+    content: String,
+    usage: Option<Usage>,
+    finish_reason: Option<String>,
+    tool_calls: BTreeMap<usize, ToolCall>,
+    output_sent: bool,
+}
+
+impl Progress {
+    /// Whether text or reasoning reached the client (then no retry or fallback may follow).
+    pub fn output_sent(&self) -> bool {
+        self.output_sent
+    }
+
+    /// Forwards deltas as events until the stream ends, fails or the task is cancelled.
+    pub async fn relay(
+        &mut self,
+        mut stream: DeltaStream,
+        events: &TaskEvents,
+        cancel: &CancellationToken,
+        idle_timeout: Duration,
+    ) -> Result<StreamEnd, HandlerError> {
+        // Tool calls are per attempt: a failed attempt's partial calls are not the answer's.
+        self.tool_calls.clear();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    // Dropping the stream closes the upstream connection now.
+                    drop(stream);
+                    tracing::info!("cancelled; upstream stream closed");
+                    self.cancelled(events).await?;
+                    return Ok(StreamEnd::Cancelled);
+                }
+                n = tokio::time::timeout(idle_timeout, stream.next()) => n,
+            };
+            let delta = match next {
+                Err(_) => {
+                    return Ok(StreamEnd::Failed(ProviderError::Connection(
+                        "the provider stopped sending".into(),
+                    )));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Ok(StreamEnd::Failed(e)),
+                Ok(Some(Ok(d))) => d,
+            };
+            self.apply(delta, events).await?;
+        }
+        self.finish(events).await?;
+        Ok(StreamEnd::Finished)
+    }
+
+    async fn apply(&mut self, delta: Delta, events: &TaskEvents) -> Result<(), HandlerError> {
+        match delta {
+            Delta::Text(t) => {
+                self.content.push_str(&t);
+                self.output_sent = true;
+                events
+                    .send(EventType::TextChunk, json!({"content": t}))
+                    .await
+                    .map_err(emit_failed)?;
+            }
+            Delta::Reasoning(r) => {
+                self.output_sent = true;
+                events
+                    .send(EventType::ReasoningChunk, json!({"content": r}))
+                    .await
+                    .map_err(emit_failed)?;
+            }
+            Delta::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let call = self.tool_calls.entry(index).or_default();
+                if let Some(id) = id {
+                    call.id = id;
+                }
+                if let Some(name) = name {
+                    call.name.push_str(&name);
+                }
+                call.arguments.push_str(&arguments);
+            }
+            Delta::Usage(u) => self.usage = Some(self.usage.unwrap_or_default().merge(u)),
+            Delta::Finish(f) => self.finish_reason = Some(f),
+        }
+        Ok(())
+    }
+
+    /// The answer is whole: one `tool_start` per tool call, then `text_completed`.
+    async fn finish(&mut self, events: &TaskEvents) -> Result<(), HandlerError> {
+        let mut calls = Vec::new();
+        for (index, call) in &self.tool_calls {
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id.clone()
+            };
+            let arguments = if call.arguments.is_empty() {
+                "{}".to_owned()
+            } else {
+                call.arguments.clone()
+            };
+            events
+                .send(
+                    EventType::ToolStart,
+                    json!({"call_id": id, "name": call.name, "arguments": arguments}),
+                )
+                .await
+                .map_err(emit_failed)?;
+            calls.push(json!({"id": id, "type": "function",
+                "function": {"name": call.name, "arguments": arguments}}));
+        }
+        let finish = match self.finish_reason.as_deref() {
+            _ if !calls.is_empty() => "tool_calls",
+            Some(f) => f,
+            None => "stop",
+        }
+        .to_owned();
+        self.text_completed(events, &finish, calls).await
+    }
+
+    async fn text_completed(
+        &self,
+        events: &TaskEvents,
+        finish: &str,
+        tool_calls: Vec<Value>,
+    ) -> Result<(), HandlerError> {
+        let mut data =
+            json!({"content": self.content, "usage": self.usage, "finish_reason": finish});
+        if !tool_calls.is_empty() {
+            data["tool_calls"] = json!(tool_calls);
+        }
+        events
+            .send(EventType::TextCompleted, data)
+            .await
+            .map_err(emit_failed)?;
+        Ok(())
+    }
+
+    /// `cancelled`, then `text_completed` with what was streamed.
+    pub async fn cancelled(&self, events: &TaskEvents) -> Result<(), HandlerError> {
+        events
+            .send(EventType::Cancelled, json!({}))
+            .await
+            .map_err(emit_failed)?;
+        self.text_completed(events, "cancelled", Vec::new()).await
+    }
+
+    /// An `error` event (stage `provider`), then `text_completed` with whatever was streamed, so
+    /// the client sees where the answer stopped.
+    pub async fn provider_failed(
+        &self,
+        events: &TaskEvents,
+        e: &ProviderError,
+    ) -> Result<(), HandlerError> {
+        tracing::warn!(error = %e, streamed = self.content.len(), "provider failed");
+        events
+            .error(&ErrorData::new(
+                "provider",
+                e.code(),
+                e.to_string(),
+                e.retryable(),
+            ))
+            .await
+            .map_err(emit_failed)?;
+        self.text_completed(events, "error", Vec::new()).await
+    }
+}
