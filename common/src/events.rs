@@ -121,6 +121,9 @@ pub struct ErrorData {
     pub message: String,
     /// Whether trying again may succeed.
     pub retryable: bool,
+    /// When the cause was a rate limit with a known wait: seconds to wait before retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ErrorData {
@@ -131,6 +134,7 @@ impl ErrorData {
             code: code.into(),
             message: message.into(),
             retryable,
+            retry_after_secs: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The gateway's settings.
 
-use common::settings::CoreSettings;
+use common::settings::{CoreSettings, optional_string};
 use serde::Deserialize;
 
 /// Everything the gateway reads at start-up.
@@ -20,6 +20,9 @@ pub struct Settings {
     pub hub: HubSettings,
     /// Largest REST request body, bytes.
     pub max_body_bytes: usize,
+    /// `MODELS_FILE`: the model registry; the compiled-in `config/models.toml` when absent.
+    #[serde(deserialize_with = "optional_string")]
+    pub models_file: Option<String>,
 }
 
 /// WebSocket limits and timers.
@@ -55,6 +58,7 @@ impl Default for Settings {
             chat_timeout_secs: 120,
             hub: HubSettings::default(),
             max_body_bytes: 1 << 20,
+            models_file: None,
         }
     }
 }

@@ -1,17 +1,21 @@
 //! The gateway: serves frontends over WebSocket, REST and SSE, publishes DomainActions onto Redis
 //! Streams and relays each session's response stream back to its client.
 
+pub mod catalog;
 pub mod config;
 pub mod extract;
 pub mod hub;
+pub mod openai_compat;
 pub mod routes;
 pub mod session;
 pub mod state;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::Bus;
 use common::auth::JwtAuth;
+use common::models::ModelRegistry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,10 +35,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let auth = JwtAuth::from_settings(&settings.core)?;
+    let models = ModelRegistry::load(settings.models_file.as_deref().map(Path::new))?;
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
-    let state = AppState::new(bus, auth, settings, shutdown.child_token());
+    let state = AppState::new(bus, auth, models, settings, shutdown.child_token());
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app)

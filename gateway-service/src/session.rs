@@ -129,6 +129,17 @@ impl AppState {
         if let Some(settings) = &input.settings {
             data["settings"] = settings.clone();
         }
+        self.publish_chat_data(claims, session_id, data).await
+    }
+
+    /// Publishes a chat task whose `data` the caller prepared (the OpenAI-compatible surface
+    /// passes `messages`, `tools` and `tool_choice` through); subscribe before calling.
+    pub async fn publish_chat_data(
+        &self,
+        claims: &Claims,
+        session_id: Uuid,
+        data: Value,
+    ) -> Result<Started, AppError> {
         let mut action = DomainAction::new(CHAT_ACTION, ORIGIN, claims.tenant_id, session_id, data);
         action.user_id = Some(claims.sub);
         // The worker's span becomes a child of this one, so one trace spans gateway and worker.

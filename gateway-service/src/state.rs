@@ -1,9 +1,11 @@
-//! The gateway's shared state: bus, auth, the response hub, settings, and shutdown handles.
+//! The gateway's shared state: bus, auth, the response hub, the model registry, settings, and
+//! shutdown handles.
 
 use std::sync::Arc;
 
 use common::Bus;
 use common::auth::JwtAuth;
+use common::models::ModelRegistry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +22,7 @@ struct Inner {
     bus: Bus,
     auth: JwtAuth,
     hub: Hub,
+    models: ModelRegistry,
     settings: Settings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -33,7 +36,13 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Builds the state; the hub's readers stop with `shutdown`.
-    pub fn new(bus: Bus, auth: JwtAuth, settings: Settings, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        bus: Bus,
+        auth: JwtAuth,
+        models: ModelRegistry,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Self {
         let hub = Hub::start(
             bus.client().clone(),
             bus.conn(),
@@ -46,6 +55,7 @@ impl AppState {
                 bus,
                 auth,
                 hub,
+                models,
                 settings,
                 tracker: TaskTracker::new(),
                 shutdown,
@@ -64,6 +74,10 @@ impl AppState {
     /// The response-stream fan-in.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+    /// The model registry, loaded once at start-up.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.inner.models
     }
     /// Settings.
     pub fn settings(&self) -> &Settings {

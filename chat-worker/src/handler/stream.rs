@@ -190,15 +190,9 @@ impl Progress {
         e: &ProviderError,
     ) -> Result<(), HandlerError> {
         tracing::warn!(error = %e, streamed = self.content.len(), "provider failed");
-        events
-            .error(&ErrorData::new(
-                "provider",
-                e.code(),
-                e.to_string(),
-                e.retryable(),
-            ))
-            .await
-            .map_err(emit_failed)?;
+        let mut error = ErrorData::new("provider", e.code(), e.to_string(), e.retryable());
+        error.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
+        events.error(&error).await.map_err(emit_failed)?;
         self.text_completed(events, "error", Vec::new()).await
     }
 }

@@ -2,6 +2,8 @@
 
 mod chat;
 mod health;
+mod models;
+mod openai;
 mod ws;
 
 use axum::Router;
@@ -18,9 +20,21 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
         .route("/chat/stream", post(chat::stream))
+        .route("/api/v1/models", get(models::list))
+        .nest("/v1", openai_router())
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `/v1`: the OpenAI-compatible surface, whose every error (unknown paths too) is in OpenAI's format.
+fn openai_router() -> Router<AppState> {
+    Router::new()
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/models", get(openai::list_models))
+        .route("/models/{model}", get(openai::retrieve_model))
+        .fallback(openai::unknown_url)
+        .method_not_allowed_fallback(openai::method_not_allowed)
 }

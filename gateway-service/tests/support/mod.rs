@@ -71,6 +71,20 @@ impl Opts {
         self
     }
 
+    /// Points the worker's `openai` provider at a provider simulator (`Simulator::base_url`).
+    pub fn openai_at(mut self, base_url: &str) -> Self {
+        if let Some(w) = &mut self.worker {
+            w.providers.insert(
+                "openai".into(),
+                chat_worker::config::ProviderAccess {
+                    api_key: Some(common::settings::Secret::new("sk-test")),
+                    base_url: Some(base_url.to_owned()),
+                },
+            );
+        }
+        self
+    }
+
     /// Paces the dummy provider.
     pub fn dummy(mut self, tokens: usize, interval_ms: u64) -> Self {
         if let Some(w) = &mut self.worker {
@@ -124,6 +138,18 @@ impl System {
     pub fn token(&self, tenant: Uuid) -> String {
         JwtAuth::hs256(TEST_SECRET.as_bytes())
             .issue(Uuid::now_v7(), tenant, Role::User, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// A token of an admin of `tenant`.
+    pub fn admin_token(&self, tenant: Uuid) -> String {
+        JwtAuth::hs256(TEST_SECRET.as_bytes())
+            .issue(
+                Uuid::now_v7(),
+                tenant,
+                Role::Admin,
+                Duration::from_secs(600),
+            )
             .unwrap()
     }
 

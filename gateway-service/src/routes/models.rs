@@ -1,0 +1,22 @@
+//! `GET /api/v1/models`: the model registry in the REST envelope.
+
+use axum::Json;
+use axum::extract::State;
+use common::auth::Role;
+use common::error::ApiEnvelope;
+use serde_json::Value;
+
+use crate::catalog;
+use crate::extract::AuthUser;
+use crate::state::AppState;
+
+/// Names and aliases for every caller; the deployment details for admins.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+) -> Json<ApiEnvelope<Value>> {
+    common::error::ok(catalog::registry_view(
+        state.models(),
+        claims.role == Role::Admin,
+    ))
+}

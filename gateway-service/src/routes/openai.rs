@@ -1,0 +1,62 @@
+//! `/v1`: OpenAI's Chat Completions and Models endpoints, answering errors in OpenAI's format.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::catalog;
+use crate::openai_compat::completion;
+use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser};
+use crate::state::AppState;
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    OpenAiUser(claims): OpenAiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OpenAiError> {
+    let body =
+        body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
+    let request = CompletionRequest::parse(&body)?;
+    completion::create(&state, &claims, &request).await
+}
+
+/// `GET /v1/models`.
+pub async fn list_models(State(state): State<AppState>, _: OpenAiUser) -> Json<Value> {
+    Json(catalog::openai_list(state.models()))
+}
+
+/// `GET /v1/models/{model}`.
+pub async fn retrieve_model(
+    State(state): State<AppState>,
+    _: OpenAiUser,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, OpenAiError> {
+    catalog::openai_retrieve(state.models(), &model)
+        .map(Json)
+        .map_err(|e| OpenAiError::model_not_found(&e))
+}
+
+/// Any other `/v1` path.
+pub async fn unknown_url(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError::invalid_request(
+        format!("Unknown request URL: {method} {}.", uri.path()),
+        None,
+    )
+    .code("unknown_url")
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+/// A known `/v1` path with the wrong method.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError::invalid_request(
+        format!("Method {method} is not allowed on {}.", uri.path()),
+        None,
+    )
+    .code("method_not_allowed")
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}

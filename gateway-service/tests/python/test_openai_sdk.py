@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The official `openai` Python SDK, unmodified, against the gateway's OpenAI-compatible surface.
+
+Needs a running gateway whose chat-worker answers `dummy` offline and serves `gpt-4o-mini` from
+the provider simulator (tests/python_sdk.rs starts exactly that). Environment:
+GATEWAY_URL (e.g. http://127.0.0.1:8000), TOKEN (a JWT for the gateway) and, optionally,
+SIM_URL (the simulator's root URL, to script provider failures; those checks are skipped without it).
+Exits non-zero when a check fails; the last line is "N passed, M failed".
+"""
+
+import json
+import os
+import sys
+import traceback
+import urllib.request
+
+import openai
+
+GATEWAY = os.environ["GATEWAY_URL"].rstrip("/")
+TOKEN = os.environ["TOKEN"]
+SIM = os.environ.get("SIM_URL", "").rstrip("/")
+
+client = openai.OpenAI(base_url=f"{GATEWAY}/v1", api_key=TOKEN, max_retries=0, timeout=30)
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    },
+}
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def test_non_streaming_completion():
+    completion = client.chat.completions.create(
+        model="dummy",
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello from python"},
+        ],
+        temperature=0.3,
+        max_tokens=50,
+    )
+    check(completion.object == "chat.completion", completion.object)
+    check(completion.id.startswith("chatcmpl-"), completion.id)
+    choice = completion.choices[0]
+    check(choice.message.role == "assistant", choice.message.role)
+    check(
+        choice.message.content.startswith("Echo: hello from python"),
+        repr(choice.message.content),
+    )
+    check(choice.finish_reason == "stop", choice.finish_reason)
+    check(completion.usage is not None and completion.usage.completion_tokens > 0, completion.usage)
+    check(
+        completion.usage.total_tokens
+        == completion.usage.prompt_tokens + completion.usage.completion_tokens,
+        completion.usage,
+    )
+
+
+def test_streaming_completion():
+    stream = client.chat.completions.create(
+        model="dummy",
+        messages=[{"role": "user", "content": "stream from python"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage, ids = [], None, None, set()
+    for chunk in stream:
+        ids.add(chunk.id)
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                text.append(choice.delta.content)
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    answer = "".join(text)
+    check(answer.startswith("Echo: stream from python"), repr(answer))
+    check(finish == "stop", finish)
+    check(usage is not None and usage.completion_tokens > 0, usage)
+    check(len(ids) == 1, ids)
+
+
+def test_models_list():
+    models = client.models.list()
+    ids = [m.id for m in models.data]
+    check("dummy" in ids and "gpt-4o-mini" in ids, ids)
+    owners = {m.id: m.owned_by for m in models.data}
+    check(owners["gpt-4o-mini"] == "openai", owners)
+    check(client.models.retrieve("mini").id == "gpt-4o-mini", "retrieve by alias")
+
+
+def test_unknown_model_is_not_found():
+    try:
+        client.chat.completions.create(
+            model="gpt-17", messages=[{"role": "user", "content": "hi"}]
+        )
+    except openai.NotFoundError as e:
+        check(e.status_code == 404, e.status_code)
+        check("gpt-17" in str(e), str(e))
+        check(e.code == "model_not_found", e.code)
+        return
+    raise AssertionError("expected openai.NotFoundError")
+
+
+def test_bad_token_is_authentication_error():
+    bad = openai.OpenAI(base_url=f"{GATEWAY}/v1", api_key="not-a-jwt", max_retries=0)
+    try:
+        bad.models.list()
+    except openai.AuthenticationError as e:
+        check(e.status_code == 401, e.status_code)
+        return
+    raise AssertionError("expected openai.AuthenticationError")
+
+
+def test_tool_call():
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "call_tool: what is the weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+    )
+    choice = completion.choices[0]
+    check(choice.finish_reason == "tool_calls", choice.finish_reason)
+    call = choice.message.tool_calls[0]
+    check(call.type == "function", call.type)
+    check(call.function.name == "get_weather", call.function.name)
+    check(json.loads(call.function.arguments) == {"location": "Paris"}, call.function.arguments)
+
+    # The tool's result goes back; the model answers with text.
+    follow_up = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "user", "content": "call_tool: what is the weather in Paris?"},
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24 C"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    check(follow_up.choices[0].finish_reason == "stop", follow_up.choices[0].finish_reason)
+    check(bool(follow_up.choices[0].message.content), follow_up.choices[0].message)
+
+
+def test_streamed_tool_call():
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "call_tool please"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    calls, finish = {}, None
+    for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or []:
+                call = calls.setdefault(delta.index, {"name": "", "arguments": ""})
+                if delta.function and delta.function.name:
+                    call["name"] += delta.function.name
+                if delta.function and delta.function.arguments:
+                    call["arguments"] += delta.function.arguments
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    check(finish == "tool_calls", finish)
+    check(calls[0]["name"] == "get_weather", calls)
+    check(json.loads(calls[0]["arguments"]) == {"location": "Paris"}, calls)
+
+
+class Skip(Exception):
+    pass
+
+
+def script_provider(behaviour):
+    """Makes the simulator answer the next provider request with `behaviour`."""
+    if not SIM:
+        raise Skip("SIM_URL not set")
+    request = urllib.request.Request(
+        f"{SIM}/_sim/script",
+        data=json.dumps(behaviour).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        check(response.status == 200, response.status)
+
+
+def test_provider_rate_limit_is_rate_limit_error():
+    script_provider({"kind": "rate_limited", "retry_after_secs": 2})
+    try:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    except openai.RateLimitError as e:
+        check(e.status_code == 429, e.status_code)
+        check(e.response.headers.get("retry-after") is not None, dict(e.response.headers))
+        return
+    raise AssertionError("expected openai.RateLimitError")
+
+
+def test_provider_failure_before_streaming_is_an_http_error():
+    script_provider({"kind": "server_error"})
+    try:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        for _ in stream:
+            pass
+    except openai.InternalServerError as e:
+        check(e.status_code == 502, e.status_code)
+        return
+    raise AssertionError("expected openai.InternalServerError")
+
+
+def test_provider_failure_mid_stream_raises_api_error():
+    script_provider({"kind": "drop_mid_stream", "after_chunks": 2})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    received = []
+    try:
+        for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    received.append(choice.delta.content)
+    except openai.APIError as e:
+        check(received, "the error came before any content")
+        check(not isinstance(e, openai.APIStatusError), type(e))
+        return
+    raise AssertionError(f"expected openai.APIError after {received!r}")
+
+
+def main():
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    passed = failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+        except Skip as e:
+            print(f"skip {name}: {e}")
+            continue
+        except Exception:  # noqa: BLE001 - every failure is reported, then counted
+            failed += 1
+            print(f"FAIL {name}")
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print(f"ok   {name}")
+    print(f"openai SDK {openai.__version__}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+//! The official `openai` Python SDK against the whole system: the provider simulator, a chat-worker
+//! pointed at it and the gateway on port 0, then `tests/python/test_openai_sdk.py`.
+//!
+//! Without the SDK installed the test is skipped with a note, except under `CI`, where a missing SDK
+//! is a failure (`scripts/test` installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use provider_sim::{SimConfig, Simulator};
+use support::{Opts, System};
+use tokio::process::Command;
+use uuid::Uuid;
+
+/// Whether `python3` can import the SDK.
+async fn sdk_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_works_unmodified() {
+    if !sdk_available().await {
+        assert!(
+            !in_ci(),
+            "the openai Python SDK is missing under CI; scripts/test installs it \
+             (python3 -m pip install 'openai>=1.40')"
+        );
+        eprintln!(
+            "skipped: `python3 -c 'import openai'` failed; install the SDK with \
+             python3 -m pip install 'openai>=1.40' to run this test"
+        );
+        return;
+    }
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let mut opts = Opts::new().openai_at(&sim.base_url());
+    // Scripted provider failures reach the client at once instead of being retried.
+    opts.worker.as_mut().unwrap().provider_retries = 0;
+    let system = System::start(opts).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_sdk.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .env("GATEWAY_URL", &system.http)
+        .env("TOKEN", system.token(Uuid::now_v7()))
+        .env("SIM_URL", format!("http://{}", sim.addr()))
+        // The SDK must not pick up a proxy or an organisation from the developer's environment.
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_ORG_ID")
+        .env_remove("OPENAI_PROJECT_ID")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .expect("the SDK tests did not finish in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        output.status.success() && summary.ends_with(" 0 failed"),
+        "the SDK tests failed ({summary}):\n{stdout}\n{stderr}"
+    );
+}
