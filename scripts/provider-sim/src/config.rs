@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 /// How the simulator paces and fills its replies.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
-    /// Pause before the first content chunk; headers and the role chunk go out before it.
+    /// Pause before the first paced unit; headers and the opening events (OpenAI's role chunk,
+    /// Anthropic's `message_start`, `content_block_start` and `ping`) go out before it.
     pub first_token_delay: Duration,
-    /// Number of content delta chunks in a text reply.
+    /// Number of text delta chunks in a text reply.
     pub chunks: usize,
     /// Pause between consecutive content chunks.
     pub chunk_interval: Duration,
@@ -32,6 +33,9 @@ impl Default for SimConfig {
 }
 
 /// What the simulator does with one request.
+///
+/// `after_chunks` counts paced units: text chunks, reasoning (thinking) deltas, tool-argument
+/// pieces, or Gemini's whole function calls — the units `RequestRecord::chunks_sent` counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
@@ -51,8 +55,26 @@ pub enum Behaviour {
         after_chunks: usize,
     },
     /// Sends that many content chunks, then an event that is not JSON, then the terminator.
+    ///
+    /// The terminator is OpenAI's `[DONE]`, Anthropic's `message_stop`, or for Gemini (which has
+    /// none) a last chunk carrying `finishReason: "STOP"`.
     MalformedLine {
         /// Content chunks sent before the malformed event.
+        after_chunks: usize,
+    },
+    /// Sends that many content chunks, then the format's own mid-stream error, then ends the body
+    /// cleanly (no terminator), as the real APIs report a failure after the headers are out.
+    ///
+    /// - Anthropic: `event: error` with `{"type":"error","error":{"type":"overloaded_error",
+    ///   "message":"Overloaded"}}`.
+    /// - OpenAI: a `data:` line holding `{"error":{"message":…,"type":"server_error",…}}`, which
+    ///   the official SDKs raise as an API error; no `[DONE]` follows.
+    /// - Gemini: a chunk holding `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`.
+    ///
+    /// A non-streamed request gets the format's "overloaded" HTTP error after the first-token
+    /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`.
+    ErrorEvent {
+        /// Content chunks sent before the error event.
         after_chunks: usize,
     },
 }

@@ -14,16 +14,22 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Behaviour, SimConfig};
 use crate::record::ResponseGuard;
 
-/// A failure the simulator reports as an HTTP error before any token.
+/// A failure the simulator reports as an HTTP error instead of a reply.
 pub(crate) enum Failure {
     Server,
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// The non-streamed form of `Behaviour::ErrorEvent`: the provider is overloaded.
+    Overloaded,
 }
 
 /// One request's reply as a wire format encodes it; the engine decides when each part goes out.
 ///
-/// A reply is made of "units" (text chunks or tool-argument pieces) framed by opening and
-/// closing events, so every format shares the same pacing, failure injection and recording.
+/// A reply is made of "units" (text chunks, reasoning deltas, tool-argument pieces or whole
+/// function calls) framed by opening and closing events, so every format shares the same pacing,
+/// failure injection and recording. A unit's bytes may hold several events, e.g. the end of one
+/// content block and the start of the next ahead of the block's first delta.
 pub(crate) trait Turn: Send + 'static {
     /// The client asked for a streamed reply.
     fn streaming(&self) -> bool;
@@ -33,10 +39,22 @@ pub(crate) trait Turn: Send + 'static {
     fn opening(&mut self) -> Vec<Bytes>;
     /// The event carrying unit `index`.
     fn unit(&mut self, index: usize) -> Bytes;
+    /// The event carrying the last unit of a complete reply.
+    ///
+    /// Formats that put the finish reason on their last content event (Gemini) override this;
+    /// a truncated stream never calls it.
+    fn final_unit(&mut self, index: usize) -> Bytes {
+        self.unit(index)
+    }
     /// Events that end a complete stream (finish reason, usage, terminator).
+    ///
+    /// Asked for only after every unit was produced. May be empty when the last unit ends the
+    /// reply (see `final_unit`), but a stream must hold at least one event in all.
     fn closing(&mut self) -> Vec<Bytes>;
     /// A malformed event followed by whatever terminator the format uses.
     fn malformed(&mut self) -> Vec<Bytes>;
+    /// The format's mid-stream error report; the body ends cleanly after it.
+    fn error_event(&mut self) -> Vec<Bytes>;
     /// The whole reply as one non-streamed response.
     fn complete(&self) -> Response;
     /// A non-streamed response whose body is not valid JSON.
@@ -84,7 +102,10 @@ pub(crate) async fn respond<T: Turn>(
                 retry_after_secs: *retry_after_secs,
             });
         }
-        Behaviour::Normal | Behaviour::DropMidStream { .. } | Behaviour::MalformedLine { .. } => {}
+        Behaviour::Normal
+        | Behaviour::DropMidStream { .. }
+        | Behaviour::MalformedLine { .. }
+        | Behaviour::ErrorEvent { .. } => {}
     }
 
     if turn.streaming() {
@@ -113,6 +134,10 @@ pub(crate) async fn respond<T: Turn>(
             guard.finish();
             turn.malformed_complete()
         }
+        Behaviour::ErrorEvent { .. } => {
+            guard.finish();
+            turn.failure(Failure::Overloaded)
+        }
         Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
             for _ in 0..turn.units() {
                 guard.chunk_sent();
@@ -125,18 +150,34 @@ pub(crate) async fn respond<T: Turn>(
 
 enum Step {
     Event(Bytes),
-    Unit(usize),
+    /// Unit `index`; `last` when it completes the reply.
+    Unit {
+        index: usize,
+        last: bool,
+    },
     Pause(Duration),
     Cut,
+    /// The events that end the stream, asked of the turn only once every unit before them has
+    /// been produced, so formats can frame them according to what was sent.
+    Tail(Tail),
+}
+
+#[derive(Clone, Copy)]
+enum Tail {
+    Closing,
+    Malformed,
+    ErrorEvent,
 }
 
 fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDeque<Step> {
     let mut steps: VecDeque<Step> = turn.opening().into_iter().map(Step::Event).collect();
-    let units = match behaviour {
-        Behaviour::DropMidStream { after_chunks } | Behaviour::MalformedLine { after_chunks } => {
-            (*after_chunks).min(turn.units())
+    let (units, complete) = match behaviour {
+        Behaviour::DropMidStream { after_chunks }
+        | Behaviour::MalformedLine { after_chunks }
+        | Behaviour::ErrorEvent { after_chunks } => ((*after_chunks).min(turn.units()), false),
+        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
+            (turn.units(), true)
         }
-        _ => turn.units(),
     };
     for index in 0..units {
         let delay = if index == 0 {
@@ -147,15 +188,19 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
         if !delay.is_zero() {
             steps.push_back(Step::Pause(delay));
         }
-        steps.push_back(Step::Unit(index));
+        steps.push_back(Step::Unit {
+            index,
+            last: complete && index + 1 == units,
+        });
     }
-    match behaviour {
-        Behaviour::DropMidStream { .. } => steps.push_back(Step::Cut),
-        Behaviour::MalformedLine { .. } => {
-            steps.extend(turn.malformed().into_iter().map(Step::Event))
+    steps.push_back(match behaviour {
+        Behaviour::DropMidStream { .. } => Step::Cut,
+        Behaviour::MalformedLine { .. } => Step::Tail(Tail::Malformed),
+        Behaviour::ErrorEvent { .. } => Step::Tail(Tail::ErrorEvent),
+        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
+            Step::Tail(Tail::Closing)
         }
-        _ => steps.extend(turn.closing().into_iter().map(Step::Event)),
-    }
+    });
     steps
 }
 
@@ -175,13 +220,33 @@ struct Playback<T> {
 }
 
 impl<T: Turn> Playback<T> {
+    /// Replaces a tail at the front of the queue with the events the turn gives for it.
+    fn expand_tail(&mut self) {
+        while let Some(&Step::Tail(tail)) = self.steps.front() {
+            self.steps.pop_front();
+            let events = match tail {
+                Tail::Closing => self.turn.closing(),
+                Tail::Malformed => self.turn.malformed(),
+                Tail::ErrorEvent => self.turn.error_event(),
+            };
+            for event in events.into_iter().rev() {
+                self.steps.push_front(Step::Event(event));
+            }
+        }
+    }
+
     async fn next(&mut self) -> Option<io::Result<Bytes>> {
         loop {
+            self.expand_tail();
             let event = match self.steps.pop_front()? {
                 Step::Event(bytes) => bytes,
-                Step::Unit(index) => {
+                Step::Unit { index, last } => {
                     self.guard.chunk_sent();
-                    self.turn.unit(index)
+                    if last {
+                        self.turn.final_unit(index)
+                    } else {
+                        self.turn.unit(index)
+                    }
                 }
                 Step::Pause(delay) => {
                     if pause(delay, &self.stop).await {
@@ -191,7 +256,10 @@ impl<T: Turn> Playback<T> {
                     return Some(self.cut().await);
                 }
                 Step::Cut => return Some(self.cut().await),
+                Step::Tail(_) => continue,
             };
+            // A tail right behind this event may turn out empty, which makes this the last one.
+            self.expand_tail();
             // Settling when the last event is handed over, rather than when the stream is polled
             // once more, keeps a client that stops reading at the terminator from counting as a close.
             if self.steps.is_empty() {

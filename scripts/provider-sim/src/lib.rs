@@ -1,12 +1,42 @@
-//! Local stand-in for LLM providers, speaking OpenAI's Chat Completions wire format with scriptable failures.
+//! Local stand-in for LLM providers, speaking their real streaming wire formats with scriptable
+//! failures.
 //!
-//! Integration tests and benchmarks start a [`Simulator`] on port 0, point their OpenAI client at
-//! [`Simulator::base_url`], script failures with [`Simulator::push_script`] and inspect what was
-//! received with [`Simulator::requests`]. The `provider-sim` binary serves the same thing and is
-//! driven over HTTP: `POST /_sim/script` queues behaviours, `GET /_sim/requests` lists requests.
+//! Integration tests and benchmarks start a [`Simulator`] on port 0, point their client at it,
+//! script failures with [`Simulator::push_script`] and inspect what was received with
+//! [`Simulator::requests`]. The `provider-sim` binary serves the same thing and is driven over
+//! HTTP: `POST /_sim/script` queues behaviours, `GET /_sim/requests` lists requests.
+//!
+//! | API | paths | client base URL |
+//! | --- | --- | --- |
+//! | OpenAI Chat Completions | `POST /v1/chat/completions` (and `/chat/completions`) | [`Simulator::base_url`] (`…/v1`) |
+//! | Anthropic Messages | `POST /v1/messages` | [`Simulator::root_url`] |
+//! | Google Gemini | `POST /v1beta/models/{model}:streamGenerateContent` (`?alt=sse` for SSE, else a JSON array), `POST /v1beta/models/{model}:generateContent` | [`Simulator::root_url`] |
+//!
+//! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
+//! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
+//! ([`SimConfig::chunks`] × [`SimConfig::chunk_text`]), reasoning deltas, tool-argument pieces
+//! or a whole Gemini function call — framed by each format's opening and closing events.
+//!
+//! What the simulated model says:
+//! - **Text**: `chunks` deltas of `chunk_text`.
+//! - **Tool call**: when the request declares tools and the last user prompt contains
+//!   `call_tool` with no tool result after it, a call of the first declared tool with arguments
+//!   `{"location":"Paris"}` (OpenAI and Anthropic stream them in pieces; Anthropic says
+//!   "Let me check." in a text block first; Gemini sends the whole `functionCall`).
+//! - **Reasoning**: Anthropic `thinking: {"type":"enabled"|"adaptive"}` gets a thinking block
+//!   (two `thinking_delta`s and a `signature_delta`) before the answer; Gemini
+//!   `generationConfig.thinkingConfig.includeThoughts: true` gets two `thought: true` chunks.
+//! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
+//!
+//! Requests the real API would refuse get its 400 in its own error shape and are not recorded:
+//! OpenAI without `model`/`messages`, Anthropic without `model`/`max_tokens`/`messages` (or with
+//! a thinking budget below 1024 or not below `max_tokens`), Gemini without `contents`.
 
+mod anthropic;
 mod config;
+mod content;
 mod engine;
+mod gemini;
 mod openai;
 mod record;
 mod server;
@@ -22,7 +52,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Behaviour, SimConfig};
-pub use record::RequestRecord;
+pub use record::{RequestRecord, WireFormat};
 
 use server::Shared;
 
@@ -80,7 +110,8 @@ impl Simulator {
         self.addr
     }
 
-    /// Base URL for an OpenAI client, e.g. `http://127.0.0.1:PORT/v1`.
+    /// Base URL for an OpenAI client, e.g. `http://127.0.0.1:PORT/v1`; see [`Simulator::root_url`]
+    /// for Anthropic and Gemini clients.
     pub fn base_url(&self) -> String {
         // A wildcard bind is reachable through loopback, and a wildcard is no URL host.
         let ip = match self.addr.ip() {
@@ -89,6 +120,13 @@ impl Simulator {
             ip => ip,
         };
         format!("http://{}/v1", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// Base URL for Anthropic and Gemini clients, which append `/v1/messages` or
+    /// `/v1beta/models/…` themselves: `http://127.0.0.1:PORT`.
+    pub fn root_url(&self) -> String {
+        let base = self.base_url();
+        base.strip_suffix("/v1").unwrap_or(&base).to_owned()
     }
 
     /// Queues `behaviour` for the next request; with an empty queue `SimConfig::behaviour` applies.

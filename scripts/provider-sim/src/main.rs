@@ -9,14 +9,28 @@ use clap::{Parser, ValueEnum};
 use provider_sim::{Behaviour, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
-/// Local stand-in for OpenAI's Chat Completions API with scriptable failures.
+/// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
+/// Gemini) with scriptable failures.
 #[derive(Parser, Debug)]
-#[command(name = "provider-sim", version)]
+#[command(
+    name = "provider-sim",
+    version,
+    after_help = "\
+Endpoints (base URLs: OpenAI http://ADDR/v1, Anthropic and Gemini http://ADDR):
+  POST /v1/chat/completions, /chat/completions       OpenAI Chat Completions
+  POST /v1/messages                                  Anthropic Messages
+  POST /v1beta/models/{model}:streamGenerateContent  Gemini (?alt=sse for SSE, else a JSON array)
+  POST /v1beta/models/{model}:generateContent        Gemini, not streamed
+  POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
+  GET  /_sim/requests   requests served so far, with the API format and key received
+  GET  /health"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).
     #[arg(long, env = "PROVIDER_SIM_ADDR", default_value = "127.0.0.1:9100")]
     addr: SocketAddr,
-    /// Milliseconds before the first content chunk (the role chunk is sent at once).
+    /// Milliseconds before the first content chunk (opening events such as OpenAI's role chunk
+    /// or Anthropic's message_start are sent at once).
     #[arg(long, env = "PROVIDER_SIM_FIRST_TOKEN_DELAY_MS", default_value_t = 0)]
     first_token_delay_ms: u64,
     /// Number of content chunks per reply.
@@ -34,7 +48,7 @@ struct Args {
     /// `Retry-After` seconds for `--behaviour rate-limited`.
     #[arg(long, env = "PROVIDER_SIM_RETRY_AFTER_SECS", default_value_t = 1)]
     retry_after_secs: u64,
-    /// Chunks sent before the failure for `drop-mid-stream` and `malformed-line`.
+    /// Chunks sent before the failure for `drop-mid-stream`, `malformed-line` and `error-event`.
     #[arg(long, env = "PROVIDER_SIM_AFTER_CHUNKS", default_value_t = 2)]
     after_chunks: usize,
 }
@@ -47,6 +61,8 @@ enum Kind {
     RateLimited,
     DropMidStream,
     MalformedLine,
+    /// The format's own mid-stream error (Anthropic's `error` event, an error chunk otherwise).
+    ErrorEvent,
 }
 
 impl Args {
@@ -61,6 +77,9 @@ impl Args {
                 after_chunks: self.after_chunks,
             },
             Kind::MalformedLine => Behaviour::MalformedLine {
+                after_chunks: self.after_chunks,
+            },
+            Kind::ErrorEvent => Behaviour::ErrorEvent {
                 after_chunks: self.after_chunks,
             },
         };

@@ -8,14 +8,49 @@ use tokio::sync::Notify;
 
 use crate::config::Behaviour;
 
+/// Which provider API a request was made to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum WireFormat {
+    /// OpenAI Chat Completions, `POST /v1/chat/completions`.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Anthropic Messages, `POST /v1/messages`.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    /// Google Gemini, `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`.
+    #[serde(rename = "gemini")]
+    Gemini,
+}
+
+impl WireFormat {
+    /// The name used in `GET /_sim/requests`: `openai`, `anthropic` or `gemini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireFormat::OpenAi => "openai",
+            WireFormat::Anthropic => "anthropic",
+            WireFormat::Gemini => "gemini",
+        }
+    }
+}
+
+impl std::fmt::Display for WireFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One request the simulator served, and how its reply went.
 #[derive(Clone, Debug)]
 pub struct RequestRecord {
     /// Sequence number, starting at 0; equals the record's index in `Simulator::requests`.
     pub id: u64,
-    /// Request path as received, e.g. `/v1/chat/completions`.
+    /// The API the request was made to.
+    pub format: WireFormat,
+    /// Request path as received, without the query, e.g. `/v1/chat/completions` or
+    /// `/v1beta/models/gemini-2.0-flash:streamGenerateContent`.
     pub path: String,
-    /// The `Authorization` header as received.
+    /// The API key as received: OpenAI's `Authorization` header (`Bearer …`), Anthropic's
+    /// `x-api-key` header, or Gemini's `x-goog-api-key` header (else its `key` query parameter).
     pub authorization: Option<String>,
     /// The JSON request body.
     pub body: serde_json::Value,
@@ -23,7 +58,8 @@ pub struct RequestRecord {
     pub behaviour: Behaviour,
     /// When the request reached the handler.
     pub received_at: Instant,
-    /// Content (or tool-argument) chunks handed to the connection so far.
+    /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
+    /// pieces, or Gemini's whole function calls.
     pub chunks_sent: usize,
     /// The simulator handed over the whole reply.
     pub finished: bool,
@@ -37,6 +73,7 @@ pub struct RequestRecord {
 #[derive(Serialize)]
 pub(crate) struct RecordView<'a> {
     id: u64,
+    format: WireFormat,
     path: &'a str,
     authorization: Option<&'a str>,
     body: &'a serde_json::Value,
@@ -53,6 +90,7 @@ impl<'a> RecordView<'a> {
         let ms = |at: Instant| millis(at.saturating_duration_since(started));
         Self {
             id: record.id,
+            format: record.format,
             path: &record.path,
             authorization: record.authorization.as_deref(),
             body: &record.body,
@@ -95,6 +133,7 @@ impl Recorder {
     /// Appends a record for a request that is about to be served and returns its id.
     pub(crate) fn open(
         &self,
+        format: WireFormat,
         path: String,
         authorization: Option<String>,
         body: serde_json::Value,
@@ -104,6 +143,7 @@ impl Recorder {
         let id = log.records.len() as u64;
         log.records.push(RequestRecord {
             id,
+            format,
             path,
             authorization,
             body,

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Behaviour, SimConfig};
-use crate::openai;
-use crate::record::{RecordView, Recorder, ResponseGuard};
+use crate::record::{RecordView, Recorder, ResponseGuard, WireFormat};
+use crate::{anthropic, gemini, openai};
 
 /// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -63,6 +63,7 @@ impl Shared {
     /// Takes the behaviour for a new request and opens its record.
     pub(crate) fn begin(
         &self,
+        format: WireFormat,
         path: String,
         authorization: Option<String>,
         body: serde_json::Value,
@@ -75,7 +76,7 @@ impl Shared {
         let behaviour = scripted.unwrap_or_else(|| self.config.behaviour.clone());
         let id = self
             .recorder
-            .open(path, authorization, body, behaviour.clone());
+            .open(format, path, authorization, body, behaviour.clone());
         (
             behaviour,
             ResponseGuard::new(Arc::clone(&self.recorder), id),
@@ -88,6 +89,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1beta/models/{model_action}", post(gemini::models))
         .route("/_sim/script", post(push_script))
         .route("/_sim/requests", get(list_requests))
         .route("/health", get(|| async { "ok" }))

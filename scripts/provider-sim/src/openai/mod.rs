@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::content::{TOOL_ARGUMENT_PIECES, new_id, word_count};
 use crate::engine::{self, Failure, Turn};
+use crate::record::WireFormat;
 use crate::server::Shared;
 
 mod request;
@@ -23,8 +25,9 @@ use wire::{
     FunctionDelta, Message, ToolCall, ToolCallDelta, Usage, UsageChunk, sse,
 };
 
-/// Tool-call arguments, split the way a real model streams them: mid-token, across keys and values.
-const TOOL_ARGUMENT_PIECES: [&str; 4] = ["{\"loc", "ation\":\"", "Par", "is\"}"];
+/// Message of OpenAI's 500 and mid-stream errors.
+const SERVER_ERROR_MESSAGE: &str =
+    "The server had an error while processing your request. Sorry about that!";
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
@@ -51,7 +54,12 @@ pub(crate) async fn chat_completions(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (behaviour, guard) = shared.begin(uri.path().to_owned(), authorization, body);
+    let (behaviour, guard) = shared.begin(
+        WireFormat::OpenAi,
+        uri.path().to_owned(),
+        authorization,
+        body,
+    );
     tracing::debug!(?behaviour, stream = turn.stream, "chat completion");
     engine::respond(
         turn,
@@ -156,13 +164,10 @@ impl ChatTurn {
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let prompt_tokens = messages
-            .iter()
-            .map(|m| text_of(m).split_whitespace().count() as u64)
-            .sum();
+        let prompt_tokens = messages.iter().map(|m| word_count(&text_of(m))).sum();
         let reply = match requested_tool(object.get("tools"), messages) {
             Some(name) => Reply::ToolCall {
-                call_id: format!("call_{}", uuid::Uuid::new_v4().simple()),
+                call_id: new_id("call_"),
                 name,
             },
             None => Reply::Text {
@@ -171,7 +176,7 @@ impl ChatTurn {
             },
         };
         Ok(Self {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            id: new_id("chatcmpl-"),
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -309,6 +314,19 @@ impl Turn for ChatTurn {
         ]
     }
 
+    /// The real API reports a failure after the headers as a `data:` line holding an error
+    /// object (the official SDKs raise it as an API error) and ends the body without `[DONE]`.
+    fn error_event(&mut self) -> Vec<Bytes> {
+        vec![sse(&ErrorBody {
+            error: ErrorDetail {
+                message: SERVER_ERROR_MESSAGE.to_owned(),
+                kind: "server_error",
+                param: None,
+                code: None,
+            },
+        })]
+    }
+
     fn complete(&self) -> Response {
         let message = match &self.reply {
             Reply::Text { text, chunks } => Message {
@@ -361,8 +379,12 @@ impl Turn for ChatTurn {
         match failure {
             Failure::Server => error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "The server had an error while processing your request. Sorry about that!"
-                    .to_owned(),
+                SERVER_ERROR_MESSAGE.to_owned(),
+                "server_error",
+            ),
+            Failure::Overloaded => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The engine is currently overloaded, please try again later.".to_owned(),
                 "server_error",
             ),
             Failure::RateLimited { retry_after_secs } => {

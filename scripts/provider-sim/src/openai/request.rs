@@ -2,8 +2,7 @@
 
 use serde_json::Value;
 
-/// Text in the last user message that makes the simulator answer with a tool call.
-const TOOL_TRIGGER: &str = "call_tool";
+use crate::content::TOOL_TRIGGER;
 
 /// Name of the first declared tool, if the conversation asks for a tool call.
 ///

@@ -69,6 +69,7 @@ async fn script_endpoint_queues_behaviours_in_order() {
     );
     assert_eq!(log[1]["behaviour"]["retry_after_secs"], 3);
     assert_eq!(log[3]["id"], 3);
+    assert_eq!(log[3]["format"], "openai");
     assert_eq!(log[3]["path"], "/v1/chat/completions");
     assert_eq!(log[3]["authorization"], "Bearer sk-sim-test");
     assert_eq!(log[3]["body"]["model"], "gpt-4o-mini");
@@ -105,6 +106,71 @@ async fn behaviour_json_shape() {
         serde_json::to_value(Behaviour::Normal).unwrap(),
         json!({"kind": "normal"})
     );
+    assert_eq!(
+        serde_json::from_value::<Behaviour>(json!({"kind": "error_event", "after_chunks": 1}))
+            .unwrap(),
+        Behaviour::ErrorEvent { after_chunks: 1 }
+    );
+}
+
+#[tokio::test]
+async fn request_log_names_each_api_and_its_key() {
+    let sim = start(config(1, 0)).await;
+    post_chat(&sim, &chat_body(false)).await;
+    let anthropic = client()
+        .post(format!("{}/v1/messages", sim.root_url()))
+        .header("x-api-key", "sk-ant")
+        .json(&json!({"model": "claude", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 200);
+    let gemini = client()
+        .post(format!(
+            "{}/v1beta/models/gemini-2.0-flash:generateContent",
+            sim.root_url()
+        ))
+        .header("x-goog-api-key", "AIza")
+        .json(&json!({"contents": [{"parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gemini.status(), 200);
+
+    let log: Value = client()
+        .get(format!("http://{}/_sim/requests", sim.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let summary: Vec<(&str, &str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["format"].as_str().unwrap(),
+                r["path"].as_str().unwrap(),
+                r["authorization"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("openai", "/v1/chat/completions", "Bearer sk-sim-test"),
+            ("anthropic", "/v1/messages", "sk-ant"),
+            (
+                "gemini",
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                "AIza"
+            ),
+        ]
+    );
+    assert_eq!(sim.root_url(), format!("http://{}", sim.addr()));
 }
 
 #[tokio::test]

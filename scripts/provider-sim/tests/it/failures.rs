@@ -89,6 +89,35 @@ async fn malformed_line_then_done() {
 }
 
 #[tokio::test]
+async fn error_event_is_an_error_object_without_done() {
+    let sim = start(config(5, 0)).await;
+    sim.push_script(Behaviour::ErrorEvent { after_chunks: 2 });
+    let events = SseReader::new(post_chat(&sim, &chat_body(true)).await)
+        .all()
+        .await;
+    assert_eq!(
+        events.len(),
+        4,
+        "role + 2 content + error, no [DONE]: {events:?}"
+    );
+    let good: Vec<Value> = events[..3].iter().map(|e| json_of(e)).collect();
+    assert_eq!(content_of(&good), "tok tok ");
+    let error = json_of(&events[3]);
+    assert_eq!(error["error"]["type"], "server_error");
+    assert!(error["error"]["message"].is_string());
+    assert!(error.get("choices").is_none());
+    let record = &sim.requests()[0];
+    assert_eq!(record.chunks_sent, 2);
+    assert!(record.finished);
+
+    sim.push_script(Behaviour::ErrorEvent { after_chunks: 2 });
+    let response = post_chat(&sim, &chat_body(false)).await;
+    assert_eq!(response.status(), 503);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "server_error");
+}
+
+#[tokio::test]
 async fn drop_mid_stream_fails_the_client_read_after_n_chunks() {
     let sim = start(config(10, 5)).await;
     sim.push_script(Behaviour::DropMidStream { after_chunks: 3 });

@@ -80,6 +80,7 @@ async fn stream_matches_openai_chunk_sequence() {
     assert_eq!(records.len(), 1);
     let record = &records[0];
     assert_eq!(record.id, 0);
+    assert_eq!(record.format, provider_sim::WireFormat::OpenAi);
     assert_eq!(record.path, "/v1/chat/completions");
     assert_eq!(
         record.authorization.as_deref(),

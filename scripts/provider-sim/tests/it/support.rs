@@ -117,3 +117,105 @@ pub fn content_of(chunks: &[Value]) -> String {
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect()
 }
+
+/// One server-sent event as a spec-compliant client sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, if the event had one.
+    pub event: Option<String>,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        json_of(&self.data)
+    }
+}
+
+/// End of the first event in `buffer` and the length of its blank-line separator, accepting
+/// every line ending the SSE spec allows.
+fn event_end(buffer: &str) -> Option<(usize, usize)> {
+    ["\r\n\r\n", "\n\n", "\r\r"]
+        .iter()
+        .filter_map(|sep| buffer.find(sep).map(|at| (at, sep.len())))
+        .min()
+}
+
+fn parse_event(block: &str) -> SseEvent {
+    let mut event = None;
+    let mut data = Vec::new();
+    for line in block.split("\r\n").flat_map(|l| l.split(['\n', '\r'])) {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event = Some(value.to_owned()),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    SseEvent {
+        event,
+        data: data.join("\n"),
+    }
+}
+
+/// Every event of a complete SSE body.
+pub fn parse_events(mut body: &str) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while let Some((end, sep)) = event_end(body) {
+        events.push(parse_event(&body[..end]));
+        body = &body[end + sep..];
+    }
+    assert!(body.is_empty(), "partial event at end: {body:?}");
+    events
+}
+
+/// Reads events one at a time, with their `event:` names, as an SSE client would.
+pub struct EventReader {
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl EventReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event; `Ok(None)` on a clean end of body, `Err` if the body failed.
+    pub async fn next(&mut self) -> Result<Option<SseEvent>, reqwest::Error> {
+        loop {
+            if let Some((end, sep)) = event_end(&self.buffer) {
+                let block: String = self.buffer.drain(..end + sep).collect();
+                return Ok(Some(parse_event(&block[..end])));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Some(Err(err)) => return Err(err),
+                None => {
+                    assert!(
+                        self.buffer.is_empty(),
+                        "partial event at end: {:?}",
+                        self.buffer
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Events until the body fails, and the failure; panics if the body ends cleanly.
+    pub async fn until_failure(mut self) -> (Vec<SseEvent>, reqwest::Error) {
+        let mut events = Vec::new();
+        loop {
+            match self.next().await {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => panic!("body ended cleanly after {events:?}"),
+                Err(err) => return (events, err),
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Google Gemini wire format: `generateContent` and `streamGenerateContent` (SSE or JSON array).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::content::{THINKING_PIECES, new_id, tool_arguments};
+use crate::engine::{self, Failure, Turn};
+use crate::record::WireFormat;
+use crate::server::Shared;
+
+mod request;
+mod wire;
+
+use wire::{
+    Candidate, Content, ErrorBody, ErrorDetail, FunctionCall, GenerateContentResponse, Part,
+    UsageMetadata,
+};
+
+/// Content type of Google's JSON responses.
+const JSON: &str = "application/json; charset=UTF-8";
+
+/// `POST /v1beta/models/{model}:{action}` — `generateContent` or `streamGenerateContent`.
+pub(crate) async fn models(
+    State(shared): State<Arc<Shared>>,
+    Path(model_action): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        .map(|Query(q)| q)
+        .unwrap_or_default();
+    let (model, action) = model_action
+        .rsplit_once(':')
+        .unwrap_or((model_action.as_str(), ""));
+    let framing = match action {
+        "generateContent" => None,
+        "streamGenerateContent" if query.get("alt").is_some_and(|alt| alt == "sse") => {
+            Some(Framing::Sse)
+        }
+        "streamGenerateContent" => Some(Framing::JsonArray),
+        _ => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!(
+                    "models/{model} is not found for API version v1beta, or is not supported for {action}. Call ListModels to see the list of available models and their supported methods."
+                ),
+                Vec::new(),
+            );
+        }
+    };
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => return invalid_argument(format!("Invalid JSON payload received. {err}")),
+    };
+    let request = match request::parse(&body) {
+        Ok(request) => request,
+        Err(message) => return invalid_argument(message),
+    };
+    let config = shared.config();
+    let turn = GenerateTurn::new(request, model, framing, &config.chunk_text, config.chunks);
+    // The key goes in `x-goog-api-key`, or in the `key` query parameter.
+    let authorization = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query.get("key").cloned());
+    let (behaviour, guard) = shared.begin(
+        WireFormat::Gemini,
+        uri.path().to_owned(),
+        authorization,
+        body,
+    );
+    tracing::debug!(?behaviour, action, "gemini generate content");
+    engine::respond(
+        turn,
+        &behaviour,
+        engine::Timing::from(config),
+        guard,
+        shared.stop_token(),
+    )
+    .await
+}
+
+/// A Google-style error: `{"error":{"code":…,"message":…,"status":…}}`.
+fn error_response(
+    status: StatusCode,
+    google_status: &'static str,
+    message: String,
+    details: Vec<Value>,
+) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: status.as_u16(),
+            message,
+            status: google_status,
+            details,
+        },
+    };
+    json_response(status, &body)
+}
+
+fn invalid_argument(message: String) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        message,
+        Vec::new(),
+    )
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, json).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
+/// How `streamGenerateContent` frames its chunks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `alt=sse`: one `data: <json>` event per chunk, CRLF line endings, no end marker.
+    Sse,
+    /// No `alt=sse`: one JSON array whose elements arrive as the model produces them.
+    JsonArray,
+}
+
+/// One paced chunk of the reply.
+enum Unit {
+    Thought(usize),
+    Text,
+    Call,
+}
+
+/// One `generateContent` request and the reply the simulator will give to it.
+struct GenerateTurn {
+    model: String,
+    response_id: String,
+    /// `None` for the non-streamed `generateContent`.
+    framing: Option<Framing>,
+    prompt_tokens: u64,
+    text: String,
+    function: Option<String>,
+    units: Vec<Unit>,
+    /// Chunks written so far, to place the JSON array's separators and report usage.
+    written: usize,
+    sent_units: usize,
+}
+
+impl GenerateTurn {
+    fn new(
+        request: request::Request,
+        model: &str,
+        framing: Option<Framing>,
+        chunk_text: &str,
+        chunks: usize,
+    ) -> Self {
+        let mut units = Vec::new();
+        if request.thoughts {
+            units.extend((0..THINKING_PIECES.len()).map(Unit::Thought));
+        }
+        match request.function {
+            // Gemini sends a function call whole, in one chunk.
+            Some(_) => units.push(Unit::Call),
+            None => units.extend((0..chunks).map(|_| Unit::Text)),
+        }
+        let id = new_id("");
+        Self {
+            model: model.to_owned(),
+            response_id: id.get(..22).unwrap_or(&id).to_owned(),
+            framing,
+            prompt_tokens: request.prompt_tokens,
+            text: chunk_text.to_owned(),
+            function: request.function,
+            units,
+            written: 0,
+            sent_units: 0,
+        }
+    }
+
+    /// Token counts once the first `sent` units are out; each unit counts as one token.
+    fn usage(&self, sent: usize) -> UsageMetadata {
+        let units = self.units.get(..sent).unwrap_or(&self.units);
+        let thoughts = units
+            .iter()
+            .filter(|u| matches!(u, Unit::Thought(_)))
+            .count() as u64;
+        let candidates = units.len() as u64 - thoughts;
+        UsageMetadata {
+            prompt_token_count: self.prompt_tokens,
+            candidates_token_count: candidates,
+            total_token_count: self.prompt_tokens + candidates + thoughts,
+            thoughts_token_count: thoughts,
+        }
+    }
+
+    fn response(
+        &self,
+        parts: Vec<Part<'_>>,
+        finish_reason: Option<&'static str>,
+        sent: usize,
+    ) -> String {
+        let response = GenerateContentResponse {
+            candidates: vec![Candidate {
+                content: Content {
+                    parts,
+                    role: "model",
+                },
+                finish_reason,
+                index: 0,
+            }],
+            usage_metadata: self.usage(sent),
+            model_version: &self.model,
+            response_id: &self.response_id,
+        };
+        serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    fn parts(&self, index: usize) -> Vec<Part<'_>> {
+        match self.units.get(index) {
+            Some(Unit::Thought(k)) => vec![Part::Text {
+                text: THINKING_PIECES
+                    .get(*k)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_owned(),
+                thought: Some(true),
+            }],
+            Some(Unit::Text) => vec![Part::Text {
+                text: self.text.clone(),
+                thought: None,
+            }],
+            Some(Unit::Call) => vec![Part::FunctionCall {
+                function_call: FunctionCall {
+                    name: self.function.as_deref().unwrap_or_default(),
+                    args: tool_arguments(),
+                },
+            }],
+            None => Vec::new(),
+        }
+    }
+
+    /// Frames one chunk (or any JSON text) as the next element of the stream.
+    fn element(&mut self, json: &str) -> Bytes {
+        let first = self.written == 0;
+        self.written += 1;
+        match self.framing {
+            Some(Framing::JsonArray) if !first => Bytes::from(format!(",\r\n{json}")),
+            Some(Framing::JsonArray) | None => Bytes::from(json.to_owned()),
+            Some(Framing::Sse) => Bytes::from(format!("data: {json}\r\n\r\n")),
+        }
+    }
+
+    fn unit_chunk(&mut self, index: usize, finish_reason: Option<&'static str>) -> Bytes {
+        self.sent_units = self.sent_units.max(index + 1);
+        let json = self.response(self.parts(index), finish_reason, self.sent_units);
+        self.element(&json)
+    }
+
+    /// A chunk with empty text that only finishes the reply, for when no unit can carry the end.
+    fn finish_chunk(&mut self) -> Bytes {
+        let parts = vec![Part::Text {
+            text: String::new(),
+            thought: None,
+        }];
+        let json = self.response(parts, Some("STOP"), self.sent_units);
+        self.element(&json)
+    }
+
+    fn end_of_array(&self) -> Option<Bytes> {
+        (self.framing == Some(Framing::JsonArray)).then(|| Bytes::from_static(b"]"))
+    }
+}
+
+impl Turn for GenerateTurn {
+    fn streaming(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    fn units(&self) -> usize {
+        self.units.len()
+    }
+
+    fn opening(&mut self) -> Vec<Bytes> {
+        // Gemini sends nothing before its first chunk; the array's bracket is the exception.
+        match self.framing {
+            Some(Framing::JsonArray) => vec![Bytes::from_static(b"[")],
+            Some(Framing::Sse) | None => Vec::new(),
+        }
+    }
+
+    fn unit(&mut self, index: usize) -> Bytes {
+        self.unit_chunk(index, None)
+    }
+
+    /// The last chunk carries `finishReason` and the final usage, as the real API's does.
+    fn final_unit(&mut self, index: usize) -> Bytes {
+        self.unit_chunk(index, Some("STOP"))
+    }
+
+    fn closing(&mut self) -> Vec<Bytes> {
+        let mut events = Vec::new();
+        if self.units.is_empty() {
+            events.push(self.finish_chunk());
+        }
+        events.extend(self.end_of_array());
+        events
+    }
+
+    /// Gemini has no end marker, so the malformed chunk is followed by a finishing chunk.
+    fn malformed(&mut self) -> Vec<Bytes> {
+        let mut events = vec![self.element("{not json"), self.finish_chunk()];
+        events.extend(self.end_of_array());
+        events
+    }
+
+    /// The real API reports a failure after the headers as a chunk holding a Google error.
+    fn error_event(&mut self) -> Vec<Bytes> {
+        let error = ErrorBody {
+            error: ErrorDetail {
+                code: 503,
+                message: OVERLOADED_MESSAGE.to_owned(),
+                status: "UNAVAILABLE",
+                details: Vec::new(),
+            },
+        };
+        let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".to_owned());
+        let mut events = vec![self.element(&json)];
+        events.extend(self.end_of_array());
+        events
+    }
+
+    fn stream_content_type(&self) -> &'static str {
+        match self.framing {
+            Some(Framing::JsonArray) => JSON,
+            Some(Framing::Sse) | None => "text/event-stream",
+        }
+    }
+
+    fn complete(&self) -> Response {
+        let mut parts = Vec::new();
+        let thoughts: String = self
+            .units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Thought(k) => THINKING_PIECES.get(*k).copied(),
+                Unit::Text | Unit::Call => None,
+            })
+            .collect();
+        if !thoughts.is_empty() {
+            parts.push(Part::Text {
+                text: thoughts,
+                thought: Some(true),
+            });
+        }
+        let texts = self
+            .units
+            .iter()
+            .filter(|u| matches!(u, Unit::Text))
+            .count();
+        if let Some(name) = &self.function {
+            parts.push(Part::FunctionCall {
+                function_call: FunctionCall {
+                    name,
+                    args: tool_arguments(),
+                },
+            });
+        } else {
+            parts.push(Part::Text {
+                text: self.text.repeat(texts),
+                thought: None,
+            });
+        }
+        let json = self.response(parts, Some("STOP"), self.units.len());
+        let mut response = json.into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        response
+    }
+
+    fn malformed_complete(&self) -> Response {
+        let mut response = "{not json".into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        response
+    }
+
+    fn failure(&self, failure: Failure) -> Response {
+        match failure {
+            Failure::Server => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting".to_owned(),
+                Vec::new(),
+            ),
+            Failure::RateLimited { retry_after_secs } => {
+                // Google states the delay in a RetryInfo detail; the Retry-After header is the
+                // simulator's addition, so clients that honour either one are tested.
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RESOURCE_EXHAUSTED",
+                    format!(
+                        "You exceeded your current quota for {} (simulated). Please retry in {retry_after_secs}s.",
+                        self.model
+                    ),
+                    vec![json!({
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": format!("{retry_after_secs}s"),
+                    })],
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
+            Failure::Overloaded => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                OVERLOADED_MESSAGE.to_owned(),
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+/// Message of Gemini's 503 `UNAVAILABLE`, over HTTP or mid-stream.
+const OVERLOADED_MESSAGE: &str = "The model is overloaded. Please try again later.";
