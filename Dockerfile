@@ -2,6 +2,8 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
+# The committed query cache (.sqlx/) checks SQL at build time without a database.
+ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin gateway-service --bin chat-worker \

@@ -3,6 +3,8 @@
 
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export REDIS_URL
+# Builds use the committed query cache (.sqlx/), never a live database.
+export SQLX_OFFLINE=true
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -21,6 +23,18 @@ apt_install() {
 ensure_tools() {
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
+  command -v psql >/dev/null || apt_install postgresql-client
+}
+
+# PostgreSQL must answer at the URL's host (the services create their database and migrate it).
+ensure_postgres() {
+  local url="${1:-postgres://postgres@127.0.0.1:5432/postgres}"
+  for _ in $(seq 50); do
+    psql "$url" -qAtc 'select 1' >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  log "no PostgreSQL answers at ${url%%\?*}; start one (the services need it)"
+  exit 1
 }
 
 # Starts a throwaway redis-server when nothing answers at REDIS_URL (local URLs only).

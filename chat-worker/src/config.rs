@@ -44,6 +44,10 @@ pub struct Settings {
     pub provider_retry_after_cap_secs: u64,
     /// Longest silence from a provider mid-stream before the task fails, seconds.
     pub provider_idle_timeout_secs: u64,
+    /// Earlier turns of a session loaded into the prompt, at most this many tokens (estimated).
+    pub history_token_budget: usize,
+    /// Earlier messages read at most, whatever their size.
+    pub history_max_messages: i64,
 }
 
 impl Default for Settings {
@@ -58,6 +62,8 @@ impl Default for Settings {
             provider_retry_base_ms: 250,
             provider_retry_after_cap_secs: 20,
             provider_idle_timeout_secs: 120,
+            history_token_budget: 4000,
+            history_max_messages: 50,
         }
     }
 }

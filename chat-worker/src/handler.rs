@@ -3,6 +3,7 @@
 //! upstream stream on cancel.
 
 mod payload;
+mod persist;
 mod stream;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde_json::json;
 use common::backoff::Backoff;
 use common::events::{ErrorData, EventType, TaskEvents};
 use common::worker::{Handler, HandlerError, Task};
+use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::providers::{Candidate, ProviderError, Providers};
@@ -25,6 +27,9 @@ pub const GENERATE: &str = "chat.completion.generate";
 /// Streams chat completions.
 pub struct ChatHandler {
     providers: Providers,
+    pool: PgPool,
+    history_budget: usize,
+    history_max_messages: i64,
     idle_timeout: Duration,
     retries: u32,
     retry_base: Duration,
@@ -33,9 +38,12 @@ pub struct ChatHandler {
 
 impl ChatHandler {
     /// A handler over the given providers.
-    pub fn new(providers: Providers, settings: &Settings) -> Self {
+    pub fn new(providers: Providers, pool: PgPool, settings: &Settings) -> Self {
         Self {
             providers,
+            pool,
+            history_budget: settings.history_token_budget,
+            history_max_messages: settings.history_max_messages,
             idle_timeout: Duration::from_secs(settings.provider_idle_timeout_secs.max(1)),
             retries: settings.provider_retries,
             retry_base: Duration::from_millis(settings.provider_retry_base_ms),
@@ -69,8 +77,39 @@ impl Handler for ChatHandler {
 
     async fn handle(&self, task: Task) -> Result<(), HandlerError> {
         let events = &task.events;
-        let payload = ChatPayload::parse(&task.action.data)
+        let mut payload = ChatPayload::parse(&task.action.data)
             .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e))?;
+        let turn = match persist::begin(&self.pool, &task.action, &payload, events).await? {
+            Ok(turn) => turn,
+            Err(persist::NotOwner) => {
+                let error = ErrorData::new("validation", "not_found", "session not found", false);
+                return send_error(events, error).await;
+            }
+        };
+        if payload.messages.is_empty() && self.history_budget > 0 {
+            payload.messages = persist::load_history(
+                &self.pool,
+                &task.action,
+                self.history_max_messages,
+                self.history_budget,
+            )
+            .await;
+        }
+        let mut progress = Progress::default();
+        self.generate(&task, &payload, &mut progress).await?;
+        persist::finish(&self.pool, &task.action, turn, &progress, events).await
+    }
+}
+
+impl ChatHandler {
+    /// Plans, calls providers with retries and fallback, and streams the answer.
+    async fn generate(
+        &self,
+        task: &Task,
+        payload: &ChatPayload,
+        progress: &mut Progress,
+    ) -> Result<(), HandlerError> {
+        let events = &task.events;
         let plan = match self.providers.plan(payload.model.as_deref()) {
             Ok(plan) => plan,
             Err(e) => {
@@ -92,7 +131,6 @@ impl Handler for ChatHandler {
             return Ok(());
         }
 
-        let mut progress = Progress::default();
         let mut last_error: Option<ProviderError> = None;
         for candidate in &plan.candidates {
             let mut model_in_use =
@@ -104,11 +142,9 @@ impl Handler for ChatHandler {
                 .send(EventType::ModelInUse, model_in_use)
                 .await
                 .map_err(emit_failed)?;
+            progress.set_answered_by(&candidate.provider_name, &candidate.model);
             for attempt in 0..=self.retries {
-                match self
-                    .attempt(&task, candidate, &payload, &mut progress)
-                    .await?
-                {
+                match self.attempt(task, candidate, payload, progress).await? {
                     StreamEnd::Finished | StreamEnd::Cancelled => return Ok(()),
                     StreamEnd::Failed(e) if progress.output_sent() => {
                         // After the first token a failure is reported, never papered over.

@@ -20,6 +20,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
+    let Some(pool) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {
+        return Ok(());
+    };
     let providers = providers::Providers::from_settings(&settings)?;
     let configured = providers.configured();
     if configured.is_empty() {
@@ -27,7 +30,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     } else {
         tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
     }
-    let handler = Arc::new(handler::ChatHandler::new(providers, &settings));
+    let handler = Arc::new(handler::ChatHandler::new(providers, pool, &settings));
     Worker::new(bus, settings.worker.clone(), SERVICE, handler)
         .run(shutdown)
         .await

@@ -161,7 +161,12 @@ async fn provider_failures_become_error_events_then_completion() {
             .unwrap_or_else(|| panic!("{behaviour:?}: {k:?}"));
         assert_eq!(
             k[at + 1..],
-            ["text_completed", "tts_not_requested", "complete"],
+            [
+                "text_completed",
+                "db_operation_executed",
+                "tts_not_requested",
+                "complete"
+            ],
             "{behaviour:?}"
         );
         let error = &events[at].event["data"];

@@ -390,7 +390,12 @@ async fn cancel_stops_the_task_with_completion_events() {
     let cancelled = k.iter().position(|k| *k == "cancelled").expect("cancelled");
     assert_eq!(
         k[cancelled + 1..],
-        ["text_completed", "tts_not_requested", "complete"]
+        [
+            "text_completed",
+            "db_operation_executed",
+            "tts_not_requested",
+            "complete"
+        ]
     );
     let done = &events[cancelled + 1].event["data"];
     assert_eq!(done["finish_reason"], "cancelled");

@@ -89,6 +89,33 @@ pub struct CoreSettings {
     pub log_format: String,
     /// Stream sizes and lifetimes.
     pub bus: BusSettings,
+    /// `DATABASE_URL`: PostgreSQL (chat history, accounts).
+    pub database_url: Secret,
+    /// Pool and migrations.
+    pub db: DbSettings,
+}
+
+/// PostgreSQL pool and schema handling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DbSettings {
+    /// Connections per process.
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection, seconds.
+    pub acquire_timeout_secs: u64,
+    /// Create the database if missing and apply migrations at start-up; when false, a service
+    /// only checks that every migration is applied and refuses to start otherwise.
+    pub migrate: bool,
+}
+
+impl Default for DbSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+            migrate: true,
+        }
+    }
 }
 
 impl Default for CoreSettings {
@@ -104,6 +131,8 @@ impl Default for CoreSettings {
             otel_exporter_otlp_endpoint: None,
             log_format: "text".into(),
             bus: BusSettings::default(),
+            database_url: Secret::new(format!("postgres://postgres@127.0.0.1:5432/{PROJECT}")),
+            db: DbSettings::default(),
         }
     }
 }

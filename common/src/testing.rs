@@ -16,12 +16,25 @@ use crate::settings::{CoreSettings, Secret};
 /// The JWT secret test settings use.
 pub const TEST_SECRET: &str = "test-secret";
 
-/// Settings with a stream prefix of their own, so tests never see each other's keys.
+/// The database of this test run: one per test process, created by the first service that
+/// connects (`aibt_<uuid>`; `scripts/test` drops them afterwards). Tests never share data through
+/// it: every test uses its own tenants and sessions.
+pub fn test_database_url() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let name = NAME.get_or_init(|| format!("aibt_{}", Uuid::now_v7().simple()));
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    format!("{}/{name}", base.trim_end_matches('/'))
+}
+
+/// Settings with a stream prefix of their own, so tests never see each other's keys, and the
+/// test run's database.
 pub fn isolated_settings() -> CoreSettings {
     CoreSettings {
         redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         stream_prefix: format!("test{}", Uuid::now_v7().simple()),
         jwt_secret: Some(Secret::new(TEST_SECRET)),
+        database_url: Secret::new(test_database_url()),
         ..CoreSettings::default()
     }
 }

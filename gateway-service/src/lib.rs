@@ -39,7 +39,10 @@ pub async fn serve(
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
-    let state = AppState::new(bus, auth, models, settings, shutdown.child_token());
+    let Some(db) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {
+        return Ok(());
+    };
+    let state = AppState::new(bus, db, auth, models, settings, shutdown.child_token());
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app)

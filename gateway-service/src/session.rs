@@ -87,7 +87,18 @@ impl AppState {
             .query_async(&mut conn)
             .await?;
         match owner {
-            None => Ok(session_id),
+            // New to Redis (its owner key expired, or never set): a stored session keeps its tenant.
+            None => match common::history::session_tenant(self.db(), session_id).await {
+                Ok(Some(t)) if t != claims.tenant_id => {
+                    let _: () = conn.del(&key).await?;
+                    Err(AppError::NotFound("session not found".into()))
+                }
+                Ok(_) => Ok(session_id),
+                Err(e) => {
+                    let _: () = conn.del(&key).await?;
+                    Err(AppError::Unavailable(e.into()))
+                }
+            },
             Some(o) if o == tenant => {
                 let _: bool = conn.expire(&key, ttl as i64).await?;
                 Ok(session_id)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use common::Bus;
 use common::auth::JwtAuth;
 use common::models::ModelRegistry;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +21,7 @@ pub struct AppState {
 
 struct Inner {
     bus: Bus,
+    db: PgPool,
     auth: JwtAuth,
     hub: Hub,
     models: ModelRegistry,
@@ -38,6 +40,7 @@ impl AppState {
     /// Builds the state; the hub's readers stop with `shutdown`.
     pub fn new(
         bus: Bus,
+        db: PgPool,
         auth: JwtAuth,
         models: ModelRegistry,
         settings: Settings,
@@ -53,6 +56,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 bus,
+                db,
                 auth,
                 hub,
                 models,
@@ -61,6 +65,11 @@ impl AppState {
                 shutdown,
             }),
         }
+    }
+
+    /// The PostgreSQL pool.
+    pub fn db(&self) -> &PgPool {
+        &self.inner.db
     }
 
     /// The bus.

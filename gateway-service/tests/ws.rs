@@ -33,8 +33,13 @@ async fn chat_round_trip_streams_every_event_and_completes_once() {
         let k = kinds(&events);
         assert_eq!(k[..3], ["working", "model_in_use", "text_chunk"], "{k:?}");
         assert_eq!(
-            k[k.len() - 3..],
-            ["text_completed", "tts_not_requested", "complete"],
+            k[k.len() - 4..],
+            [
+                "text_completed",
+                "db_operation_executed",
+                "tts_not_requested",
+                "complete"
+            ],
             "{k:?}"
         );
         assert_eq!(k.iter().filter(|k| *k == "text_chunk").count(), 8);
@@ -50,7 +55,7 @@ async fn chat_round_trip_streams_every_event_and_completes_once() {
         assert_well_formed(&events, &session);
         let full = text(&events);
         assert!(full.starts_with(&format!("Echo: {prompt}")), "{full}");
-        assert_eq!(events[events.len() - 3]["data"]["content"], full);
+        assert_eq!(events[events.len() - 4]["data"]["content"], full);
         // Nothing after complete: the next event is the answer to a ping.
         ws.send(json!({"type": "ping"})).await;
         assert_eq!(ws.next().await["type"], "pong");
@@ -92,7 +97,12 @@ async fn cancel_mid_stream_closes_the_provider_connection() {
         .expect("cancelled event");
     assert_eq!(
         k[at + 1..],
-        ["text_completed", "tts_not_requested", "complete"]
+        [
+            "text_completed",
+            "db_operation_executed",
+            "tts_not_requested",
+            "complete"
+        ]
     );
     assert_eq!(events[at + 1]["data"]["finish_reason"], "cancelled");
     let closed = sim.wait_for_client_close(Duration::from_secs(5)).await;

@@ -37,13 +37,56 @@ pub struct Progress {
     usage: Option<Usage>,
     finish_reason: Option<String>,
     tool_calls: BTreeMap<usize, ToolCall>,
+    /// The tool calls of the answer, as sent in `text_completed`.
+    final_calls: Vec<Value>,
     output_sent: bool,
+    /// The finish reason sent in `text_completed`.
+    final_finish: String,
+    /// Provider and model of the attempt that answered.
+    answered_by: Option<(String, String)>,
 }
 
 impl Progress {
     /// Whether text or reasoning reached the client (then no retry or fallback may follow).
     pub fn output_sent(&self) -> bool {
         self.output_sent
+    }
+
+    /// Records which provider and model the current attempt uses.
+    pub fn set_answered_by(&mut self, provider: &str, model: &str) {
+        self.answered_by = Some((provider.to_owned(), model.to_owned()));
+    }
+
+    /// Provider and model of the attempt that answered.
+    pub fn answered_by(&self) -> (Option<&str>, Option<&str>) {
+        match &self.answered_by {
+            Some((p, m)) => (Some(p), Some(m)),
+            None => (None, None),
+        }
+    }
+
+    /// The text streamed.
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// Token counts, if reported.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The finish reason sent to the client (`error` when none was sent).
+    pub fn finish_reason(&self) -> &str {
+        if self.final_finish.is_empty() {
+            "error"
+        } else {
+            &self.final_finish
+        }
+    }
+
+    /// The answer's tool calls, if any.
+    pub fn tool_calls_json(&self) -> Option<Value> {
+        (!self.final_calls.is_empty()).then(|| json!({"tool_calls": self.final_calls}))
     }
 
     /// Forwards deltas as events until the stream ends, fails or the task is cancelled.
@@ -156,7 +199,7 @@ impl Progress {
     }
 
     async fn text_completed(
-        &self,
+        &mut self,
         events: &TaskEvents,
         finish: &str,
         tool_calls: Vec<Value>,
@@ -166,6 +209,8 @@ impl Progress {
         if !tool_calls.is_empty() {
             data["tool_calls"] = json!(tool_calls);
         }
+        self.final_finish = finish.to_owned();
+        self.final_calls = tool_calls;
         events
             .send(EventType::TextCompleted, data)
             .await
@@ -174,7 +219,7 @@ impl Progress {
     }
 
     /// `cancelled`, then `text_completed` with what was streamed.
-    pub async fn cancelled(&self, events: &TaskEvents) -> Result<(), HandlerError> {
+    pub async fn cancelled(&mut self, events: &TaskEvents) -> Result<(), HandlerError> {
         events
             .send(EventType::Cancelled, json!({}))
             .await
@@ -185,7 +230,7 @@ impl Progress {
     /// An `error` event (stage `provider`), then `text_completed` with whatever was streamed, so
     /// the client sees where the answer stopped.
     pub async fn provider_failed(
-        &self,
+        &mut self,
         events: &TaskEvents,
         e: &ProviderError,
     ) -> Result<(), HandlerError> {

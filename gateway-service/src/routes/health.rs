@@ -16,17 +16,21 @@ pub async fn health() -> impl IntoResponse {
 
 /// `GET /ready`: each dependency, required or optional, and whether it answers now.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let redis = state.bus().ping().await;
-    let status = if redis {
+    let (redis, postgres) = tokio::join!(state.bus().ping(), common::db::ping(state.db()));
+    let ready = redis && postgres;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = ApiEnvelope {
         code: status.as_u16(),
-        success: redis,
-        message: if redis { "ready" } else { "not ready" }.into(),
-        data: json!({"dependencies": {"redis": {"required": true, "ok": redis}}}),
+        success: ready,
+        message: if ready { "ready" } else { "not ready" }.into(),
+        data: json!({"dependencies": {
+            "redis": {"required": true, "ok": redis},
+            "postgres": {"required": true, "ok": postgres},
+        }}),
     };
     (status, Json(body))
 }

@@ -1,0 +1,208 @@
+//! Writing a turn to the chat history: the user message when the task starts, the assistant
+//! reply when it ends (cancelled and failed replies too, with what was streamed), and loading
+//! recent history into the prompt. Failures are retried, then reported; they never cost the client
+//! the streamed answer.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use common::backoff::Backoff;
+use common::envelope::DomainAction;
+use common::events::{ErrorData, EventType, TaskEvents};
+use common::history::{self, NewMessage};
+use common::worker::HandlerError;
+
+use super::emit_failed;
+use super::payload::ChatPayload;
+use super::stream::Progress;
+use crate::providers::content_text;
+
+/// Attempts per write before it is reported as failed.
+const ATTEMPTS: u32 = 3;
+
+/// Where a turn stands in the history.
+pub struct Turn {
+    started: Instant,
+    user_message: Option<Uuid>,
+}
+
+/// The session belongs to another tenant.
+pub struct NotOwner;
+
+async fn retried<T, F, Fut>(what: &str, mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn report(events: &TaskEvents, what: &str, e: &sqlx::Error) -> Result<(), HandlerError> {
+    tracing::error!(error = %e, "{what} failed for good");
+    let error = ErrorData::new(
+        "persistence",
+        "persistence_failed",
+        format!("the {what} could not be saved; the answer is not in the history"),
+        true,
+    );
+    events.error(&error).await.map_err(emit_failed)?;
+    Ok(())
+}
+
+/// Takes the session for the action's tenant and stores the user's message.
+pub async fn begin(
+    pool: &PgPool,
+    action: &DomainAction,
+    payload: &ChatPayload,
+    events: &TaskEvents,
+) -> Result<Result<Turn, NotOwner>, HandlerError> {
+    let started = Instant::now();
+    let owned = retried("session write", || {
+        history::ensure_session(pool, action.tenant_id, action.session_id, action.user_id)
+    })
+    .await;
+    match owned {
+        Ok(None) => return Ok(Err(NotOwner)),
+        Ok(Some(_)) => {}
+        Err(e) => {
+            report(events, "user message", &e).await?;
+            return Ok(Ok(Turn {
+                started,
+                user_message: None,
+            }));
+        }
+    }
+    let (content, parts) = match (&payload.prompt, payload.messages.last()) {
+        (Some(prompt), _) => (
+            content_text(prompt),
+            prompt.is_array().then(|| prompt.clone()),
+        ),
+        (None, Some(last)) => (content_text(&last["content"]), None),
+        (None, None) => (String::new(), None),
+    };
+    let message = NewMessage {
+        tenant_id: action.tenant_id,
+        session_id: action.session_id,
+        task_id: action.task_id,
+        role: "user",
+        content: &content,
+        parts,
+        model: None,
+        provider: None,
+        usage: None,
+        latency_ms: None,
+        status: "complete",
+    };
+    let user_message = match retried("user message", || history::save_message(pool, &message)).await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            report(events, "user message", &e).await?;
+            None
+        }
+    };
+    Ok(Ok(Turn {
+        started,
+        user_message,
+    }))
+}
+
+/// The session's earlier turns, oldest first, within `budget` estimated tokens.
+pub async fn load_history(
+    pool: &PgPool,
+    action: &DomainAction,
+    max_messages: i64,
+    budget: usize,
+) -> Vec<Value> {
+    let recent = history::recent_messages(
+        pool,
+        action.tenant_id,
+        action.session_id,
+        action.task_id,
+        max_messages,
+    )
+    .await;
+    let recent = match recent {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "history not loaded; answering without it");
+            return Vec::new();
+        }
+    };
+    let mut used = 0;
+    let mut out = Vec::new();
+    for m in recent {
+        if m.content.is_empty() || !matches!(m.role.as_str(), "user" | "assistant") {
+            continue;
+        }
+        // About four characters per token: a cheap, provider-independent estimate.
+        let cost = m.content.len() / 4 + 4;
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        out.push(json!({"role": m.role, "content": m.content}));
+    }
+    out.reverse();
+    out
+}
+
+/// Stores the assistant's reply as it ended and tells the client what was written.
+pub async fn finish(
+    pool: &PgPool,
+    action: &DomainAction,
+    turn: Turn,
+    progress: &Progress,
+    events: &TaskEvents,
+) -> Result<(), HandlerError> {
+    let status = match progress.finish_reason() {
+        "cancelled" => "cancelled",
+        "error" => "error",
+        _ => "complete",
+    };
+    let (provider, model) = progress.answered_by();
+    let latency = i32::try_from(turn.started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let message = NewMessage {
+        tenant_id: action.tenant_id,
+        session_id: action.session_id,
+        task_id: action.task_id,
+        role: "assistant",
+        content: progress.content(),
+        parts: progress.tool_calls_json(),
+        model,
+        provider,
+        usage: progress.usage().map(|u| json!(u)),
+        latency_ms: Some(latency),
+        status,
+    };
+    match retried("assistant reply", || history::save_message(pool, &message)).await {
+        Ok(id) => {
+            events
+                .send(
+                    EventType::DbOperationExecuted,
+                    json!({"operation": "chat_turn_saved", "session_id": action.session_id,
+                        "user_message_id": turn.user_message, "assistant_message_id": id}),
+                )
+                .await
+                .map_err(emit_failed)?;
+            Ok(())
+        }
+        Err(e) => report(events, "assistant reply", &e).await,
+    }
+}
