@@ -354,6 +354,7 @@ async fn a_redelivered_action_runs_once() {
     // Same session, a later task: processed after the duplicate (one handler at a time).
     let mut later = chat_action("after");
     later.session_id = action.session_id;
+    later.tenant_id = action.tenant_id;
     bus.publish(&later).await.unwrap();
     read_until(&client, &key, "complete", Some(later.task_id), WAIT).await;
     let all = xrange_all(&mut conn, &key).await;
@@ -428,4 +429,101 @@ async fn shutdown_lets_in_flight_work_finish() {
     let events = xrange_all(&mut conn, &key).await;
     assert_completed_once(&events);
     assert_eq!(events.iter().filter(|e| e.kind == "text_chunk").count(), 30);
+}
+
+#[tokio::test]
+async fn a_sessions_stream_does_not_expire_under_its_next_task() {
+    let mut core = isolated_settings();
+    core.bus.response_ttl_secs = 1;
+    let names = core.names();
+    let (client, _conn) = redis(&core).await;
+    let mut s = settings(core.clone());
+    s.dummy = DummySettings {
+        tokens: 150,
+        first_token_delay_ms: 0,
+        token_interval_ms: 10,
+    };
+    let worker = spawn(s);
+    let bus = Bus::connect(&core).await.unwrap();
+    let first = chat_action("first");
+    bus.publish(&first).await.unwrap();
+    let key = names.response_stream(first.session_id);
+    read_until(&client, &key, "complete", Some(first.task_id), WAIT).await;
+    // The next turn starts within the first one's 1 s TTL and outlasts it.
+    let mut second = chat_action("second");
+    second.session_id = first.session_id;
+    second.tenant_id = first.tenant_id;
+    bus.publish(&second).await.unwrap();
+    let events: Vec<Received> = read_until(&client, &key, "complete", Some(second.task_id), WAIT)
+        .await
+        .into_iter()
+        .filter(|e| e.event["task_id"] == second.task_id.to_string())
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "text_chunk").count(),
+        150
+    );
+    assert_completed_once(&events);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancel_reaches_a_task_finishing_during_shutdown() {
+    let core = isolated_settings();
+    let names = core.names();
+    let (client, _conn) = redis(&core).await;
+    let mut s = settings(core.clone());
+    s.dummy = DummySettings {
+        tokens: 2000,
+        first_token_delay_ms: 0,
+        token_interval_ms: 10,
+    };
+    let worker = spawn(s);
+    let bus = Bus::connect(&core).await.unwrap();
+    let action = chat_action("long");
+    bus.publish(&action).await.unwrap();
+    let key = names.response_stream(action.session_id);
+    read_until(&client, &key, "text_chunk", Some(action.task_id), WAIT).await;
+    worker.shutdown.cancel();
+    bus.request_cancel(action.task_id).await.unwrap();
+    let events = read_until(&client, &key, "complete", Some(action.task_id), WAIT).await;
+    assert!(events.iter().any(|e| e.kind == "cancelled"));
+    assert!(events.iter().filter(|e| e.kind == "text_chunk").count() < 2000);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn callback_streams_must_stay_in_the_namespace() {
+    let core = isolated_settings();
+    let names = core.names();
+    let (client, mut conn) = redis(&core).await;
+    let worker = spawn(settings(core.clone()));
+    let bus = Bus::connect(&core).await.unwrap();
+    let mut inside = chat_action("reply elsewhere");
+    let callback = format!("{}:custom:replies", names.action_stream("billing"));
+    inside.callback_stream = Some(callback.clone());
+    bus.publish(&inside).await.unwrap();
+    let events = read_until(&client, &callback, "complete", Some(inside.task_id), WAIT).await;
+    assert!(text(&events).contains("reply elsewhere"));
+
+    let mut outside = chat_action("escape");
+    let foreign = format!("elsewhere{}:replies", Uuid::now_v7().simple());
+    outside.callback_stream = Some(foreign.clone());
+    bus.publish(&outside).await.unwrap();
+    let dead = names.dead_letter_stream("chat");
+    let found = read_until(&client, &dead, "", None, WAIT).await;
+    let raw: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        raw.ids[0]
+            .get::<String>("error")
+            .unwrap()
+            .contains("callback_stream")
+    );
+    assert_eq!(
+        raw.ids[0].get::<String>("action_id"),
+        Some(outside.action_id.to_string())
+    );
+    assert!(!conn.exists::<_, bool>(&foreign).await.unwrap());
+    worker.stop().await;
 }

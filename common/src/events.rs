@@ -265,7 +265,18 @@ impl TaskEvents {
             .arg("payload")
             .arg(payload);
         let mut conn = self.conn.clone();
-        let id: Option<String> = cmd.query_async(&mut conn).await.inspect_err(|_| {
+        let written: redis::RedisResult<Option<String>> = if first {
+            // A session's stream may still carry the EXPIRE of its previous task's completion:
+            // a running task's stream must not expire under it.
+            let mut pipe = redis::pipe();
+            pipe.add_command(cmd).cmd("PERSIST").arg(&t.stream).ignore();
+            pipe.query_async::<(Option<String>,)>(&mut conn)
+                .await
+                .map(|(id,)| id)
+        } else {
+            cmd.query_async(&mut conn).await
+        };
+        let id = written.inspect_err(|_| {
             if first {
                 self.flags.created.store(false, Ordering::SeqCst);
             }

@@ -19,6 +19,12 @@ impl Names {
         }
     }
 
+    /// Whether a key lies in this namespace (`{prefix}:{env}:...`).
+    pub fn owns(&self, key: &str) -> bool {
+        key.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1)
+    }
+
     /// A service's action stream.
     pub fn action_stream(&self, service: &str) -> String {
         format!("{}:{service}:streams:main", self.base)
@@ -83,5 +89,7 @@ mod tests {
         assert_eq!(n.dead_letter_stream("chat"), "aiback:dev:chat:streams:dead");
         assert_eq!(n.response_stream(id), format!("aiback:dev:responses:{id}"));
         assert_eq!(n.cancel_flag(id), format!("aiback:dev:cancel:{id}"));
+        assert!(n.owns("aiback:dev:custom:replies"));
+        assert!(!n.owns("aiback:prod:x") && !n.owns("aiback:dev") && !n.owns("other"));
     }
 }

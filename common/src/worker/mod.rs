@@ -154,6 +154,14 @@ impl Worker {
             Uuid::now_v7().simple()
         );
         let concurrency = settings.concurrency.max(1);
+        // Zero would make timers panic or loops spin; the smallest sensible values instead.
+        let settings = WorkerSettings {
+            block_ms: settings.block_ms.max(1),
+            heartbeat_ms: settings.heartbeat_ms.max(10),
+            reclaim_interval_ms: settings.reclaim_interval_ms.max(10),
+            min_idle_ms: settings.min_idle_ms.max(settings.heartbeat_ms.max(10) * 2),
+            ..settings
+        };
         Self {
             inner: Arc::new(Inner {
                 stream: names.action_stream(service),
@@ -188,10 +196,13 @@ impl Worker {
         });
         let shutdown = inner.stopping.clone();
         tracing::info!(consumer = %inner.consumer, stream = %inner.stream, "worker starting");
+        // Cancels must reach tasks still finishing during the grace period: the listener stops
+        // only after them.
+        let listening = CancellationToken::new();
         let listener = tokio::spawn(cancel::listen(
             inner.bus.clone(),
             inner.cancels.clone(),
-            shutdown.clone(),
+            listening.clone(),
         ));
         let reclaimer = tokio::spawn(reclaim::run(inner.clone(), shutdown.clone()));
         inner.clone().read_loop(&shutdown).await;
@@ -208,6 +219,7 @@ impl Worker {
             );
         }
         reclaimer.abort();
+        listening.cancel();
         listener.abort();
         link.abort();
         tracing::info!(consumer = %inner.consumer, "worker stopped");

@@ -93,6 +93,17 @@ impl Inner {
                 format!("{} does not handle {}", self.service, action.action_type),
                 false,
             ))
+        } else if action
+            .callback_stream
+            .as_deref()
+            .is_some_and(|cb| !self.bus.names().owns(cb))
+        {
+            Some(ErrorData::new(
+                "validation",
+                "invalid_callback_stream",
+                "callback_stream must be a key of this deployment's namespace",
+                false,
+            ))
         } else if delivery > self.settings.max_deliveries {
             Some(ErrorData::new(
                 "worker",
@@ -174,7 +185,18 @@ impl Inner {
                             delivery += 1;
                             continue;
                         }
-                        Ok(false) => return,
+                        Ok(false) => {
+                            // The entry was trimmed away meanwhile: finish the task with the
+                            // failure rather than leave its client waiting.
+                            tracing::warn!("entry gone before its retry; task failed");
+                            self.dead_letter(&id, &fields, Some(&raw), &e.to_string(), delivery)
+                                .await;
+                            if let Err(err) = events.error(&e.0).await {
+                                tracing::warn!(error = %err, "error event not written");
+                            }
+                            self.complete_and_ack(completion, &id).await;
+                            return;
+                        }
                         Err(err) => {
                             tracing::warn!(error = %err, "cannot re-claim for retry; left pending");
                             return;
@@ -263,9 +285,12 @@ impl Inner {
     fn completion_for(&self, action: &DomainAction, marker: String) -> Completion {
         let names = self.bus.names();
         let settings = self.bus.settings();
+        // A callback stream outside this namespace is refused (dead-lettered); the client hears
+        // about it on the session's own stream.
         let stream = action
             .callback_stream
             .clone()
+            .filter(|cb| names.owns(cb))
             .unwrap_or_else(|| names.response_stream(action.session_id));
         Completion::new(
             self.bus.conn(),
@@ -347,10 +372,18 @@ impl Inner {
         error: &str,
         delivery: u64,
     ) {
+        // The entry's own fields, else the envelope's (a publisher may have set only `payload`).
+        let envelope: Option<serde_json::Value> = raw.and_then(|r| serde_json::from_str(r).ok());
         let field = |k: &str| -> String {
             fields
                 .get(k)
-                .and_then(|v| redis::from_redis_value_ref(v).ok())
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .filter(|v| !v.is_empty())
+                .or_else(|| {
+                    envelope
+                        .as_ref()
+                        .and_then(|e| e.get(k)?.as_str().map(str::to_owned))
+                })
                 .unwrap_or_default()
         };
         let payload = match raw {
