@@ -1,7 +1,10 @@
-//! The chat-worker: consumes `chat.*` actions and streams provider output to the session.
+//! The chat-worker: consumes `chat.*` actions (`chat.completion.generate`, `chat.session.name`)
+//! and streams provider output to the session.
 
 pub mod config;
+pub mod dispatch;
 pub mod handler;
+pub mod naming;
 pub mod providers;
 
 use std::sync::Arc;
@@ -30,7 +33,21 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     } else {
         tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
     }
-    let handler = Arc::new(handler::ChatHandler::new(providers, pool, &settings));
+    // The naming handler gets clients of its own: `Providers` is not shared, and building it is
+    // cheap (a registry and one HTTP client per configured provider).
+    let naming_providers = providers::Providers::from_settings(&settings)?;
+    let handler = Arc::new(dispatch::Dispatcher::new(vec![
+        Arc::new(handler::ChatHandler::new(
+            providers,
+            pool.clone(),
+            &settings,
+        )),
+        Arc::new(naming::NamingHandler::new(
+            naming_providers,
+            pool,
+            &settings,
+        )),
+    ]));
     Worker::new(bus, settings.worker.clone(), SERVICE, handler)
         .run(shutdown)
         .await

@@ -45,8 +45,10 @@ pub async fn connect(settings: &CoreSettings) -> Result<PgPool, DbError> {
     if settings.db.migrate && !Postgres::database_exists(url).await? {
         match Postgres::create_database(url).await {
             Ok(()) => tracing::info!("database created"),
-            // Another process created it at the same moment.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it at the same moment: `duplicate_database`, or a unique
+            // violation on pg_database when both CREATE DATABASE statements ran concurrently.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -70,6 +70,11 @@ impl Names {
         format!("{}:session:{session_id}:attached", self.base)
     }
 
+    /// A tenant's rate-limit state (GCRA theoretical arrival time).
+    pub fn rate_limit(&self, tenant_id: Uuid) -> String {
+        format!("{}:ratelimit:{tenant_id}", self.base)
+    }
+
     /// The task of a session that is running now, if any.
     pub fn session_running_task(&self, session_id: Uuid) -> String {
         format!("{}:session:{session_id}:task", self.base)

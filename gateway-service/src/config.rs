@@ -23,6 +23,10 @@ pub struct Settings {
     /// `MODELS_FILE`: the model registry; the compiled-in `config/models.toml` when absent.
     #[serde(deserialize_with = "optional_string")]
     pub models_file: Option<String>,
+    /// Lifetime of the tokens `POST /auth/login` issues, seconds (`AUTH_TOKEN_TTL_SECS`).
+    pub auth_token_ttl_secs: u64,
+    /// Per-tenant request limits (`RATE_LIMIT__REQUESTS_PER_MINUTE`, `RATE_LIMIT__BURST`).
+    pub rate_limit: RateLimitSettings,
 }
 
 /// WebSocket limits and timers.
@@ -59,6 +63,27 @@ impl Default for Settings {
             hub: HubSettings::default(),
             max_body_bytes: 1 << 20,
             models_file: None,
+            auth_token_ttl_secs: 24 * 3600,
+            rate_limit: RateLimitSettings::default(),
+        }
+    }
+}
+
+/// Per-tenant request limits, shared by every replica (see `rate_limit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Sustained requests per minute per tenant; `0` disables the limiter.
+    pub requests_per_minute: u32,
+    /// Requests a tenant may make at once after being idle (the bucket size; 0 counts as 1).
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 600,
+            burst: 60,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The gateway: serves frontends over WebSocket, REST and SSE, publishes DomainActions onto Redis
 //! Streams and relays each session's response stream back to its client.
 
+pub mod accounts;
 pub mod catalog;
 pub mod config;
 pub mod extract;
+pub mod history;
 pub mod hub;
 pub mod openai_compat;
+pub mod rate_limit;
 pub mod routes;
 pub mod session;
 pub mod state;

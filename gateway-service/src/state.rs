@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::hub::Hub;
+use crate::rate_limit::RateLimiter;
 
 /// Cloneable handle on everything a request needs.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     auth: JwtAuth,
     hub: Hub,
     models: ModelRegistry,
+    limiter: RateLimiter,
     settings: Settings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -53,6 +55,7 @@ impl AppState {
             settings.hub.block_ms,
             shutdown.clone(),
         );
+        let limiter = RateLimiter::new(bus.conn(), &settings.core, &settings.rate_limit);
         Self {
             inner: Arc::new(Inner {
                 bus,
@@ -60,6 +63,7 @@ impl AppState {
                 auth,
                 hub,
                 models,
+                limiter,
                 settings,
                 tracker: TaskTracker::new(),
                 shutdown,
@@ -87,6 +91,10 @@ impl AppState {
     /// The model registry, loaded once at start-up.
     pub fn models(&self) -> &ModelRegistry {
         &self.inner.models
+    }
+    /// The per-tenant request limiter.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
     /// Settings.
     pub fn settings(&self) -> &Settings {

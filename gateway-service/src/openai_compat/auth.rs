@@ -1,5 +1,5 @@
 //! The caller of a `/v1` endpoint, from `Authorization: Bearer <JWT>` (the SDKs' `api_key`), refused
-//! in OpenAI's error format.
+//! in OpenAI's error format; each call counts against the tenant's rate limit.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -9,7 +9,8 @@ use common::auth::{AuthError, Claims};
 use super::error::OpenAiError;
 use crate::state::AppState;
 
-/// The authenticated caller of an OpenAI-compatible endpoint.
+/// The authenticated caller of an OpenAI-compatible endpoint (a 429 `rate_limit_error` with
+/// `Retry-After` when the tenant is over its limit).
 #[derive(Debug, Clone)]
 pub struct OpenAiUser(pub Claims);
 
@@ -31,9 +32,10 @@ impl FromRequestParts<AppState> for OpenAiUser {
     type Rejection = OpenAiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OpenAiError> {
-        bearer(parts)
+        let claims = bearer(parts)
             .and_then(|token| state.auth().verify(token))
-            .map(OpenAiUser)
-            .map_err(|e| OpenAiError::unauthorized(&e))
+            .map_err(|e| OpenAiError::unauthorized(&e))?;
+        state.rate_limiter().admit(claims.tenant_id).await?;
+        Ok(OpenAiUser(claims))
     }
 }

@@ -1,9 +1,13 @@
 //! The gateway's routes: paths mapped to handlers.
 
+mod admin;
+mod auth;
 mod chat;
 mod health;
+mod history;
 mod models;
 mod openai;
+mod session_name;
 mod ws;
 
 use axum::Router;
@@ -20,7 +24,21 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
         .route("/chat/stream", post(chat::stream))
+        .route("/chat/session-name", post(session_name::name))
+        .route("/api/v1/chat/sessions", get(history::list))
+        .route(
+            "/api/v1/chat/sessions/{id}",
+            get(history::read)
+                .patch(history::rename)
+                .delete(history::delete),
+        )
+        .route("/api/v1/chat/search", get(history::search))
         .route("/api/v1/models", get(models::list))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/me", get(auth::me))
+        .route("/api/v1/admin/usage", get(admin::usage))
+        .route("/api/v1/admin/users", get(admin::users))
         .nest("/v1", openai_router())
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

@@ -2,12 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use common::auth::Role;
 use common::error::ApiEnvelope;
 use serde_json::Value;
 
 use crate::catalog;
-use crate::extract::AuthUser;
+use crate::extract::{AuthUser, is_admin};
 use crate::state::AppState;
 
 /// Names and aliases for every caller; the deployment details for admins.
@@ -15,8 +14,5 @@ pub async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Json<ApiEnvelope<Value>> {
-    common::error::ok(catalog::registry_view(
-        state.models(),
-        claims.role == Role::Admin,
-    ))
+    common::error::ok(catalog::registry_view(state.models(), is_admin(&claims)))
 }

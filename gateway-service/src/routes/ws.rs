@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::extract::auth_error;
 use crate::hub::{Entry, Lagged, StreamId, Subscription};
+use crate::rate_limit;
 use crate::session::{ChatInput, client_event, entry_task, error_event, local_event};
 use crate::state::AppState;
 
@@ -288,7 +289,13 @@ impl Connection {
             } => self.on_resume(session_id, last_event_id).await,
         };
         if let Err(e) = result {
-            let text = error_event(self.session_id, "validation", e.code(), &e.to_string());
+            let text = match &e {
+                // Over the tenant's limit: say when to retry; the connection stays open.
+                AppError::RateLimited { retry_after_secs } => {
+                    rate_limit::error_event(self.session_id, *retry_after_secs)
+                }
+                _ => error_event(self.session_id, "validation", e.code(), &e.to_string()),
+            };
             self.send(text).await;
             if matches!(e, AppError::Unavailable(_) | AppError::Internal(_)) {
                 tracing::warn!(error = ?e, "websocket request failed");
@@ -322,6 +329,9 @@ impl Connection {
     }
 
     async fn on_chat(&mut self, input: ChatInput) -> Result<(), AppError> {
+        // Every `chat` message counts against the tenant's limit, like an authenticated request.
+        let tenant = self.claims()?.tenant_id;
+        self.state.rate_limiter().admit(tenant).await?;
         input.validate()?;
         if self.running.is_some() {
             return Err(AppError::BadRequest(

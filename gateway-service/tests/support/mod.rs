@@ -277,3 +277,32 @@ pub fn text(events: &[Value]) -> String {
         .map(|e| e["data"]["content"].as_str().unwrap())
         .collect()
 }
+
+/// Starts one more gateway (`serve` on port 0) with `settings`, stopping with `shutdown`; returns
+/// its base URL once `/ready` answers.
+pub async fn start_gateway(
+    settings: gateway_service::Settings,
+    shutdown: CancellationToken,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(gateway_service::serve(listener, settings, shutdown));
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{http}/ready")).send().await
+            && r.status().is_success()
+        {
+            return http;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("gateway did not become ready");
+}
+
+impl System {
+    /// A second gateway replica beside this system's (pass the same stream prefix and database
+    /// in `settings`, e.g. a clone of `Opts::gateway`); it stops with the system.
+    pub async fn another_gateway(&self, settings: gateway_service::Settings) -> String {
+        start_gateway(settings, self.shutdown.clone()).await
+    }
+}
