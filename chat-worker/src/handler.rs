@@ -184,9 +184,13 @@ impl ChatHandler {
         progress: &mut Progress,
     ) -> Result<StreamEnd, HandlerError> {
         let request = payload.request_for(candidate);
+        // A provider that never answers the request counts as a failed attempt, not a hang.
+        let opened = tokio::time::timeout(self.idle_timeout, candidate.provider.stream(request));
         let started = tokio::select! {
             () = task.cancel.cancelled() => None,
-            s = candidate.provider.stream(request) => Some(s),
+            s = opened => Some(s.unwrap_or_else(|_| {
+                Err(ProviderError::Connection("the provider did not answer the request".into()))
+            })),
         };
         match started {
             None => {

@@ -148,6 +148,15 @@ impl CoreSettings {
         self.app_env == "dev"
     }
 
+    /// Like [`CoreSettings::check`], for a service that verifies no tokens (a worker): no JWT key
+    /// is required.
+    pub fn check_without_auth(&self) -> Result<(), SettingsError> {
+        if self.stream_prefix.is_empty() || self.app_env.is_empty() {
+            return Err(SettingsError::Missing("STREAM_PREFIX/APP_ENV".into()));
+        }
+        Ok(())
+    }
+
     /// Fails with the name of each required setting that is missing.
     pub fn check(&self) -> Result<(), SettingsError> {
         let mut missing = Vec::new();

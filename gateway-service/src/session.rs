@@ -72,6 +72,8 @@ impl AppState {
         claims: &Claims,
         session_id: Option<Uuid>,
     ) -> Result<Uuid, AppError> {
+        // A session id minted here is new everywhere: no stored session to check.
+        let minted = session_id.is_none();
         let session_id = session_id.unwrap_or_else(Uuid::now_v7);
         let key = self.bus().names().session_owner(session_id);
         let ttl = self.bus().settings().response_ttl_secs + 86_400;
@@ -88,6 +90,7 @@ impl AppState {
             .await?;
         match owner {
             // New to Redis (its owner key expired, or never set): a stored session keeps its tenant.
+            None if minted => Ok(session_id),
             None => match common::history::session_tenant(self.db(), session_id).await {
                 Ok(Some(t)) if t != claims.tenant_id => {
                     let _: () = conn.del(&key).await?;
@@ -287,4 +290,68 @@ pub fn error_event(session_id: Option<Uuid>, stage: &str, code: &str, message: &
         None,
         json!({"stage": stage, "code": code, "message": message, "retryable": false}),
     )
+}
+
+/// Stops a task whose client went away before its `complete`: at once for a caller that waited
+/// for the whole answer (`POST /chat`), after the resume grace for a stream that can be resumed
+/// (SSE with `Last-Event-ID`).
+pub struct AbandonGuard {
+    state: AppState,
+    session_id: Uuid,
+    task_id: Option<Uuid>,
+    resumable: bool,
+}
+
+impl AbandonGuard {
+    /// Guards `task_id` of `session_id`.
+    pub fn new(state: &AppState, session_id: Uuid, task_id: Option<Uuid>, resumable: bool) -> Self {
+        Self {
+            state: state.clone(),
+            session_id,
+            task_id,
+            resumable,
+        }
+    }
+
+    /// The task completed (or was dealt with): nothing to do on drop.
+    pub fn disarm(&mut self) {
+        self.task_id = None;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        let Some(task_id) = self.task_id.take() else {
+            return;
+        };
+        if self.resumable {
+            self.state.cancel_unless_resumed(self.session_id, task_id);
+        } else {
+            let state = self.state.clone();
+            self.state.tracker().spawn(async move {
+                tracing::info!(%task_id, "client left before the answer; cancelling");
+                let _ = state.cancel_task(task_id).await;
+            });
+        }
+    }
+}
+
+/// The client-facing error for a task that failed before any answer, from its `error` event.
+pub fn task_error(error: &Value) -> AppError {
+    let message = error["message"]
+        .as_str()
+        .unwrap_or("the task failed")
+        .to_owned();
+    match error["code"].as_str().unwrap_or_default() {
+        "not_found" => AppError::NotFound(message),
+        "unknown_model" | "invalid_payload" | "unsupported_input" | "bad_request"
+        | "invalid_envelope" => AppError::BadRequest(message),
+        "rate_limited" => AppError::RateLimited {
+            retry_after_secs: error["retry_after_secs"].as_u64().unwrap_or(1),
+        },
+        "provider_unavailable" | "bus_unavailable" => {
+            AppError::Unavailable(anyhow::anyhow!(message))
+        }
+        _ => AppError::Upstream(message),
+    }
 }

@@ -212,3 +212,70 @@ async fn health_and_ready_name_their_dependencies() {
         json!({"required": true, "ok": true})
     );
 }
+
+/// Events of a session's response stream until a `complete` whose task had a `cancelled`.
+async fn wait_for_cancelled_task(system: &System, session: Uuid) -> Vec<common::testing::Received> {
+    let key = system.core.names().response_stream(session);
+    common::testing::read_until(
+        &system.redis(),
+        &key,
+        "cancelled",
+        None,
+        std::time::Duration::from_secs(20),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_post_chat_client_that_leaves_cancels_its_task() {
+    let system = System::start(Opts::new().dummy(2000, 10)).await;
+    let session = Uuid::now_v7();
+    let gone = reqwest::Client::new()
+        .post(format!("{}/chat", system.http))
+        .bearer_auth(system.token(Uuid::now_v7()))
+        .timeout(std::time::Duration::from_millis(500))
+        .json(&json!({"prompt": "long", "session_id": session}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    let events = wait_for_cancelled_task(&system, session).await;
+    let chunks = events.iter().filter(|e| e.kind == "text_chunk").count();
+    assert!(chunks < 2000, "stopped early: {chunks}");
+}
+
+#[tokio::test]
+async fn an_sse_client_that_never_resumes_has_its_task_cancelled_after_the_grace() {
+    let mut opts = Opts::new().dummy(2000, 10);
+    opts.gateway.ws.resume_grace_secs = 1;
+    let system = System::start(opts).await;
+    let session = Uuid::now_v7();
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/chat/stream", system.http))
+        .bearer_auth(system.token(Uuid::now_v7()))
+        .json(&json!({"prompt": "long", "session_id": session}))
+        .send()
+        .await
+        .unwrap();
+    response.chunk().await.unwrap();
+    drop(response);
+    let events = wait_for_cancelled_task(&system, session).await;
+    assert!(events.iter().filter(|e| e.kind == "text_chunk").count() < 2000);
+}
+
+#[tokio::test]
+async fn post_chat_maps_task_errors_to_statuses() {
+    let system = System::start(Opts::new()).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/chat", system.http))
+        .bearer_auth(system.token(Uuid::now_v7()))
+        .json(&json!({"prompt": "hi", "model": "gpt-17"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("unknown model"),
+        "{body}"
+    );
+}

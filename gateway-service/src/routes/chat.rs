@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::extract::{AuthUser, json_body};
 use crate::hub::{Entry, StreamId, Subscription};
-use crate::session::{ChatInput, client_event, entry_task};
+use crate::session::{AbandonGuard, ChatInput, client_event, entry_task, task_error};
 use crate::state::AppState;
 
 /// What `POST /chat` gathers from a task's events.
@@ -61,10 +61,15 @@ pub async fn chat(
     let session_id = state.claim_session(&claims, input.session_id).await?;
     let mut sub = state.subscribe_live(session_id).await?;
     let started = state.publish_chat(&claims, session_id, &input).await?;
+    let mut guard = AbandonGuard::new(&state, session_id, Some(started.task_id), false);
     let timeout = Duration::from_secs(state.settings().chat_timeout_secs);
     let mut answer = Answer::default();
+    let shutdown = state.shutdown().clone();
     let waited = tokio::time::timeout(timeout, async {
         loop {
+            if shutdown.is_cancelled() {
+                return false;
+            }
             let Ok(entry) = sub.recv().await else {
                 let last = sub.last_id();
                 let key = sub.key().to_owned();
@@ -75,28 +80,34 @@ pub async fn chat(
                 continue;
             }
             if entry.kind == "complete" {
-                return;
+                return true;
             }
             answer.absorb(&entry);
         }
-    })
-    .await;
-    if waited.is_err() {
-        let _ = state.cancel_task(started.task_id).await;
-        return Err(AppError::Timeout(format!(
-            "no answer within {} s; the task was cancelled",
-            timeout.as_secs()
-        )));
+    });
+    let waited = tokio::select! {
+        w = waited => w,
+        () = shutdown.cancelled() => Ok(false),
+    };
+    match waited {
+        Err(_) => {
+            return Err(AppError::Timeout(format!(
+                "no answer within {} s; the task was cancelled",
+                timeout.as_secs()
+            )));
+        }
+        Ok(false) => {
+            return Err(AppError::Unavailable(anyhow::anyhow!(
+                "gateway shutting down"
+            )));
+        }
+        Ok(true) => guard.disarm(),
     }
     state.task_finished(session_id, started.task_id).await;
     if answer.content.is_empty()
         && let Some(error) = answer.errors.first()
     {
-        let message = error["message"]
-            .as_str()
-            .unwrap_or("the task failed")
-            .to_owned();
-        return Err(AppError::Upstream(message));
+        return Err(task_error(error));
     }
     Ok(common::error::ok(json!({
         "session_id": session_id,
@@ -129,7 +140,7 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (sub, task) = match last_event_id {
+    let (sub, task, session_id, guarded) = match last_event_id {
         Some(id) => {
             let after: StreamId = id
                 .parse()
@@ -140,7 +151,13 @@ pub async fn stream(
                 .await?;
             state.mark_resumed(session_id).await?;
             let stream = state.bus().names().response_stream(session_id);
-            (state.hub().subscribe(&stream, after), None)
+            let running = state.running_task(session_id).await?;
+            (
+                state.hub().subscribe(&stream, after),
+                None,
+                session_id,
+                running,
+            )
         }
         None => {
             let input: ChatInput = json_body(&body)?;
@@ -148,10 +165,16 @@ pub async fn stream(
             let session_id = state.claim_session(&claims, input.session_id).await?;
             let sub = state.subscribe_live(session_id).await?;
             let started = state.publish_chat(&claims, session_id, &input).await?;
-            (sub, Some(started.task_id))
+            (
+                sub,
+                Some(started.task_id),
+                session_id,
+                Some(started.task_id),
+            )
         }
     };
-    let events = sse_events(state, sub, task);
+    let guard = AbandonGuard::new(&state, session_id, guarded, true);
+    let events = sse_events(state, sub, task, guard);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
@@ -163,11 +186,17 @@ fn sse_events(
     state: AppState,
     sub: Subscription,
     task: Option<Uuid>,
+    guard: AbandonGuard,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold(Some((state, sub)), move |st| async move {
-        let (state, mut sub) = st?;
+    futures::stream::unfold(Some((state, sub, guard)), move |st| async move {
+        let (state, mut sub, mut guard) = st?;
         loop {
-            let entry = match sub.recv().await {
+            // The stream ends when the gateway shuts down; the client resumes elsewhere.
+            let received = tokio::select! {
+                r = sub.recv() => r,
+                () = state.shutdown().cancelled() => return None,
+            };
+            let entry = match received {
                 Ok(e) => e,
                 Err(_) => {
                     let (key, last) = (sub.key().to_owned(), sub.last_id());
@@ -183,12 +212,13 @@ fn sse_events(
                 .id(entry.id.to_string())
                 .data(client_event(&entry));
             if entry.kind == "complete" {
+                guard.disarm();
                 if let (Some(t), Some(session)) = (this, session_of(&entry)) {
                     state.task_finished(session, t).await;
                 }
                 return Some((Ok(event), None));
             }
-            return Some((Ok(event), Some((state, sub))));
+            return Some((Ok(event), Some((state, sub, guard))));
         }
     })
 }

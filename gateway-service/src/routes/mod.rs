@@ -12,6 +12,7 @@ mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
@@ -43,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -55,4 +56,10 @@ fn openai_router() -> Router<AppState> {
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)
         .method_not_allowed_fallback(openai::method_not_allowed)
+}
+
+/// The span of a request: method and path only. The query string can carry a token
+/// (`/chat/ws?token=`), and tokens never reach logs.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
 }

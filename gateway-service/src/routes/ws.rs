@@ -191,8 +191,13 @@ impl Connection {
                         None => return,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
-                            // Oversized frames surface here; tell the client why before closing.
-                            Flow::Close(close_code::SIZE, "message too big or malformed frame")
+                            // Oversized frames surface here as capacity errors; say why.
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("Space limit") {
+                                Flow::Close(close_code::SIZE, "message too big")
+                            } else {
+                                Flow::Close(close_code::PROTOCOL, "malformed frame")
+                            }
                         }
                         Some(Ok(Message::Text(text))) => self.on_text(&text).await,
                         Some(Ok(Message::Binary(_))) => {
@@ -208,8 +213,13 @@ impl Connection {
                     }
                 }
                 entry = next_entry(&mut self.subscription) => {
+                    let was_running = self.running.is_some();
                     if !self.forward(entry).await {
                         return;
+                    }
+                    // A long task is not idleness: the idle clock starts when it completes.
+                    if was_running && self.running.is_none() {
+                        deadline = tokio::time::Instant::now() + idle;
                     }
                 }
                 () = idle_timer, if self.running.is_none() => {
@@ -293,6 +303,9 @@ impl Connection {
                 // Over the tenant's limit: say when to retry; the connection stays open.
                 AppError::RateLimited { retry_after_secs } => {
                     rate_limit::error_event(self.session_id, *retry_after_secs)
+                }
+                AppError::Unavailable(_) | AppError::Internal(_) => {
+                    error_event(self.session_id, "gateway", e.code(), &e.to_string())
                 }
                 _ => error_event(self.session_id, "validation", e.code(), &e.to_string()),
             };
