@@ -30,7 +30,11 @@ pub struct Opts {
 impl Opts {
     /// A fast dummy provider, short timers, a fresh prefix.
     pub fn new() -> Self {
-        let core = isolated_settings();
+        Self::with_core(isolated_settings())
+    }
+
+    /// Like `new`, on given shared settings (to start a system again on the same data).
+    pub fn with_core(core: CoreSettings) -> Self {
         let mut gateway = gateway_service::Settings {
             core: core.clone(),
             ..Default::default()
@@ -101,6 +105,7 @@ pub struct System {
     pub http: String,
     pub ws: String,
     shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl System {
@@ -108,19 +113,20 @@ impl System {
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(gateway_service::serve(
+        let mut tasks = vec![tokio::spawn(gateway_service::serve(
             listener,
             opts.gateway,
             shutdown.clone(),
-        ));
+        ))];
         if let Some(worker) = opts.worker {
-            tokio::spawn(chat_worker::run(worker, shutdown.clone()));
+            tasks.push(tokio::spawn(chat_worker::run(worker, shutdown.clone())));
         }
         let system = Self {
             core: opts.core,
             http: format!("http://{addr}"),
             ws: format!("ws://{addr}/chat/ws"),
             shutdown,
+            tasks,
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -165,6 +171,20 @@ impl System {
 
     pub fn redis(&self) -> redis::Client {
         redis::Client::open(self.core.redis_url.as_str()).unwrap()
+    }
+}
+
+impl System {
+    /// Stops every process of the system and waits until they have exited.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            let stopped = tokio::time::timeout(WAIT, task).await;
+            assert!(
+                matches!(stopped, Ok(Ok(Ok(())))),
+                "did not stop cleanly: {stopped:?}"
+            );
+        }
     }
 }
 
