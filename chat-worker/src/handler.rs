@@ -64,7 +64,8 @@ pub(crate) fn emit_failed(e: common::events::EmitError) -> HandlerError {
     HandlerError::retryable("worker", "bus_unavailable", e.to_string())
 }
 
-async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
+/// Sends an `error` event.
+pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
     events.error(&error).await.map_err(emit_failed)?;
     Ok(())
 }

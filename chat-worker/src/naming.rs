@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use common::events::{ErrorData, EventType, TaskEvents};
+use common::events::{ErrorData, EventType};
 use common::history::{self, Message};
 use common::worker::{Handler, HandlerError, Task};
 
 use crate::config::Settings;
-use crate::handler::emit_failed;
+use crate::handler::{emit_failed, send_error};
 use crate::providers::{Candidate, ChatRequest, Delta, ProviderError, Providers, Usage};
 
 /// The action type this handler serves.
@@ -65,11 +65,6 @@ impl NamingHandler {
             idle_timeout: Duration::from_secs(settings.provider_idle_timeout_secs.max(1)),
         }
     }
-}
-
-async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
-    events.error(&error).await.map_err(emit_failed)?;
-    Ok(())
 }
 
 #[async_trait]

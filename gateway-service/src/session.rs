@@ -154,22 +154,7 @@ impl AppState {
         session_id: Uuid,
         data: Value,
     ) -> Result<Started, AppError> {
-        let mut action = DomainAction::new(CHAT_ACTION, ORIGIN, claims.tenant_id, session_id, data);
-        action.user_id = Some(claims.sub);
-        // The worker's span becomes a child of this one, so one trace spans gateway and worker.
-        let span = tracing::info_span!(
-            "chat.publish",
-            action_id = %action.action_id,
-            task_id = %action.task_id,
-            session_id = %session_id,
-            tenant_id = %claims.tenant_id,
-        );
-        action.traceparent = span.in_scope(common::telemetry::current_traceparent);
-        action.trace_id = action
-            .traceparent
-            .as_deref()
-            .and_then(|tp| tp.split('-').nth(1))
-            .map(str::to_owned);
+        let (action, span) = traced_action(CHAT_ACTION, claims, session_id, data);
         let mut conn = self.bus().conn();
         let _: () = conn
             .set_ex(
@@ -252,6 +237,33 @@ impl AppState {
             }
         });
     }
+}
+
+/// A new action of the caller in a session, with the W3C trace context of a span of its own: the
+/// worker's span becomes a child of it, so one trace spans gateway and worker.
+pub fn traced_action(
+    action_type: &str,
+    claims: &Claims,
+    session_id: Uuid,
+    data: Value,
+) -> (DomainAction, tracing::Span) {
+    let mut action = DomainAction::new(action_type, ORIGIN, claims.tenant_id, session_id, data);
+    action.user_id = Some(claims.sub);
+    let span = tracing::info_span!(
+        "publish",
+        action_type,
+        action_id = %action.action_id,
+        task_id = %action.task_id,
+        session_id = %session_id,
+        tenant_id = %claims.tenant_id,
+    );
+    action.traceparent = span.in_scope(common::telemetry::current_traceparent);
+    action.trace_id = action
+        .traceparent
+        .as_deref()
+        .and_then(|tp| tp.split('-').nth(1))
+        .map(str::to_owned);
+    (action, span)
 }
 
 /// An entry as the client event JSON: the stored event with its `event_id`.

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use common::auth::Claims;
-use common::envelope::DomainAction;
 use common::error::AppError;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Viewer, db_error, not_found};
 use crate::hub::Subscription;
-use crate::session::{ORIGIN, entry_task};
+use crate::session::{entry_task, traced_action};
 use crate::state::AppState;
 
 /// The action type that titles a session.
@@ -59,21 +58,7 @@ pub async fn name_session(
     if let Some(model) = model {
         data["model"] = json!(model);
     }
-    let mut action = DomainAction::new(NAME_ACTION, ORIGIN, claims.tenant_id, session_id, data);
-    action.user_id = Some(claims.sub);
-    let span = tracing::info_span!(
-        "session.name",
-        action_id = %action.action_id,
-        task_id = %action.task_id,
-        session_id = %session_id,
-        tenant_id = %claims.tenant_id,
-    );
-    action.traceparent = span.in_scope(common::telemetry::current_traceparent);
-    action.trace_id = action
-        .traceparent
-        .as_deref()
-        .and_then(|tp| tp.split('-').nth(1))
-        .map(str::to_owned);
+    let (action, _span) = traced_action(NAME_ACTION, claims, session_id, data);
     let task_id = action.task_id;
     state.bus().publish(&action).await?;
     let timeout = Duration::from_secs(state.settings().chat_timeout_secs);
