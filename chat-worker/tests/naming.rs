@@ -2,32 +2,17 @@
 //! session's first messages, cleaned, stored, and sent whole; other tenants' sessions are not found.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod support;
 
-use chat_worker::Settings;
-use chat_worker::config::ProviderAccess;
-use common::Bus;
-use common::envelope::DomainAction;
-use common::settings::Secret;
-use common::testing::{Received, isolated_settings, read_until};
+use common::testing::{Received, isolated_settings};
 use provider_sim::{SimConfig, Simulator};
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+use support::{Harness, point};
 use uuid::Uuid;
 
 struct Setup {
     sim: Simulator,
-    bus: Bus,
-    client: redis::Client,
-    db: PgPool,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    h: Harness,
 }
 
 async fn setup() -> Setup {
@@ -39,28 +24,11 @@ async fn setup() -> Setup {
     })
     .await
     .unwrap();
-    let core = isolated_settings();
-    let mut settings = Settings {
-        core: core.clone(),
-        provider_retries: 0,
-        ..Settings::default()
-    };
-    settings.providers.insert(
-        "openai".into(),
-        ProviderAccess {
-            api_key: Some(Secret::new("k")),
-            base_url: Some(sim.base_url()),
-        },
-    );
-    let db = common::db::connect(&core).await.unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(chat_worker::run(settings, shutdown.clone()));
+    let mut settings = support::settings(&isolated_settings());
+    point(&mut settings, "openai", sim.base_url(), "k");
     Setup {
         sim,
-        bus: Bus::connect(&core).await.unwrap(),
-        client: redis::Client::open(core.redis_url.as_str()).unwrap(),
-        db,
-        shutdown,
+        h: Harness::start(settings).await,
     }
 }
 
@@ -72,19 +40,7 @@ impl Setup {
         session: Uuid,
         data: Value,
     ) -> Vec<Received> {
-        let action = DomainAction::new(action_type, "test", tenant, session, data);
-        self.bus.publish(&action).await.unwrap();
-        read_until(
-            &self.client,
-            &self.bus.names().response_stream(session),
-            "complete",
-            Some(action.task_id),
-            Duration::from_secs(20),
-        )
-        .await
-        .into_iter()
-        .filter(|e| e.event["task_id"] == action.task_id.to_string())
-        .collect()
+        self.h.run(action_type, tenant, session, data).await
     }
 }
 
@@ -120,7 +76,7 @@ async fn the_model_titles_the_session_and_the_title_is_stored() {
     );
     let title: Option<String> = sqlx::query_scalar("SELECT title FROM chat_sessions WHERE id = $1")
         .bind(session)
-        .fetch_one(&s.db)
+        .fetch_one(&s.h.db)
         .await
         .unwrap();
     assert_eq!(title.as_deref(), Some("Alpine Hiking Weekend"));

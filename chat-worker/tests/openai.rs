@@ -2,104 +2,40 @@
 //! `error` event (stage `provider`) followed by the completion events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod support;
 
-use chat_worker::Settings;
-use chat_worker::config::ProviderAccess;
-use common::envelope::DomainAction;
-use common::settings::Secret;
-use common::testing::{Received, isolated_settings, read_until};
-use common::{Bus, worker::WorkerSettings};
+use common::testing::{Received, isolated_settings};
 use provider_sim::{Behaviour, SimConfig, Simulator};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+use support::{Harness, first, kinds, point};
 
 const KEY: &str = "sk-test-do-not-leak";
 
-struct Setup {
-    sim: Simulator,
-    bus: Bus,
-    client: redis::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn setup() -> Setup {
+async fn setup() -> (Simulator, Harness) {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let core = isolated_settings();
-    let settings = Settings {
-        core: core.clone(),
-        worker: WorkerSettings::default(),
-        provider_idle_timeout_secs: 10,
-        provider_retries: 0,
-        ..Settings::default()
-    };
-    let mut settings = settings;
-    settings.providers.insert(
-        "openai".into(),
-        ProviderAccess {
-            api_key: Some(Secret::new(KEY)),
-            base_url: Some(sim.base_url()),
-        },
-    );
-    let shutdown = CancellationToken::new();
-    tokio::spawn(chat_worker::run(settings, shutdown.clone()));
-    Setup {
-        sim,
-        bus: Bus::connect(&core).await.unwrap(),
-        client: redis::Client::open(core.redis_url.as_str()).unwrap(),
-        shutdown,
-    }
+    let mut settings = support::settings(&isolated_settings());
+    point(&mut settings, "openai", sim.base_url(), KEY);
+    (sim, Harness::start(settings).await)
 }
 
-impl Setup {
-    async fn ask(&self, prompt: &str) -> Vec<Received> {
-        let action = DomainAction::new(
-            "chat.completion.generate",
-            "test",
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            json!({"prompt": prompt, "settings": {"system_prompt": "be brief"}}),
-        );
-        self.bus.publish(&action).await.unwrap();
-        let key = self.bus.names().response_stream(action.session_id);
-        let events = read_until(
-            &self.client,
-            &key,
-            "complete",
-            Some(action.task_id),
-            Duration::from_secs(20),
-        )
+/// Asks with a system prompt and checks the key never reaches the client.
+async fn ask(h: &Harness, prompt: &str) -> Vec<Received> {
+    let events = h
+        .ask(json!({"prompt": prompt, "settings": {"system_prompt": "be brief"}}))
         .await;
-        let all =
-            serde_json::to_string(&events.iter().map(|e| &e.event).collect::<Vec<_>>()).unwrap();
-        assert!(!all.contains(KEY), "the API key never reaches a client");
-        events
-    }
-}
-
-fn kinds(events: &[Received]) -> Vec<&str> {
-    events.iter().map(|e| e.kind.as_str()).collect()
+    let all = serde_json::to_string(&events.iter().map(|e| &e.event).collect::<Vec<_>>()).unwrap();
+    assert!(!all.contains(KEY), "the API key never reaches a client");
+    events
 }
 
 fn find<'a>(events: &'a [Received], kind: &str) -> &'a serde_json::Value {
-    &events
-        .iter()
-        .find(|e| e.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind}"))
-        .event["data"]
+    first(events, kind).unwrap_or_else(|| panic!("no {kind}"))
 }
 
 #[tokio::test]
 async fn streams_text_with_usage_from_the_provider() {
-    let s = setup().await;
-    let events = s.ask("one two three").await;
+    let (sim, h) = setup().await;
+    let events = ask(&h, "one two three").await;
     assert_eq!(
         find(&events, "model_in_use"),
         &json!({"provider": "openai", "model": "gpt-4o-mini"})
@@ -111,7 +47,7 @@ async fn streams_text_with_usage_from_the_provider() {
     assert_eq!(done["finish_reason"], "stop");
     assert_eq!(done["usage"]["output_tokens"], 5);
     assert!(done["usage"]["input_tokens"].as_u64().unwrap() > 0);
-    let request = &s.sim.requests()[0];
+    let request = &sim.requests()[0];
     assert_eq!(
         request.authorization.as_deref(),
         Some(format!("Bearer {KEY}").as_str())
@@ -130,7 +66,7 @@ async fn streams_text_with_usage_from_the_provider() {
 
 #[tokio::test]
 async fn provider_failures_become_error_events_then_completion() {
-    let s = setup().await;
+    let (sim, h) = setup().await;
     let cases = [
         (Behaviour::ServerError, "upstream_error", ""),
         (
@@ -152,8 +88,8 @@ async fn provider_failures_become_error_events_then_completion() {
         ),
     ];
     for (behaviour, code, partial) in cases {
-        s.sim.push_script(behaviour.clone());
-        let events = s.ask("fail please").await;
+        sim.push_script(behaviour.clone());
+        let events = ask(&h, "fail please").await;
         let k = kinds(&events);
         let at = k
             .iter()

@@ -3,90 +3,53 @@
 //! its answer, and sessions that stay with their tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod support;
 
 use chat_worker::Settings;
-use chat_worker::config::{DummySettings, ProviderAccess};
-use common::Bus;
+use chat_worker::config::DummySettings;
 use common::envelope::DomainAction;
 use common::settings::{CoreSettings, Secret};
-use common::testing::{Received, isolated_settings, read_until};
+use common::testing::{Received, isolated_settings};
 use provider_sim::{SimConfig, Simulator};
 use serde_json::{Value, json};
-use sqlx::{PgPool, Row};
-use tokio_util::sync::CancellationToken;
+use sqlx::Row;
+use support::{Harness, point};
 use uuid::Uuid;
 
 struct Setup {
     sim: Simulator,
-    bus: Bus,
-    client: redis::Client,
-    db: PgPool,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    h: Harness,
 }
 
 async fn setup(core: CoreSettings, tweak: impl FnOnce(&mut Settings)) -> Setup {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut settings = Settings {
-        core: core.clone(),
-        provider_retries: 0,
-        dummy: DummySettings {
-            tokens: 400,
-            first_token_delay_ms: 0,
-            token_interval_ms: 10,
-        },
-        ..Settings::default()
+    let mut settings = support::settings(&core);
+    settings.dummy = DummySettings {
+        tokens: 400,
+        first_token_delay_ms: 0,
+        token_interval_ms: 10,
     };
-    settings.providers.insert(
-        "openai".into(),
-        ProviderAccess {
-            api_key: Some(Secret::new("k")),
-            base_url: Some(sim.base_url()),
-        },
-    );
+    point(&mut settings, "openai", sim.base_url(), "k");
     tweak(&mut settings);
-    let db = common::db::connect(&core).await.unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(chat_worker::run(settings, shutdown.clone()));
     Setup {
         sim,
-        bus: Bus::connect(&core).await.unwrap(),
-        client: redis::Client::open(core.redis_url.as_str()).unwrap(),
-        db,
-        shutdown,
+        h: Harness::start(settings).await,
     }
 }
 
 impl Setup {
     async fn publish(&self, tenant: Uuid, session: Uuid, data: Value) -> DomainAction {
-        let mut action =
-            DomainAction::new("chat.completion.generate", "test", tenant, session, data);
-        action.user_id = Some(Uuid::now_v7());
-        self.bus.publish(&action).await.unwrap();
-        action
+        self.h
+            .publish("chat.completion.generate", tenant, session, data)
+            .await
     }
 
     async fn wait(&self, action: &DomainAction, kind: &str) -> Vec<Received> {
-        let key = self.bus.names().response_stream(action.session_id);
-        read_until(
-            &self.client,
-            &key,
-            kind,
-            Some(action.task_id),
-            Duration::from_secs(20),
-        )
-        .await
+        self.h.wait(action, kind).await
     }
 
     async fn ask(&self, tenant: Uuid, session: Uuid, data: Value) -> Vec<Received> {
-        let action = self.publish(tenant, session, data).await;
-        self.wait(&action, "complete").await
+        self.h.ask_in(tenant, session, data).await
     }
 
     async fn rows(&self, session: Uuid) -> Vec<sqlx::postgres::PgRow> {
@@ -95,18 +58,13 @@ impl Setup {
              FROM chat_messages WHERE session_id = $1 ORDER BY created_at, role DESC",
         )
         .bind(session)
-        .fetch_all(&self.db)
+        .fetch_all(&self.h.db)
         .await
         .unwrap()
     }
 }
 
-fn find<'a>(events: &'a [Received], kind: &str) -> Option<&'a Value> {
-    events
-        .iter()
-        .find(|e| e.kind == kind)
-        .map(|e| &e.event["data"])
-}
+use support::first as find;
 
 #[tokio::test]
 async fn a_turn_is_stored_and_the_next_turn_sees_it() {
@@ -210,7 +168,7 @@ async fn a_cancelled_reply_is_stored_as_cancelled_with_what_was_streamed() {
         )
         .await;
     s.wait(&action, "text_chunk").await;
-    s.bus.request_cancel(action.task_id).await.unwrap();
+    s.h.bus.request_cancel(action.task_id).await.unwrap();
     let events = s.wait(&action, "complete").await;
     let streamed = find(&events, "text_completed").unwrap()["content"]
         .as_str()
@@ -234,7 +192,7 @@ async fn a_failed_write_is_reported_and_the_answer_still_arrives() {
     core.database_url = Secret::new(format!("postgres://postgres@127.0.0.1:5432/{name}"));
     let s = setup(core, |_| {}).await;
     sqlx::query("ALTER TABLE chat_messages RENAME TO chat_messages_gone")
-        .execute(&s.db)
+        .execute(&s.h.db)
         .await
         .unwrap();
     let events = s

@@ -2,17 +2,14 @@
 //! stream, an error mid-stream, 429 then success, and a cancelled stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use chat_worker::Settings;
-use chat_worker::config::ProviderAccess;
-use common::Bus;
-use common::envelope::DomainAction;
-use common::settings::Secret;
-use common::testing::{Received, isolated_settings, read_until};
+use common::testing::isolated_settings;
 use provider_sim::{Behaviour, SimConfig, Simulator, WireFormat};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+use support::{Harness, joined, of_kind, point, registry_file};
 use uuid::Uuid;
 
 const REGISTRY: &str = r#"
@@ -52,49 +49,21 @@ temperature = [0.0, 2.0]
 
 struct Setup {
     sim: Simulator,
-    bus: Bus,
-    client: redis::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    h: Harness,
 }
 
 async fn setup(config: SimConfig) -> Setup {
     let sim = Simulator::start(config).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("registry-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("models.toml");
-    std::fs::write(&file, REGISTRY).unwrap();
-    let core = isolated_settings();
-    let mut settings = Settings {
-        core: core.clone(),
-        models_file: Some(file.display().to_string()),
-        provider_retries: 1,
-        provider_retry_base_ms: 10,
-        ..Settings::default()
-    };
-    for (name, base) in [
-        ("openai", sim.base_url()),
-        ("anthropic", sim.root_url()),
-        ("gemini", sim.root_url()),
-    ] {
-        let access = ProviderAccess {
-            api_key: Some(Secret::new(format!("key-{name}"))),
-            base_url: Some(base),
-        };
-        settings.providers.insert(name.into(), access);
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(chat_worker::run(settings, shutdown.clone()));
+    let mut settings = support::settings(&isolated_settings());
+    settings.models_file = Some(registry_file(REGISTRY));
+    settings.provider_retries = 1;
+    settings.provider_retry_base_ms = 10;
+    point(&mut settings, "openai", sim.base_url(), "key-openai");
+    point(&mut settings, "anthropic", sim.root_url(), "key-anthropic");
+    point(&mut settings, "gemini", sim.root_url(), "key-gemini");
     Setup {
         sim,
-        bus: Bus::connect(&core).await.unwrap(),
-        client: redis::Client::open(core.redis_url.as_str()).unwrap(),
-        shutdown,
+        h: Harness::start(settings).await,
     }
 }
 
@@ -104,60 +73,14 @@ const MODELS: [(&str, WireFormat); 3] = [
     ("gem", WireFormat::Gemini),
 ];
 
-impl Setup {
-    async fn publish(&self, data: Value) -> DomainAction {
-        let action = DomainAction::new(
-            "chat.completion.generate",
-            "test",
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            data,
-        );
-        self.bus.publish(&action).await.unwrap();
-        action
-    }
-
-    async fn wait(&self, action: &DomainAction, kind: &str) -> Vec<Received> {
-        let key = self.bus.names().response_stream(action.session_id);
-        read_until(
-            &self.client,
-            &key,
-            kind,
-            Some(action.task_id),
-            Duration::from_secs(20),
-        )
-        .await
-    }
-
-    async fn ask(&self, data: Value) -> Vec<Received> {
-        let action = self.publish(data).await;
-        self.wait(&action, "complete").await
-    }
-}
-
-fn of_kind<'a>(events: &'a [Received], kind: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| &e.event["data"])
-        .collect()
-}
-
-fn joined(events: &[Received], kind: &str) -> String {
-    of_kind(events, kind)
-        .iter()
-        .map(|d| d["content"].as_str().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn each_format_streams_text_reasoning_and_usage() {
     let s = setup(SimConfig::default()).await;
     for (model, format) in MODELS {
-        let events = s
-            .ask(json!({"prompt": "one two", "model": model,
+        let events =
+            s.h.ask(json!({"prompt": "one two", "model": model,
                 "settings": {"system_prompt": "be brief", "reasoning": true, "temperature": 0.3}}))
-            .await;
+                .await;
         assert_eq!(
             joined(&events, "text_chunk"),
             "tok tok tok tok tok ",
@@ -201,9 +124,9 @@ async fn each_format_streams_a_tool_call() {
     let tools = json!([{"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]);
     for (model, _) in MODELS {
-        let events = s
-            .ask(json!({"prompt": "call_tool now", "model": model, "tools": tools}))
-            .await;
+        let events =
+            s.h.ask(json!({"prompt": "call_tool now", "model": model, "tools": tools}))
+                .await;
         let starts = of_kind(&events, "tool_start");
         assert_eq!(starts.len(), 1, "{model}");
         assert_eq!(starts[0]["name"], "get_weather", "{model}");
@@ -218,9 +141,9 @@ async fn each_format_streams_a_tool_call() {
             {"role": "assistant", "content": null, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": "{\"sky\":\"sunny\"}"},
         ]);
-        let events = s
-            .ask(json!({"messages": messages, "model": model, "tools": tools}))
-            .await;
+        let events =
+            s.h.ask(json!({"messages": messages, "model": model, "tools": tools}))
+                .await;
         assert_eq!(
             of_kind(&events, "text_completed")[0]["finish_reason"],
             "stop",
@@ -239,7 +162,7 @@ async fn each_format_reports_errors_mid_stream_and_retries_a_429() {
             Behaviour::DropMidStream { after_chunks: 2 },
         ] {
             s.sim.push_script(behaviour.clone());
-            let events = s.ask(json!({"prompt": "hi", "model": model})).await;
+            let events = s.h.ask(json!({"prompt": "hi", "model": model})).await;
             let errors = of_kind(&events, "error");
             assert_eq!(errors.len(), 1, "{model} {behaviour:?}: {events:?}");
             assert_eq!(errors[0]["stage"], "provider");
@@ -251,7 +174,7 @@ async fn each_format_reports_errors_mid_stream_and_retries_a_429() {
             retry_after_secs: 0,
         });
         let before = s.sim.requests().len();
-        let events = s.ask(json!({"prompt": "hi", "model": model})).await;
+        let events = s.h.ask(json!({"prompt": "hi", "model": model})).await;
         assert!(of_kind(&events, "error").is_empty(), "{model}: {events:?}");
         assert_eq!(joined(&events, "text_chunk"), "tok tok tok tok tok ");
         assert_eq!(
@@ -271,10 +194,17 @@ async fn each_format_closes_the_upstream_stream_on_cancel() {
     })
     .await;
     for (model, format) in MODELS {
-        let action = s.publish(json!({"prompt": "long", "model": model})).await;
-        s.wait(&action, "text_chunk").await;
-        s.bus.request_cancel(action.task_id).await.unwrap();
-        let events = s.wait(&action, "complete").await;
+        let action =
+            s.h.publish(
+                "chat.completion.generate",
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                json!({"prompt": "long", "model": model}),
+            )
+            .await;
+        s.h.wait(&action, "text_chunk").await;
+        s.h.bus.request_cancel(action.task_id).await.unwrap();
+        let events = s.h.wait(&action, "complete").await;
         assert_eq!(of_kind(&events, "cancelled").len(), 1, "{model}");
         let closed = s.sim.wait_for_client_close(Duration::from_secs(5)).await;
         let record = closed.unwrap_or_else(|| panic!("{model}: upstream not closed"));

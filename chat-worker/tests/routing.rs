@@ -2,18 +2,12 @@
 //! no silent switch after the first token, tool calls, and clear errors for what cannot be served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod support;
 
-use chat_worker::Settings;
-use chat_worker::config::ProviderAccess;
-use common::Bus;
-use common::envelope::DomainAction;
-use common::settings::Secret;
-use common::testing::{Received, isolated_settings, read_until};
+use common::testing::{Received, isolated_settings};
 use provider_sim::{Behaviour, SimConfig, Simulator};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+use support::{Harness, joined, of_kind, point, registry_file};
 
 /// Two OpenAI-compatible providers; `primary` falls back to `backup`.
 const REGISTRY: &str = r#"
@@ -46,15 +40,7 @@ provider = "gamma"
 struct Setup {
     alpha: Simulator,
     beta: Simulator,
-    bus: Bus,
-    client: redis::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    h: Harness,
 }
 
 async fn setup() -> Setup {
@@ -65,73 +51,27 @@ async fn setup() -> Setup {
     })
     .await
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("registry-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("models.toml");
-    std::fs::write(&file, REGISTRY).unwrap();
-    let core = isolated_settings();
-    let mut settings = Settings {
-        core: core.clone(),
-        models_file: Some(file.display().to_string()),
-        provider_retries: 2,
-        provider_retry_base_ms: 10,
-        ..Settings::default()
-    };
-    for (name, sim) in [("alpha", &alpha), ("beta", &beta)] {
-        settings.providers.insert(
-            name.into(),
-            ProviderAccess {
-                api_key: Some(Secret::new("k")),
-                base_url: Some(sim.base_url()),
-            },
-        );
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(chat_worker::run(settings, shutdown.clone()));
+    let mut settings = support::settings(&isolated_settings());
+    settings.models_file = Some(registry_file(REGISTRY));
+    settings.provider_retries = 2;
+    settings.provider_retry_base_ms = 10;
+    point(&mut settings, "alpha", alpha.base_url(), "k");
+    point(&mut settings, "beta", beta.base_url(), "k");
     Setup {
         alpha,
         beta,
-        bus: Bus::connect(&core).await.unwrap(),
-        client: redis::Client::open(core.redis_url.as_str()).unwrap(),
-        shutdown,
+        h: Harness::start(settings).await,
     }
 }
 
 impl Setup {
     async fn ask(&self, data: Value) -> Vec<Received> {
-        let action = DomainAction::new(
-            "chat.completion.generate",
-            "test",
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            data,
-        );
-        self.bus.publish(&action).await.unwrap();
-        let key = self.bus.names().response_stream(action.session_id);
-        read_until(
-            &self.client,
-            &key,
-            "complete",
-            Some(action.task_id),
-            Duration::from_secs(20),
-        )
-        .await
+        self.h.ask(data).await
     }
 }
 
-fn of_kind<'a>(events: &'a [Received], kind: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| &e.event["data"])
-        .collect()
-}
-
 fn text(events: &[Received]) -> String {
-    of_kind(events, "text_chunk")
-        .iter()
-        .map(|d| d["content"].as_str().unwrap())
-        .collect()
+    joined(events, "text_chunk")
 }
 
 #[tokio::test]
