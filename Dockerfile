@@ -6,9 +6,10 @@ COPY . .
 ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin gateway-service --bin chat-worker \
+    cargo build --release --locked --bin gateway-service --bin chat-worker --bin health-data-service \
     && mkdir -p /out \
-    && cp target/release/gateway-service target/release/chat-worker /out/
+    && cp target/release/gateway-service target/release/chat-worker \
+          target/release/health-data-service /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -28,6 +28,12 @@ pub struct WsQuery {
 /// Close code for a refused or missing token (RFC 6455 "policy violation").
 const CLOSE_AUTH: u16 = close_code::POLICY;
 
+/// Bytes read from the socket at once. tungstenite zero-fills that much of its read buffer on
+/// every read, so it stays resident for the life of the connection: the 128 KiB default made an
+/// idle session cost ~140 KiB (see docs/benchmarks.md). Larger messages still arrive whole; the
+/// buffer grows for them.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Upgrades to a WebSocket with the configured frame limits.
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -37,6 +43,7 @@ pub async fn upgrade(
     let max = state.settings().ws.max_frame_bytes;
     ws.max_frame_size(max)
         .max_message_size(max)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let span = tracing::info_span!(
                 "ws",

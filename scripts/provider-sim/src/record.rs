@@ -1,7 +1,7 @@
 //! Log of served requests, and the guard that notices a client hanging up mid-reply.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -69,7 +69,9 @@ pub struct RequestRecord {
     pub closed_at: Option<Instant>,
 }
 
-/// JSON shape of a record for `GET /_sim/requests`: instants become milliseconds since start.
+/// JSON shape of a record for `GET /_sim/requests`: instants become milliseconds since start,
+/// and also microseconds since the Unix epoch (`*_unix_us`), so other processes on the machine can
+/// line their own clocks up with the simulator's (e.g. cancel sent → upstream closed).
 #[derive(Serialize)]
 pub(crate) struct RecordView<'a> {
     id: u64,
@@ -83,11 +85,24 @@ pub(crate) struct RecordView<'a> {
     finished: bool,
     client_closed: bool,
     closed_at_ms: Option<u64>,
+    received_at_unix_us: u64,
+    closed_at_unix_us: Option<u64>,
 }
 
 impl<'a> RecordView<'a> {
-    pub(crate) fn new(record: &'a RequestRecord, started: Instant) -> Self {
+    /// `started` and `started_wall` are the same moment on the monotonic and the wall clock.
+    pub(crate) fn new(
+        record: &'a RequestRecord,
+        started: Instant,
+        started_wall: SystemTime,
+    ) -> Self {
         let ms = |at: Instant| millis(at.saturating_duration_since(started));
+        let unix_us = |at: Instant| {
+            let wall = started_wall + at.saturating_duration_since(started);
+            wall.duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        };
         Self {
             id: record.id,
             format: record.format,
@@ -100,6 +115,8 @@ impl<'a> RecordView<'a> {
             finished: record.finished,
             client_closed: record.client_closed,
             closed_at_ms: record.closed_at.map(ms),
+            received_at_unix_us: unix_us(record.received_at),
+            closed_at_unix_us: record.closed_at.map(unix_us),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
@@ -25,6 +25,8 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub(crate) struct Shared {
     config: SimConfig,
     started: Instant,
+    /// `started` on the wall clock, for the `*_unix_us` fields of the request log.
+    started_wall: SystemTime,
     script: Mutex<VecDeque<Behaviour>>,
     recorder: Arc<Recorder>,
     stop: CancellationToken,
@@ -35,6 +37,7 @@ impl Shared {
         Self {
             config,
             started: Instant::now(),
+            started_wall: SystemTime::now(),
             script: Mutex::new(VecDeque::new()),
             recorder: Arc::new(Recorder::default()),
             stop: CancellationToken::new(),
@@ -127,7 +130,7 @@ async fn list_requests(State(shared): State<Arc<Shared>>) -> Response {
     let views = shared.recorder().with_records(|records| {
         let views: Vec<_> = records
             .iter()
-            .map(|r| RecordView::new(r, shared.started))
+            .map(|r| RecordView::new(r, shared.started, shared.started_wall))
             .collect();
         serde_json::to_vec(&views)
     });

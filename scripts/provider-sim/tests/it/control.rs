@@ -80,6 +80,17 @@ async fn script_endpoint_queues_behaviours_in_order() {
     assert!(
         log[3]["received_at_ms"].as_u64().unwrap() >= log[0]["received_at_ms"].as_u64().unwrap()
     );
+    // Wall-clock times line up with other processes' clocks (the benchmarks rely on it).
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let received = log[3]["received_at_unix_us"].as_u64().unwrap();
+    assert!(
+        received <= now_us && now_us - received < 60_000_000,
+        "{received} vs {now_us}"
+    );
+    assert!(log[3]["closed_at_unix_us"].is_null());
 }
 
 #[tokio::test]

@@ -1,0 +1,50 @@
+//! `GET /api/v1/health/summary`: the same summary the `health.summary.get` action answers.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use common::error::{AppError, ok};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::db;
+use crate::extract::{AuthUser, query};
+use crate::page::RangeParams;
+use crate::state::AppState;
+
+/// The summary's period (default: the 7 days ending today).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// First day of the period (default: `to` − 6 days).
+    from: Option<NaiveDate>,
+    /// Last day of the period (default: today, UTC).
+    to: Option<NaiveDate>,
+}
+
+/// `GET /api/v1/health/summary?from=&to=`: the latest day, night, HRV, weigh-in, the period's
+/// activities and the out-of-range blood markers.
+#[utoipa::path(get, path = "/api/v1/health/summary", tag = "summary",
+    params(SummaryQuery), security(("bearer" = [])),
+    responses((status = 200, body = inline(crate::openapi::Envelope<crate::summary::Summary>))))]
+pub async fn summary(
+    State(state): State<AppState>,
+    user: AuthUser,
+    q: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let q = query(q)?;
+    RangeParams {
+        from: q.from,
+        to: q.to,
+    }
+    .checked()?;
+    let (from, to) = crate::summary::period(q.from, q.to);
+    if from > to {
+        return Err(AppError::BadRequest("from must not be after to".into()));
+    }
+    let s = crate::summary::summary(state.db(), user.owner(), from, to)
+        .await
+        .map_err(db)?;
+    Ok(ok(s).into_response())
+}

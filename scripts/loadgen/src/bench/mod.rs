@@ -1,0 +1,8 @@
+//! The benchmark measurements (`scripts/bench` runs them; `docs/benchmarks.md` explains them).
+
+pub mod actions;
+pub mod cancel;
+pub mod idle;
+pub mod relay;
+pub mod soak;
+pub mod ttft;

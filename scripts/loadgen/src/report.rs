@@ -1,0 +1,231 @@
+//! `report`: turns the JSON lines of a run into one results table (Markdown, on stdout) and one
+//! machine-readable file, checking each figure against the targets of the benchmark issue.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::procs;
+use crate::stats::round3;
+
+/// One row of the results table.
+#[derive(Debug)]
+struct Figure {
+    name: String,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    value: Option<String>,
+    target: String,
+    met: Option<bool>,
+}
+
+impl Figure {
+    fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            p50: None,
+            p95: None,
+            p99: None,
+            value: None,
+            target: String::new(),
+            met: None,
+        }
+    }
+
+    fn percentiles(mut self, s: &Value) -> Self {
+        self.p50 = s["p50_ms"].as_f64();
+        self.p95 = s["p95_ms"].as_f64();
+        self.p99 = s["p99_ms"].as_f64();
+        self
+    }
+
+    fn json(&self) -> Value {
+        json!({"figure": self.name, "p50_ms": self.p50, "p95_ms": self.p95, "p99_ms": self.p99,
+            "value": self.value, "target": self.target, "met": self.met})
+    }
+}
+
+/// Reads the JSON lines of `input`.
+pub fn read_results(input: &Path) -> anyhow::Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).context("a result line is not JSON"))
+        .collect()
+}
+
+/// The benchmark table (Markdown) and the results document.
+pub fn bench(results: &[Value], label: &str) -> (String, Value) {
+    let figures = figures(results);
+    let mut md = String::from(
+        "| figure | p50 | p95 | p99 | value | target | met |\n| --- | ---: | ---: | ---: | --- | --- | --- |\n",
+    );
+    let ms = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.2} ms"));
+    for f in &figures {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            f.name,
+            ms(f.p50),
+            ms(f.p95),
+            ms(f.p99),
+            f.value.clone().unwrap_or_default(),
+            f.target,
+            match f.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            }
+        ));
+    }
+    let doc = json!({
+        "label": label,
+        "machine": procs::machine(),
+        "figures": figures.iter().map(Figure::json).collect::<Vec<_>>(),
+        "results": results,
+    });
+    (md, doc)
+}
+
+fn figures(results: &[Value]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let of_kind = |k: &'static str| results.iter().filter(move |r| r["kind"] == k);
+    let direct =
+        |c: &Value| of_kind("ttft").find(|r| r["target"] == "direct" && r["concurrency"] == *c);
+    for r in of_kind("ttft") {
+        let (target, c) = (r["target"].as_str().unwrap_or("?"), &r["concurrency"]);
+        let errors = r["errors"].as_object().map_or(0, |e| e.len());
+        let note = format!(
+            "{} chats, {:.0}/s{}",
+            r["ok"],
+            r["chats_per_sec"].as_f64().unwrap_or(0.0),
+            if errors > 0 {
+                format!(", errors {}", r["errors"])
+            } else {
+                String::new()
+            }
+        );
+        let mut raw = Figure::new(format!("TTFT {target} ×{c}")).percentiles(&r["ttft"]);
+        raw.value = Some(note);
+        out.push(raw);
+        out.push(Figure::new(format!("total {target} ×{c}")).percentiles(&r["total"]));
+        if target == "direct" {
+            continue;
+        }
+        if let Some(d) = direct(c) {
+            for (what, key) in [("TTFT", "ttft"), ("total", "total")] {
+                let sub = |q: &str| Some(round3(r[key][q].as_f64()? - d[key][q].as_f64()?));
+                let mut f = Figure::new(format!("added {what} {target} ×{c}"));
+                f.p50 = sub("p50_ms");
+                f.p95 = sub("p95_ms");
+                f.p99 = sub("p99_ms");
+                if what == "TTFT" && c.as_u64() == Some(100) {
+                    f.target = "p50 ≤ 1 ms, p99 ≤ 3 ms".into();
+                    f.met = f.p50.zip(f.p99).map(|(a, b)| a <= 1.0 && b <= 3.0);
+                }
+                out.push(f);
+            }
+        }
+    }
+    for r in of_kind("relay") {
+        let rate = r["chunks_per_sec"].as_f64().unwrap_or(0.0);
+        let mut f = Figure::new(format!(
+            "chunks relayed/s ({} ×{})",
+            r["target"].as_str().unwrap_or("?"),
+            r["concurrency"]
+        ));
+        f.value = Some(format!("{rate:.0} chunks/s"));
+        f.target = "≥ 50,000/s".into();
+        f.met = Some(rate >= 50_000.0);
+        out.push(f);
+    }
+    for r in of_kind("actions") {
+        let rate = r["actions_per_sec"].as_f64().unwrap_or(0.0);
+        let mut f = Figure::new(format!(
+            "actions/s, one chat-worker ({})",
+            r["model"].as_str().unwrap_or("?")
+        ))
+        .percentiles(&r["latency"]);
+        f.value = Some(format!(
+            "{rate:.0} actions/s ({}/{} completed)",
+            r["completed"], r["count"]
+        ));
+        f.target = "≥ 20,000/s".into();
+        f.met = Some(rate >= 20_000.0 && r["completed"] == r["count"]);
+        out.push(f);
+    }
+    for r in of_kind("idle_ws") {
+        let held = r["sessions_held"].as_u64().unwrap_or(0);
+        for p in r["points"].as_array().into_iter().flatten() {
+            let n = p["sessions"].as_u64().unwrap_or(0);
+            let rss = p["gateway_rss_mib"].as_f64().unwrap_or(0.0);
+            let mut f = Figure::new(format!("gateway RSS, {n} idle sessions"));
+            f.value = Some(format!(
+                "{rss:.1} MiB ({:.1} KiB/session)",
+                p["per_session_kib"].as_f64().unwrap_or(0.0)
+            ));
+            if n >= 10_000 {
+                f.target = "< 300 MB at 10,000".into();
+                f.met = Some(rss * 1.048_576 < 300.0);
+            }
+            out.push(f);
+        }
+        let mut f = Figure::new("idle sessions held by one gateway");
+        f.value = Some(format!(
+            "{held} of {} ({}/{} pinged answered)",
+            r["sessions_requested"], r["ping_answered"], r["ping_sampled"]
+        ));
+        f.target = "10,000".into();
+        f.met = Some(held >= 10_000);
+        out.push(f);
+    }
+    for r in of_kind("cancel") {
+        let mut f =
+            Figure::new("cancel → upstream closed").percentiles(&r["cancel_to_upstream_closed"]);
+        f.value = Some(format!(
+            "{} cancels, problems {}",
+            r["requests"], r["problems"]
+        ));
+        f.target = "p99 ≤ 100 ms".into();
+        f.met = f.p99.map(|p| p <= 100.0);
+        out.push(f);
+        out.push(
+            Figure::new("cancel → `cancelled` event").percentiles(&r["cancel_to_cancelled_event"]),
+        );
+    }
+    for r in of_kind("soak") {
+        let drift = r["rss_drift_headline_percent"].as_f64().unwrap_or(0.0);
+        let mut f = Figure::new(format!(
+            "RSS drift, {} min soak at {} chats/s",
+            r["minutes"], r["rate"]
+        ))
+        .percentiles(&r["ttft"]);
+        f.value = Some(format!(
+            "{drift:.1} % (max of {}); before {} after {} MiB; drift per process {}",
+            r["drift_of"], r["rss_before_mib"], r["rss_after_mib"], r["rss_drift_percent"]
+        ));
+        f.target = "≤ 5 %".into();
+        f.met = Some(drift <= 5.0);
+        out.push(f);
+    }
+    out
+}
+
+/// The fault-suite table (Markdown) and whether every scenario passed.
+pub fn faults(results: &[Value]) -> (String, bool) {
+    let mut md = String::from("| scenario | result | passed |\n| --- | --- | --- |\n");
+    let mut all = true;
+    for r in results {
+        let passed = r["passed"].as_bool().unwrap_or(false);
+        all &= passed;
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            r["kind"].as_str().unwrap_or("?"),
+            r["summary"].as_str().unwrap_or_default().replace('|', "/"),
+            if passed { "yes" } else { "**no**" }
+        ));
+    }
+    (md, all)
+}
