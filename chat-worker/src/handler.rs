@@ -80,26 +80,49 @@ impl Handler for ChatHandler {
         let events = &task.events;
         let mut payload = ChatPayload::parse(&task.action.data)
             .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e))?;
-        let turn = match persist::begin(&self.pool, &task.action, &payload, events).await? {
-            Ok(turn) => turn,
-            Err(persist::NotOwner) => {
-                let error = ErrorData::new("validation", "not_found", "session not found", false);
-                return send_error(events, error).await;
-            }
-        };
-        if payload.messages.is_empty() && self.history_budget > 0 {
-            payload.messages = persist::load_history(
-                &self.pool,
-                &task.action,
-                self.history_max_messages,
-                self.history_budget,
-            )
-            .await;
-        }
         let mut progress = Progress::default();
-        self.generate(&task, &payload, &mut progress).await?;
-        persist::finish(&self.pool, &task.action, turn, &progress, events).await
+        if !payload.store {
+            return self.generate(&task, &payload, &mut progress).await;
+        }
+        // Before the provider call, reads only (who owns the session, its history), side by side;
+        // the user's message is written while the provider answers, off the first token's path.
+        let with_history = payload.messages.is_empty() && self.history_budget > 0;
+        let (owner, history) =
+            tokio::join!(persist::check_owner(&self.pool, &task.action), async {
+                if with_history {
+                    persist::load_history(
+                        &self.pool,
+                        &task.action,
+                        self.history_max_messages,
+                        self.history_budget,
+                    )
+                    .await
+                } else {
+                    Vec::new()
+                }
+            });
+        if owner.is_err() {
+            return send_error(events, not_found()).await;
+        }
+        if with_history {
+            payload.messages = history;
+        }
+        let (turn, generated) = tokio::join!(
+            persist::begin(&self.pool, &task.action, &payload, events),
+            self.generate(&task, &payload, &mut progress),
+        );
+        generated?;
+        match turn? {
+            Ok(turn) => persist::finish(&self.pool, &task.action, turn, &progress, events).await,
+            // Another tenant stored the session between the check and the write: this answer
+            // went to the asker only and is not kept.
+            Err(persist::NotOwner) => send_error(events, not_found()).await,
+        }
     }
+}
+
+fn not_found() -> ErrorData {
+    ErrorData::new("validation", "not_found", "session not found", false)
 }
 
 impl ChatHandler {

@@ -246,3 +246,32 @@ async fn a_session_stays_with_its_tenant() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.get::<Uuid, _>("tenant_id") == owner));
 }
+
+#[tokio::test]
+async fn a_turn_with_store_false_is_answered_and_kept_out_of_the_history() {
+    let s = setup(isolated_settings(), |_| {}).await;
+    let (tenant, session) = (Uuid::now_v7(), Uuid::now_v7());
+    s.ask(
+        tenant,
+        session,
+        json!({"prompt": "remember me", "model": "gpt-4o-mini"}),
+    )
+    .await;
+    let events = s
+        .ask(
+            tenant,
+            session,
+            json!({"prompt": "off the record", "model": "gpt-4o-mini", "store": false}),
+        )
+        .await;
+    let done = find(&events, "text_completed").expect("text_completed");
+    assert_eq!(done["content"], "tok tok tok tok tok ");
+    assert!(find(&events, "db_operation_executed").is_none());
+    // Stateless: the stored turn is not read into the prompt, and nothing new is written.
+    let sent = &s.sim.requests()[1].body["messages"];
+    assert_eq!(
+        sent,
+        &json!([{"role": "user", "content": "off the record"}])
+    );
+    assert_eq!(s.rows(session).await.len(), 2);
+}

@@ -116,10 +116,14 @@ impl Bus {
 
     /// Appends an action to its service's stream (`XADD MAXLEN ~`); returns the entry id.
     pub async fn publish(&self, action: &DomainAction) -> RedisResult<String> {
-        let stream = self.names.action_stream(action.service());
         let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(&stream)
+        self.publish_cmd(action).query_async(&mut conn).await
+    }
+
+    /// The `XADD` of [`Bus::publish`], for callers that pipeline it with other commands.
+    pub fn publish_cmd(&self, action: &DomainAction) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.names.action_stream(action.service()))
             .arg("MAXLEN")
             .arg("~")
             .arg(self.settings.action_maxlen)
@@ -133,9 +137,8 @@ impl Bus {
             .arg("task_id")
             .arg(action.task_id.to_string())
             .arg("payload")
-            .arg(action.to_json())
-            .query_async(&mut conn)
-            .await
+            .arg(action.to_json());
+        cmd
     }
 
     /// Raises a task's cancel flag and announces it, so a worker reacts at once.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection as _, PgPool, Postgres};
 
 use crate::settings::CoreSettings;
 
@@ -37,6 +37,9 @@ pub enum DbError {
     },
 }
 
+/// A pooled connection idle this long is pinged before use.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(10);
+
 /// Connects; with `db.migrate` creates the database if missing and applies migrations, otherwise
 /// checks that every migration is applied.
 pub async fn connect(settings: &CoreSettings) -> Result<PgPool, DbError> {
@@ -54,6 +57,18 @@ pub async fn connect(settings: &CoreSettings) -> Result<PgPool, DbError> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(settings.db.max_connections)
+        // sqlx pings every connection it hands out by default: a second round trip per query.
+        // Only a connection that sat idle (the one a restarted server most likely closed) is
+        // pinged; a busy one that broke fails its query, which callers retry.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_PING_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .acquire_timeout(Duration::from_secs(settings.db.acquire_timeout_secs))
         .connect_with(options)
         .await?;

@@ -87,20 +87,43 @@ pub struct NewMessage<'a> {
     pub status: &'a str,
 }
 
-/// Creates the session for this tenant, or touches it if it is theirs. `None`: another tenant owns it.
-pub async fn ensure_session(
+/// Starts a turn in one statement (one round trip, one commit): creates the session for this
+/// tenant or touches it if it is theirs, and writes the turn's first message (the user's).
+/// `None`: another tenant owns the session (or the turn), and nothing was written.
+pub async fn start_turn(
     pool: &PgPool,
-    tenant_id: Uuid,
-    session_id: Uuid,
     user_id: Option<Uuid>,
+    m: &NewMessage<'_>,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
-        r#"INSERT INTO chat_sessions (id, tenant_id, user_id) VALUES ($1, $2, $3)
-           ON CONFLICT (id) DO UPDATE SET updated_at = now()
-           WHERE chat_sessions.tenant_id = EXCLUDED.tenant_id
+        r#"WITH session AS (
+             INSERT INTO chat_sessions (id, tenant_id, user_id) VALUES ($3, $2, $13)
+             ON CONFLICT (id) DO UPDATE SET updated_at = now()
+             WHERE chat_sessions.tenant_id = EXCLUDED.tenant_id
+             RETURNING id
+           )
+           INSERT INTO chat_messages
+             (id, tenant_id, session_id, task_id, role, content, parts, model, provider, usage,
+              latency_ms, status)
+           SELECT $1, $2, session.id, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM session
+           ON CONFLICT (task_id, role) DO UPDATE SET
+             content = EXCLUDED.content, parts = EXCLUDED.parts, model = EXCLUDED.model,
+             provider = EXCLUDED.provider, usage = EXCLUDED.usage,
+             latency_ms = EXCLUDED.latency_ms, status = EXCLUDED.status
+           WHERE chat_messages.tenant_id = EXCLUDED.tenant_id
            RETURNING id"#,
-        session_id,
-        tenant_id,
+        Uuid::now_v7(),
+        m.tenant_id,
+        m.session_id,
+        m.task_id,
+        m.role,
+        m.content,
+        m.parts,
+        m.model,
+        m.provider,
+        m.usage,
+        m.latency_ms,
+        m.status,
         user_id
     )
     .fetch_optional(pool)

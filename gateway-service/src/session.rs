@@ -33,6 +33,9 @@ pub struct ChatInput {
     /// Generation settings, passed through.
     #[serde(default)]
     pub settings: Option<Value>,
+    /// `false`: a stateless turn, kept out of the chat history.
+    #[serde(default)]
+    pub store: Option<bool>,
 }
 
 impl ChatInput {
@@ -143,6 +146,9 @@ impl AppState {
         if let Some(settings) = &input.settings {
             data["settings"] = settings.clone();
         }
+        if let Some(store) = input.store {
+            data["store"] = json!(store);
+        }
         self.publish_chat_data(claims, session_id, data).await
     }
 
@@ -156,14 +162,18 @@ impl AppState {
     ) -> Result<Started, AppError> {
         let (action, span) = traced_action(CHAT_ACTION, claims, session_id, data);
         let mut conn = self.bus().conn();
-        let _: () = conn
+        // One round trip: the session's running task, then the action itself.
+        let _: () = redis::pipe()
             .set_ex(
                 self.bus().names().session_running_task(session_id),
                 action.task_id.to_string(),
                 self.settings().chat_timeout_secs.max(60) * 10,
             )
+            .ignore()
+            .add_command(self.bus().publish_cmd(&action))
+            .ignore()
+            .query_async(&mut conn)
             .await?;
-        self.bus().publish(&action).await?;
         span.in_scope(|| tracing::info!("chat published"));
         Ok(Started {
             session_id,

@@ -28,6 +28,14 @@ pub struct ChatPayload {
     /// Generation settings.
     #[serde(default)]
     pub settings: ChatSettings,
+    /// Keep the turn in the chat history (the default). `false`: a stateless turn, neither
+    /// read from nor written to PostgreSQL.
+    #[serde(default = "yes")]
+    pub store: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Per-request generation settings.

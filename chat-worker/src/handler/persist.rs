@@ -65,6 +65,19 @@ async fn report(events: &TaskEvents, what: &str, e: &sqlx::Error) -> Result<(), 
     Ok(())
 }
 
+/// Refuses a session stored for another tenant (a read: no write waits on the first token). A
+/// session not stored yet, or a database that does not answer, passes: [`begin`] decides then.
+pub async fn check_owner(pool: &PgPool, action: &DomainAction) -> Result<(), NotOwner> {
+    match history::session_tenant(pool, action.session_id).await {
+        Ok(Some(tenant)) if tenant != action.tenant_id => Err(NotOwner),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "session owner not read; the write decides");
+            Ok(())
+        }
+    }
+}
+
 /// Takes the session for the action's tenant and stores the user's message.
 pub async fn begin(
     pool: &PgPool,
@@ -73,21 +86,6 @@ pub async fn begin(
     events: &TaskEvents,
 ) -> Result<Result<Turn, NotOwner>, HandlerError> {
     let started = Instant::now();
-    let owned = retried("session write", || {
-        history::ensure_session(pool, action.tenant_id, action.session_id, action.user_id)
-    })
-    .await;
-    match owned {
-        Ok(None) => return Ok(Err(NotOwner)),
-        Ok(Some(_)) => {}
-        Err(e) => {
-            report(events, "user message", &e).await?;
-            return Ok(Ok(Turn {
-                started,
-                user_message: None,
-            }));
-        }
-    }
     let (content, parts) = match (&payload.prompt, payload.messages.last()) {
         (Some(prompt), _) => (
             content_text(prompt),
@@ -109,9 +107,13 @@ pub async fn begin(
         latency_ms: None,
         status: "complete",
     };
-    let user_message = match retried("user message", || history::save_message(pool, &message)).await
-    {
-        Ok(id) => Some(id),
+    let written = retried("user message", || {
+        history::start_turn(pool, action.user_id, &message)
+    })
+    .await;
+    let user_message = match written {
+        Ok(Some(id)) => Some(id),
+        Ok(None) => return Ok(Err(NotOwner)),
         Err(e) => {
             report(events, "user message", &e).await?;
             None

@@ -79,8 +79,16 @@ impl Inner {
             .bus
             .names()
             .processed_marker(&self.service, action.action_id);
-        let mut conn = self.bus.conn();
-        if conn.exists(&marker).await.unwrap_or(false) {
+        // Registered before the flag is read, so a cancel arriving in between is not missed.
+        let registration = self.cancels.register(action.task_id, &self.tasks_root);
+        // One round trip for both reads: the processed-marker and the cancel flag.
+        let (processed, cancel_requested): (bool, bool) = redis::pipe()
+            .exists(&marker)
+            .exists(self.bus.names().cancel_flag(action.task_id))
+            .query_async(&mut self.bus.conn())
+            .await
+            .unwrap_or((false, false));
+        if processed {
             tracing::info!("action already processed; acknowledged without running again");
             self.ack(&id).await;
             return;
@@ -135,13 +143,7 @@ impl Inner {
             return;
         }
 
-        let registration = self.cancels.register(action.task_id, &self.tasks_root);
-        if self
-            .bus
-            .is_cancel_requested(action.task_id)
-            .await
-            .unwrap_or(false)
-        {
+        if cancel_requested {
             registration.token.cancel();
         }
         let events = completion.events().clone();

@@ -27,6 +27,8 @@ pub struct CompletionRequest {
     pub temperature: Option<f64>,
     /// Output token limit (`max_completion_tokens`, else `max_tokens`).
     pub max_tokens: Option<u32>,
+    /// `store: false` keeps the turn out of the chat history.
+    pub store: Option<bool>,
 }
 
 fn invalid(message: impl Into<String>, param: &str) -> OpenAiError {
@@ -216,6 +218,9 @@ impl CompletionRequest {
             Some(n) => Some(n),
             None => token_limit(body, "max_tokens")?,
         };
+        let store = present(body, "store")
+            .map(|v| v.as_bool().ok_or_else(|| wrong_type("store", "a boolean")))
+            .transpose()?;
         if present(body, "n").is_some_and(|n| n.as_u64() != Some(1)) {
             return Err(invalid("Only n=1 is supported.", "n"));
         }
@@ -228,6 +233,7 @@ impl CompletionRequest {
             tool_choice,
             temperature,
             max_tokens,
+            store,
         })
     }
 
@@ -252,6 +258,9 @@ impl CompletionRequest {
         }
         if let Some(choice) = &self.tool_choice {
             data["tool_choice"] = choice.clone();
+        }
+        if let Some(store) = self.store {
+            data["store"] = json!(store);
         }
         let mut settings = Map::new();
         if let Some(t) = self.temperature {
@@ -287,7 +296,7 @@ mod tests {
                          {"role": "user", "content": "hi"}],
             "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}],
             "tool_choice": "auto", "temperature": 0.5, "max_tokens": 10,
-            "max_completion_tokens": 20, "user": "ignored", "n": 1,
+            "max_completion_tokens": 20, "user": "ignored", "n": 1, "store": false,
         }))
         .unwrap();
         assert!(r.stream && r.include_usage);
@@ -299,6 +308,7 @@ mod tests {
                 "model": "mini",
                 "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}],
                 "tool_choice": "auto",
+                "store": false,
                 "settings": {"temperature": 0.5, "max_tokens": 20},
             })
         );
@@ -309,6 +319,10 @@ mod tests {
         let user = json!([{"role": "user", "content": "hi"}]);
         assert_eq!(param_of(json!({"messages": user})), "model");
         assert_eq!(param_of(json!({"model": "m"})), "messages");
+        assert_eq!(
+            param_of(json!({"model": "m", "messages": user, "store": "no"})),
+            "store"
+        );
         assert_eq!(param_of(json!({"model": "m", "messages": []})), "messages");
         assert_eq!(
             param_of(json!({"model": "m", "messages": "hi"})),

@@ -92,10 +92,25 @@ pub fn bench(results: &[Value], label: &str) -> (String, Value) {
 fn figures(results: &[Value]) -> Vec<Figure> {
     let mut out = Vec::new();
     let of_kind = |k: &'static str| results.iter().filter(move |r| r["kind"] == k);
-    let direct =
-        |c: &Value| of_kind("ttft").find(|r| r["target"] == "direct" && r["concurrency"] == *c);
+    // The baseline of a run: the simulator called directly, same concurrency, same arrivals.
+    let direct = |r: &Value| {
+        of_kind("ttft").find(|d| {
+            d["target"] == "direct"
+                && d["concurrency"] == r["concurrency"]
+                && d["arrivals"] == r["arrivals"]
+        })
+    };
     for r in of_kind("ttft") {
-        let (target, c) = (r["target"].as_str().unwrap_or("?"), &r["concurrency"]);
+        let target = r["target"].as_str().unwrap_or("?");
+        let c = format!(
+            "{}{}",
+            r["concurrency"],
+            if r["arrivals"] == "burst" {
+                " burst"
+            } else {
+                ""
+            }
+        );
         let errors = r["errors"].as_object().map_or(0, |e| e.len());
         let note = format!(
             "{} chats, {:.0}/s{}",
@@ -114,14 +129,14 @@ fn figures(results: &[Value]) -> Vec<Figure> {
         if target == "direct" {
             continue;
         }
-        if let Some(d) = direct(c) {
+        if let Some(d) = direct(r) {
             for (what, key) in [("TTFT", "ttft"), ("total", "total")] {
                 let sub = |q: &str| Some(round3(r[key][q].as_f64()? - d[key][q].as_f64()?));
                 let mut f = Figure::new(format!("added {what} {target} ×{c}"));
                 f.p50 = sub("p50_ms");
                 f.p95 = sub("p95_ms");
                 f.p99 = sub("p99_ms");
-                if what == "TTFT" && c.as_u64() == Some(100) {
+                if what == "TTFT" && c == "100" {
                     f.target = "p50 ≤ 1 ms, p99 ≤ 3 ms".into();
                     f.met = f.p50.zip(f.p99).map(|(a, b)| a <= 1.0 && b <= 3.0);
                 }

@@ -40,6 +40,21 @@ pub struct TtftArgs {
     /// WebSockets opened at once while connecting.
     #[arg(long, default_value_t = 200)]
     pub connect_parallelism: usize,
+    /// How the clients' first recorded chats arrive: `spread` evenly over one chat's length
+    /// (steady concurrency), or all at once in a `burst` (identical chats then keep the clients
+    /// in lock-step waves for the whole run).
+    #[arg(long, value_enum, default_value_t = Arrivals::Spread)]
+    pub arrivals: Arrivals,
+}
+
+/// When the clients send their first recorded chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Client `i` of `n` waits `i/n` of its warm-up chat's length first.
+    Spread,
+    /// Every client starts at once.
+    Burst,
 }
 
 /// Runs `ttft`.
@@ -56,14 +71,20 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
     let next = Arc::new(AtomicUsize::new(0));
     let results: Arc<Mutex<Vec<(String, Timing)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::with_capacity(n);
-    for mut client in clients {
+    for (i, mut client) in clients.into_iter().enumerate() {
         let (ctx, args) = (ctx.clone(), args.clone());
         let (barrier, next, results) = (barrier.clone(), next.clone(), results.clone());
         tasks.push(tokio::spawn(async move {
+            let mut chat_length = Duration::ZERO;
             for _ in 0..args.warmup {
+                let started = Instant::now();
                 pool::chat(&ctx, &mut client, args.target, args.prompt_words, timeout).await;
+                chat_length = started.elapsed();
             }
             barrier.wait().await;
+            if args.arrivals == Arrivals::Spread {
+                tokio::time::sleep(chat_length.mul_f64(i as f64 / n as f64)).await;
+            }
             while next.fetch_add(1, Ordering::Relaxed) < args.requests {
                 let r =
                     pool::chat(&ctx, &mut client, args.target, args.prompt_words, timeout).await;
@@ -113,6 +134,7 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
         "kind": "ttft",
         "target": args.target,
         "concurrency": args.concurrency,
+        "arrivals": args.arrivals,
         "connected": n,
         "requests": results.len(),
         "ok": ok.len(),
