@@ -159,8 +159,13 @@ fn figures(results: &[Value]) -> Vec<Figure> {
     for r in of_kind("actions") {
         let rate = r["actions_per_sec"].as_f64().unwrap_or(0.0);
         let mut f = Figure::new(format!(
-            "actions/s, one chat-worker ({})",
-            r["model"].as_str().unwrap_or("?")
+            "actions/s, one chat-worker ({}{})",
+            r["model"].as_str().unwrap_or("?"),
+            if r["store"] == false {
+                ", store: false"
+            } else {
+                ""
+            }
         ))
         .percentiles(&r["latency"]);
         f.value = Some(format!(

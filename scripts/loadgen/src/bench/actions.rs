@@ -33,6 +33,9 @@ pub struct ActionsArgs {
     /// Give up waiting for completions after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// Stateless turns (`store: false`): no chat-history reads or writes in PostgreSQL.
+    #[arg(long)]
+    pub no_store: bool,
 }
 
 /// The task and entry fields of a response-stream entry.
@@ -43,15 +46,15 @@ pub(crate) fn entry_field(map: &HashMap<String, RedisValue>, name: &str) -> Stri
 }
 
 /// A `chat.completion.generate` action of `model`, in a new session, whose events go to
-/// `callback`.
-pub(crate) fn chat_action(model: &str, prompt: &str, callback: &str) -> DomainAction {
+/// `callback`; `store: false` keeps it out of the chat history.
+pub(crate) fn chat_action(model: &str, prompt: &str, callback: &str, store: bool) -> DomainAction {
     let tenant = Uuid::from_u128(0x0190_0000_0000_7000_8000_6c6f_6164_6765);
     let mut action = DomainAction::new(
         "chat.completion.generate",
         "loadgen",
         tenant,
         Uuid::now_v7(),
-        json!({"prompt": prompt, "model": model}),
+        json!({"prompt": prompt, "model": model, "store": store}),
     );
     action.callback_stream = Some(callback.to_owned());
     action
@@ -115,7 +118,14 @@ pub async fn run(ctx: &Ctx, args: &ActionsArgs) -> anyhow::Result<Report> {
         Uuid::now_v7().simple()
     );
     let actions: Vec<DomainAction> = (0..args.count)
-        .map(|i| chat_action(&ctx.common.model, &format!("bench action {i}"), &callback))
+        .map(|i| {
+            chat_action(
+                &ctx.common.model,
+                &format!("bench action {i}"),
+                &callback,
+                !args.no_store,
+            )
+        })
         .collect();
 
     let before = ctx.watch.snapshot().await;
@@ -187,6 +197,7 @@ pub async fn run(ctx: &Ctx, args: &ActionsArgs) -> anyhow::Result<Report> {
     let result = json!({
         "kind": "actions",
         "model": ctx.common.model,
+        "store": !args.no_store,
         "count": args.count,
         "completed": completed,
         "completed_twice": twice,

@@ -57,6 +57,7 @@ pub async fn run(ctx: &Ctx, args: &KillArgs) -> anyhow::Result<Report> {
                 &ctx.common.model,
                 &format!("bench kill-{i} chaos"),
                 &callback,
+                true,
             )
         })
         .collect();
