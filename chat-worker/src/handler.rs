@@ -162,13 +162,14 @@ impl ChatHandler {
             if let Some(note) = plan.note {
                 model_in_use["note"] = json!(note);
             }
-            events
-                .send(EventType::ModelInUse, model_in_use)
-                .await
-                .map_err(emit_failed)?;
             progress.set_answered_by(&candidate.provider_name, &candidate.model);
+            // Announced once per candidate, while its first request is on its way.
+            let mut announce = Some(model_in_use);
             for attempt in 0..=self.retries {
-                match self.attempt(task, candidate, payload, progress).await? {
+                match self
+                    .attempt(task, candidate, payload, progress, announce.take())
+                    .await?
+                {
                     StreamEnd::Finished | StreamEnd::Cancelled => return Ok(()),
                     StreamEnd::Failed(e) if progress.output_sent() => {
                         // After the first token a failure is reported, never papered over.
@@ -199,22 +200,36 @@ impl ChatHandler {
 }
 
 impl ChatHandler {
-    /// One call to one provider, streamed to the client until it ends.
+    /// One call to one provider, streamed to the client until it ends. `model_in_use`, when
+    /// given, is sent while the request opens: it is written before any output all the same.
     async fn attempt(
         &self,
         task: &Task,
         candidate: &Candidate,
         payload: &ChatPayload,
         progress: &mut Progress,
+        model_in_use: Option<serde_json::Value>,
     ) -> Result<StreamEnd, HandlerError> {
         let request = payload.request_for(candidate);
+        let announced = async {
+            if let Some(data) = model_in_use {
+                task.events
+                    .send(EventType::ModelInUse, data)
+                    .await
+                    .map_err(emit_failed)?;
+            }
+            Ok::<(), HandlerError>(())
+        };
         // A provider that never answers the request counts as a failed attempt, not a hang.
         let opened = tokio::time::timeout(self.idle_timeout, candidate.provider.stream(request));
         let started = tokio::select! {
             () = task.cancel.cancelled() => None,
-            s = opened => Some(s.unwrap_or_else(|_| {
-                Err(ProviderError::Connection("the provider did not answer the request".into()))
-            })),
+            (announced, s) = async { tokio::join!(announced, opened) } => {
+                announced?;
+                Some(s.unwrap_or_else(|_| {
+                    Err(ProviderError::Connection("the provider did not answer the request".into()))
+                }))
+            }
         };
         match started {
             None => {

@@ -205,12 +205,49 @@ impl TaskEvents {
     /// Sends one event; returns its entry id, or `None` when it was dropped (task already complete,
     /// or the response stream expired).
     pub async fn send(&self, kind: EventType, data: Value) -> Result<Option<String>, EmitError> {
+        if !self.admit(kind)? {
+            return Ok(None);
+        }
+        self.write(kind, &data).await
+    }
+
+    /// Sends several events in order in one round trip (a pipeline of `XADD`s): for output that
+    /// arrived faster than one write per event. Events after `complete` are dropped.
+    pub async fn send_all(&self, events: Vec<(EventType, Value)>) -> Result<(), EmitError> {
+        let mut events = events.into_iter();
+        // The first write of a task creates its stream: that one goes alone.
+        if !self.flags.created.load(Ordering::SeqCst) {
+            let Some((kind, data)) = events.next() else {
+                return Ok(());
+            };
+            self.send(kind, data).await?;
+        }
+        let mut pipe = redis::pipe();
+        let mut n = 0;
+        for (kind, data) in events {
+            if self.admit(kind)? {
+                pipe.add_command(self.xadd(kind, &data, false));
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let ids: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        if ids.iter().any(Option::is_none) {
+            tracing::warn!(stream = %self.target.stream, "response stream is gone; events dropped");
+        }
+        Ok(())
+    }
+
+    /// Whether an event may be written now, noting what it means for the completion rules.
+    fn admit(&self, kind: EventType) -> Result<bool, EmitError> {
         if kind == EventType::Complete {
             return Err(EmitError::NotOwner);
         }
         if self.flags.completed.load(Ordering::SeqCst) {
             tracing::warn!(event = %kind, task_id = %self.target.task_id, "event after complete dropped");
-            return Ok(None);
+            return Ok(false);
         }
         match kind {
             EventType::TextCompleted | EventType::TextNotRequested => {
@@ -226,7 +263,7 @@ impl TaskEvents {
             | EventType::AudioChunk => self.flags.output_sent.store(true, Ordering::Relaxed),
             _ => {}
         }
-        self.write(kind, &data).await
+        Ok(true)
     }
 
     /// Sends an `error` event.
@@ -244,13 +281,12 @@ impl TaskEvents {
         self.flags.completed.load(Ordering::SeqCst)
     }
 
-    async fn write(&self, kind: EventType, data: &Value) -> Result<Option<String>, EmitError> {
+    /// The `XADD` of one event; only the task's first write may create the stream, later ones
+    /// must not recreate an expired one.
+    fn xadd(&self, kind: EventType, data: &Value, first: bool) -> redis::Cmd {
         let t = &self.target;
-        let payload = payload(kind, t, data);
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&t.stream);
-        // The first write creates the stream; later ones must not recreate an expired one.
-        let first = !self.flags.created.swap(true, Ordering::SeqCst);
         if !first {
             cmd.arg("NOMKSTREAM");
         }
@@ -263,7 +299,14 @@ impl TaskEvents {
             .arg("task_id")
             .arg(t.task_id.to_string())
             .arg("payload")
-            .arg(payload);
+            .arg(payload(kind, t, data));
+        cmd
+    }
+
+    async fn write(&self, kind: EventType, data: &Value) -> Result<Option<String>, EmitError> {
+        let t = &self.target;
+        let first = !self.flags.created.swap(true, Ordering::SeqCst);
+        let cmd = self.xadd(kind, data, first);
         let mut conn = self.conn.clone();
         let written: redis::RedisResult<Option<String>> = if first {
             // A session's stream may still carry the EXPIRE of its previous task's completion:

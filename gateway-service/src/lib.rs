@@ -8,6 +8,7 @@ pub mod extract;
 pub mod history;
 pub mod hub;
 pub mod openai_compat;
+pub mod protocol;
 pub mod rate_limit;
 pub mod routes;
 pub mod session;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +12,9 @@ use common::worker::HandlerError;
 
 use super::emit_failed;
 use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
+
+/// Most events written in one round trip.
+const MAX_BATCH: usize = 64;
 
 /// How one provider stream ended.
 pub enum StreamEnd {
@@ -111,7 +114,7 @@ impl Progress {
                 }
                 n = tokio::time::timeout(idle_timeout, stream.next()) => n,
             };
-            let delta = match next {
+            let first = match next {
                 Err(_) => {
                     return Ok(StreamEnd::Failed(ProviderError::Connection(
                         "the provider stopped sending".into(),
@@ -121,28 +124,47 @@ impl Progress {
                 Ok(Some(Err(e))) => return Ok(StreamEnd::Failed(e)),
                 Ok(Some(Ok(d))) => d,
             };
-            self.apply(delta, events).await?;
+            // Deltas that arrived while the last events were being written go out together, in
+            // one round trip; nothing waits for more to arrive.
+            let mut outgoing = Vec::new();
+            self.apply(first, &mut outgoing);
+            let mut end = None;
+            while !outgoing.is_empty() && outgoing.len() < MAX_BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(d))) => self.apply(d, &mut outgoing),
+                    Some(Some(Err(e))) => {
+                        end = Some(StreamEnd::Failed(e));
+                        break;
+                    }
+                    Some(None) => {
+                        end = Some(StreamEnd::Finished);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            events.send_all(outgoing).await.map_err(emit_failed)?;
+            match end {
+                Some(StreamEnd::Finished) => break,
+                Some(failed) => return Ok(failed),
+                None => {}
+            }
         }
         self.finish(events).await?;
         Ok(StreamEnd::Finished)
     }
 
-    async fn apply(&mut self, delta: Delta, events: &TaskEvents) -> Result<(), HandlerError> {
+    /// Takes in one delta; the events it makes are appended to `outgoing`.
+    fn apply(&mut self, delta: Delta, outgoing: &mut Vec<(EventType, Value)>) {
         match delta {
             Delta::Text(t) => {
                 self.content.push_str(&t);
                 self.output_sent = true;
-                events
-                    .send(EventType::TextChunk, json!({"content": t}))
-                    .await
-                    .map_err(emit_failed)?;
+                outgoing.push((EventType::TextChunk, json!({"content": t})));
             }
             Delta::Reasoning(r) => {
                 self.output_sent = true;
-                events
-                    .send(EventType::ReasoningChunk, json!({"content": r}))
-                    .await
-                    .map_err(emit_failed)?;
+                outgoing.push((EventType::ReasoningChunk, json!({"content": r})));
             }
             Delta::ToolCall {
                 index,
@@ -162,7 +184,6 @@ impl Progress {
             Delta::Usage(u) => self.usage = Some(self.usage.unwrap_or_default().merge(u)),
             Delta::Finish(f) => self.finish_reason = Some(f),
         }
-        Ok(())
     }
 
     /// The answer is whole: one `tool_start` per tool call, then `text_completed`.

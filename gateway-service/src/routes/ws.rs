@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::extract::auth_error;
 use crate::hub::{Entry, Lagged, StreamId, Subscription};
+use crate::protocol::{self, ClientMessage};
 use crate::rate_limit;
 use crate::session::{ChatInput, client_event, entry_task, error_event, local_event};
 use crate::state::AppState;
@@ -73,24 +74,6 @@ struct Connection {
     subscription: Option<Subscription>,
     /// The task started or resumed here that has not completed yet.
     running: Option<Uuid>,
-}
-
-/// Messages a client sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
-    Auth {
-        #[allow(dead_code)]
-        token: String,
-    },
-    Chat(ChatInput),
-    Cancel,
-    Resume {
-        session_id: Uuid,
-        #[serde(default)]
-        last_event_id: Option<String>,
-    },
-    Ping,
 }
 
 /// What the read loop does after a client message.
@@ -269,25 +252,10 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
-        let value: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(_) => {
-                self.send_error("invalid_json", "message is not valid JSON")
-                    .await;
-                return Flow::Continue;
-            }
-        };
-        let message: ClientMessage = match serde_json::from_value(value.clone()) {
+        let message = match protocol::parse(text) {
             Ok(m) => m,
-            Err(e) => {
-                let known = ["auth", "chat", "cancel", "resume", "ping"];
-                let (code, text) = match value["type"].as_str() {
-                    Some(t) if known.contains(&t) => {
-                        ("bad_request", format!("invalid {t} message: {e}"))
-                    }
-                    _ => ("unknown_type", "unknown message type".to_owned()),
-                };
-                self.send_error(code, &text).await;
+            Err(refusal) => {
+                self.send_error(refusal.code, &refusal.message).await;
                 return Flow::Continue;
             }
         };

@@ -1,0 +1,91 @@
+//! The messages a WebSocket client sends (DESIGN §5), and how a text frame becomes one.
+
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::session::ChatInput;
+
+/// A message a client sends on `/chat/ws`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The token, as the first message of a connection opened without `?token=`.
+    Auth {
+        /// The JWT.
+        token: String,
+    },
+    /// Start a task.
+    Chat(ChatInput),
+    /// Stop the running task.
+    Cancel,
+    /// Follow a session again after a reconnect.
+    Resume {
+        /// The session.
+        session_id: Uuid,
+        /// The last event the client saw; everything after it is replayed.
+        #[serde(default)]
+        last_event_id: Option<String>,
+    },
+    /// Heartbeat.
+    Ping,
+}
+
+/// Why a text frame is not a client message: the `error` event's `code` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `invalid_json`, `bad_request` or `unknown_type`.
+    pub code: &'static str,
+    /// A sentence for the client.
+    pub message: String,
+}
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
+    let value: Value = serde_json::from_str(text).map_err(|_| Refusal {
+        code: "invalid_json",
+        message: "message is not valid JSON".into(),
+    })?;
+    serde_json::from_value(value.clone()).map_err(|e| {
+        const KNOWN: [&str; 5] = ["auth", "chat", "cancel", "resume", "ping"];
+        match value["type"].as_str() {
+            Some(t) if KNOWN.contains(&t) => Refusal {
+                code: "bad_request",
+                message: format!("invalid {t} message: {e}"),
+            },
+            _ => Refusal {
+                code: "unknown_type",
+                message: "unknown message type".into(),
+            },
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_become_messages_or_refusals() {
+        assert!(matches!(
+            parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"chat","prompt":"hi","store":false}"#),
+            Ok(ClientMessage::Chat(ChatInput {
+                store: Some(false),
+                ..
+            }))
+        ));
+        assert_eq!(parse("not json").unwrap_err().code, "invalid_json");
+        assert_eq!(
+            parse(r#"{"type":"dance"}"#).unwrap_err().code,
+            "unknown_type"
+        );
+        assert_eq!(parse("[1]").unwrap_err().code, "unknown_type");
+        let bad = parse(r#"{"type":"resume","session_id":"nope"}"#).unwrap_err();
+        assert_eq!(bad.code, "bad_request");
+        assert!(bad.message.starts_with("invalid resume message"));
+    }
+}
