@@ -8,11 +8,15 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
+use redis::{RedisResult, RetryMethod};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use crate::backoff::Backoff;
 
 /// Every event type of the client protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -152,6 +156,11 @@ pub struct ResponseTarget {
     pub maxlen: usize,
     /// `EXPIRE` after completion, seconds.
     pub ttl_secs: u64,
+    /// How long a write keeps retrying while Redis is unreachable.
+    pub retry_for: Duration,
+    /// The task's cancel flag: set when the stream was deleted on purpose (a session deleted
+    /// while its task ran), so a missing stream is not created again.
+    pub cancel_flag: String,
 }
 
 /// Why an event could not be written.
@@ -222,22 +231,74 @@ impl TaskEvents {
             };
             self.send(kind, data).await?;
         }
-        let mut pipe = redis::pipe();
-        let mut n = 0;
+        let mut admitted = Vec::new();
         for (kind, data) in events {
             if self.admit(kind)? {
-                pipe.add_command(self.xadd(kind, &data, false));
-                n += 1;
+                admitted.push((kind, data));
             }
         }
-        if n == 0 {
+        if admitted.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
-        if ids.iter().any(Option::is_none) {
-            tracing::warn!(stream = %self.target.stream, "response stream is gone; events dropped");
+        let mut pipe = redis::pipe();
+        for (kind, data) in &admitted {
+            pipe.add_command(self.xadd(*kind, data, false));
         }
-        Ok(())
+        match pipe
+            .query_async::<Vec<Option<String>>>(&mut self.conn.clone())
+            .await
+        {
+            Ok(ids) => {
+                if ids.iter().any(Option::is_none) && self.lost_with_redis().await {
+                    // Written one by one: the first creates the stream again.
+                    for ((kind, data), _) in
+                        admitted.iter().zip(&ids).filter(|(_, id)| id.is_none())
+                    {
+                        self.write(*kind, data).await?;
+                    }
+                } else if ids.iter().any(Option::is_none) {
+                    tracing::warn!(stream = %self.target.stream, "response stream is gone; events dropped");
+                }
+                Ok(())
+            }
+            Err(e) if transient(&e) => {
+                // One by one from here, each retried until Redis is back.
+                self.flags.created.store(false, Ordering::SeqCst);
+                tracing::warn!(error = %e, "event write failed; retrying while Redis comes back");
+                for (kind, data) in &admitted {
+                    self.write(*kind, data).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs a Redis write, retrying while Redis is unreachable, up to the target's `retry_for`.
+    /// A failed attempt forgets that the stream exists: it may be gone with the Redis that held
+    /// it (a restart without persistence), and the next attempt may create it again.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> RedisResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let until = Instant::now() + self.target.retry_for;
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            match op().await {
+                Err(e) if transient(&e) && Instant::now() < until => {
+                    self.flags.created.store(false, Ordering::SeqCst);
+                    tracing::warn!(error = %e, task_id = %self.target.task_id,
+                        "event write failed; retrying while Redis comes back");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => {
+                    self.flags.created.store(false, Ordering::SeqCst);
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
     }
 
     /// Whether an event may be written now, noting what it means for the completion rules.
@@ -305,30 +366,55 @@ impl TaskEvents {
 
     async fn write(&self, kind: EventType, data: &Value) -> Result<Option<String>, EmitError> {
         let t = &self.target;
-        let first = !self.flags.created.swap(true, Ordering::SeqCst);
-        let cmd = self.xadd(kind, data, first);
-        let mut conn = self.conn.clone();
-        let written: redis::RedisResult<Option<String>> = if first {
-            // A session's stream may still carry the EXPIRE of its previous task's completion:
-            // a running task's stream must not expire under it.
-            let mut pipe = redis::pipe();
-            pipe.add_command(cmd).cmd("PERSIST").arg(&t.stream).ignore();
-            pipe.query_async::<(Option<String>,)>(&mut conn)
-                .await
-                .map(|(id,)| id)
-        } else {
-            cmd.query_async(&mut conn).await
-        };
-        let id = written.inspect_err(|_| {
-            if first {
-                self.flags.created.store(false, Ordering::SeqCst);
-            }
-        })?;
+        let id = self
+            .retrying(|| async {
+                let first = !self.flags.created.swap(true, Ordering::SeqCst);
+                let cmd = self.xadd(kind, data, first);
+                let mut conn = self.conn.clone();
+                if first {
+                    // A session's stream may still carry the EXPIRE of its previous task's
+                    // completion: a running task's stream must not expire under it.
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(cmd).cmd("PERSIST").arg(&t.stream).ignore();
+                    pipe.query_async::<(Option<String>,)>(&mut conn)
+                        .await
+                        .map(|(id,)| id)
+                } else {
+                    cmd.query_async(&mut conn).await
+                }
+            })
+            .await?;
         if id.is_none() {
+            if self.lost_with_redis().await {
+                return Box::pin(self.write(kind, data)).await;
+            }
             tracing::warn!(event = %kind, stream = %t.stream, "response stream is gone; event dropped");
         }
         Ok(id)
     }
+
+    /// The running task's stream is missing. Unless the task was cancelled (its session deleted
+    /// on purpose), it went with a Redis that restarted without its data: the next write creates
+    /// it again, so the client still hears how the task ends.
+    async fn lost_with_redis(&self) -> bool {
+        let cancelled: RedisResult<bool> = redis::cmd("EXISTS")
+            .arg(&self.target.cancel_flag)
+            .query_async(&mut self.conn.clone())
+            .await;
+        let lost = matches!(cancelled, Ok(false));
+        if lost {
+            tracing::warn!(stream = %self.target.stream, "response stream lost with Redis; creating it again");
+            self.flags.created.store(false, Ordering::SeqCst);
+        }
+        lost
+    }
+}
+
+/// Whether a Redis error means "not reachable now" (worth waiting for), not "refused".
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_unrecoverable_error()
+        || e.is_timeout()
+        || matches!(e.retry_method(), RetryMethod::WaitAndRetry)
 }
 
 fn payload(kind: EventType, t: &ResponseTarget, data: &Value) -> String {
@@ -355,8 +441,14 @@ pub enum Completed {
 
 const COMPLETE_SCRIPT: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  local id = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*',
-    'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
+  local id
+  if ARGV[6] == '1' then
+    id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+      'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
+  else
+    id = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*',
+      'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
+  end
   redis.call('EXPIRE', KEYS[2], ARGV[5])
   if id then return id end
   return ''
@@ -401,16 +493,26 @@ impl Completion {
             e.send(EventType::TtsNotRequested, json!({})).await?;
         }
         let t = &e.target;
-        let mut conn = e.conn.clone();
-        let result: Option<String> = redis::Script::new(COMPLETE_SCRIPT)
-            .key(&self.marker)
-            .key(&t.stream)
-            .arg(self.marker_ttl_secs)
-            .arg(t.maxlen)
-            .arg(t.task_id.to_string())
-            .arg(payload(EventType::Complete, t, &json!({})))
-            .arg(t.ttl_secs)
-            .invoke_async(&mut conn)
+        let script = redis::Script::new(COMPLETE_SCRIPT);
+        let complete = payload(EventType::Complete, t, &json!({}));
+        let result: Option<String> = e
+            .retrying(|| {
+                // Only a stream lost with an unreachable Redis is created again (the task's
+                // other events were retried into it, or its client hears at least this).
+                let create = !e.flags.created.swap(true, Ordering::SeqCst);
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(&self.marker)
+                    .key(&t.stream)
+                    .arg(self.marker_ttl_secs)
+                    .arg(t.maxlen)
+                    .arg(t.task_id.to_string())
+                    .arg(&complete)
+                    .arg(t.ttl_secs)
+                    .arg(if create { "1" } else { "0" });
+                let mut conn = e.conn.clone();
+                async move { invocation.invoke_async(&mut conn).await }
+            })
             .await?;
         e.flags.completed.store(true, Ordering::SeqCst);
         Ok(match result {

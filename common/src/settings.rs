@@ -202,6 +202,9 @@ pub struct BusSettings {
     pub processed_ttl_secs: u64,
     /// Lifetime of a cancel flag, seconds.
     pub cancel_ttl_secs: u64,
+    /// How long a task's event write keeps retrying while Redis is unreachable (a restart, a
+    /// failover) before the task fails, seconds.
+    pub event_retry_secs: u64,
 }
 
 impl Default for BusSettings {
@@ -212,6 +215,7 @@ impl Default for BusSettings {
             response_ttl_secs: 3600,
             processed_ttl_secs: 86_400,
             cancel_ttl_secs: 3600,
+            event_retry_secs: 15,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A Redis restart while idle: gateway and worker serve the next request without being restarted.
+//! Redis restarts (without its data): while idle, gateway and worker serve the next request
+//! without being restarted; with a chat in flight, its client still hears how it ended.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -55,5 +56,36 @@ async fn services_recover_after_redis_restarts() {
             .as_str()
             .unwrap()
             .contains("rest after")
+    );
+}
+
+#[tokio::test]
+async fn a_chat_in_flight_when_redis_restarts_still_ends() {
+    let mut redis = RedisServer::start().await;
+    // 40 tokens, 50 ms apart: a 2-second answer.
+    let system = System::start(Opts::new().redis_url(&redis.url()).dummy(40, 50)).await;
+    let token = system.token(Uuid::now_v7());
+    let (mut ws, _) = system.connect(&token).await;
+    ws.send(json!({"type": "chat", "prompt": "through the outage"}))
+        .await;
+    ws.until("text_chunk").await;
+
+    // Everything in Redis is lost: the action, the consumer group, the response stream.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+
+    // The worker's writes wait for Redis to come back, so the client is told how it ended.
+    let events = ws.until_complete().await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"complete"), "{kinds:?}");
+    let answered = events
+        .iter()
+        .find(|e| e["type"] == "text_completed")
+        .is_some_and(|e| e["data"]["finish_reason"] == "stop");
+    let told = kinds.contains(&"error");
+    assert!(
+        answered || told,
+        "neither an answer nor an error: {kinds:?}"
     );
 }

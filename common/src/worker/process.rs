@@ -227,6 +227,7 @@ impl Inner {
 
     /// Runs the handler in its own task (a panic is a retryable failure), refreshing the claim.
     async fn run_handler(&self, task: Task, id: &str) -> Outcome {
+        let action_id = task.action.action_id;
         let handler = self.handler.clone();
         let mut handle = tokio::spawn(async move { handler.handle(task).await }.in_current_span());
         let mut ticker = tokio::time::interval(Duration::from_millis(self.settings.heartbeat_ms));
@@ -240,7 +241,7 @@ impl Inner {
                     }));
                 }
                 _ = ticker.tick() => {
-                    if !self.heartbeat(id).await {
+                    if !self.heartbeat(id, action_id).await {
                         handle.abort();
                         return Outcome::LostClaim;
                     }
@@ -250,7 +251,7 @@ impl Inner {
     }
 
     /// Refreshes this consumer's claim on an entry; false when another consumer owns it now.
-    async fn heartbeat(&self, id: &str) -> bool {
+    async fn heartbeat(&self, id: &str, action_id: Uuid) -> bool {
         let mut conn = self.bus.conn();
         let owner: RedisResult<StreamPendingCountReply> = conn
             .xpending_count(&self.stream, &self.group, id, id, 1)
@@ -267,11 +268,22 @@ impl Inner {
                     }
                     true
                 }
-                _ => false,
+                Some(_) => false,
+                // Not pending at all: completed and acked by another consumer (its processed-
+                // marker is set), or gone with a Redis that restarted without its data, in
+                // which case this run still owes the client its ending.
+                None => !self.processed(action_id).await,
             },
             // Cannot tell while Redis is away; keep working.
             Err(_) => true,
         }
+    }
+
+    /// Whether the action's processed-marker is set (unknown counts as not).
+    async fn processed(&self, action_id: Uuid) -> bool {
+        let marker = self.bus.names().processed_marker(&self.service, action_id);
+        let set: RedisResult<bool> = self.bus.conn().exists(&marker).await;
+        set.unwrap_or(false)
     }
 
     /// Claims the entry again for a retry; a plain `XCLAIM` counts a delivery in `XPENDING`, so
@@ -302,6 +314,8 @@ impl Inner {
                 task_id: action.task_id,
                 maxlen: settings.response_maxlen,
                 ttl_secs: settings.response_ttl_secs,
+                retry_for: Duration::from_secs(settings.event_retry_secs),
+                cancel_flag: names.cancel_flag(action.task_id),
             },
             marker,
             settings.processed_ttl_secs,
@@ -323,6 +337,8 @@ impl Inner {
                 task_id,
                 maxlen: settings.response_maxlen,
                 ttl_secs: settings.response_ttl_secs,
+                retry_for: Duration::from_secs(settings.event_retry_secs),
+                cancel_flag: self.bus.names().cancel_flag(task_id),
             },
             self.bus.names().processed_marker(&self.service, action_id),
             settings.processed_ttl_secs,

@@ -521,8 +521,11 @@ async fn oversized(ctx: &Ctx, n: usize, bytes: usize, secs: u64, c: &Counters, s
                         return Ok(Refusal::Closed(u16::from(frame.code)));
                     }
                     Ok(Message::Close(None)) | Err(_) => return Ok(Refusal::Dropped),
-                    // The `error` event that comes before the close.
-                    Ok(Message::Text(t)) if t.as_str().contains("\"error\"") => {}
+                    // `websocket_ready` (sent on connect, before the frame was read), and the
+                    // `error` event that comes before the close.
+                    Ok(Message::Text(t))
+                        if t.as_str().contains("\"websocket_ready\"")
+                            || t.as_str().contains("\"error\"") => {}
                     Ok(_) => return Ok(Refusal::Accepted),
                 }
             }
