@@ -40,10 +40,31 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
 }
 
 impl Inner {
-    /// Claims every entry idle past `min_idle` and runs it here.
+    /// Claims entries idle past `min_idle`, as many as this worker has free handler slots, and
+    /// runs them here. A claimed entry that waited for a slot would go idle again unrefreshed and
+    /// be claimed by the next worker, a delivery counted each time.
     async fn reclaim_round(self: &Arc<Self>, shutdown: &CancellationToken) -> RedisResult<()> {
         let mut start = "0-0".to_owned();
         loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            // A free slot first (the semaphore is fair: an idle read loop's reservation is
+            // handed over when its blocking read returns), then whatever else is free.
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                p = self.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return Ok(()),
+                },
+            };
+            let mut permits = vec![first];
+            while permits.len() < CLAIM_BATCH {
+                match self.permits.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
             let mut conn = self.bus.conn();
             let reply: StreamAutoClaimReply = conn
                 .xautoclaim_options(
@@ -52,7 +73,7 @@ impl Inner {
                     &self.consumer,
                     self.settings.min_idle_ms,
                     &start,
-                    StreamAutoClaimOptions::default().count(CLAIM_BATCH),
+                    StreamAutoClaimOptions::default().count(permits.len()),
                 )
                 .await?;
             if !reply.deleted_ids.is_empty() {
@@ -67,16 +88,9 @@ impl Inner {
             }
             if !reply.claimed.is_empty() {
                 let counts = self.delivery_counts(&reply).await?;
-                for entry in reply.claimed {
+                for (entry, permit) in reply.claimed.into_iter().zip(permits) {
                     let delivery = counts.get(&entry.id).copied().unwrap_or(2);
                     tracing::info!(entry_id = %entry.id, delivery, "reclaimed an entry from a dead consumer");
-                    let permit = tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        p = self.permits.clone().acquire_owned() => match p {
-                            Ok(p) => p,
-                            Err(_) => return Ok(()),
-                        },
-                    };
                     self.spawn_entry(entry.id, entry.map, delivery, permit);
                 }
             }
