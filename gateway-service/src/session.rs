@@ -278,10 +278,14 @@ pub fn traced_action(
 
 /// An entry as the client event JSON: the stored event with its `event_id`.
 pub fn client_event(entry: &Entry) -> String {
-    let p = entry.payload.trim_end();
+    let p = entry.payload.trim();
     // Fast path: the worker's payload is a JSON object; append the id instead of re-serializing.
-    if p.starts_with('{') && p.ends_with('}') && p.len() > 2 {
-        format!("{},\"event_id\":\"{}\"}}", &p[..p.len() - 1], entry.id)
+    if let Some(body) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+        if body.trim().is_empty() {
+            format!("{{\"event_id\":\"{}\"}}", entry.id)
+        } else {
+            format!("{{{body},\"event_id\":\"{}\"}}", entry.id)
+        }
     } else {
         json!({"type": entry.kind, "event_id": entry.id.to_string(), "data": {"raw": entry.payload}})
             .to_string()
@@ -375,5 +379,33 @@ pub fn task_error(error: &Value) -> AppError {
             AppError::Unavailable(anyhow::anyhow!(message))
         }
         _ => AppError::Upstream(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::StreamId;
+
+    fn sent(payload: &str) -> Value {
+        let entry = Entry {
+            id: StreamId { ms: 5, seq: 1 },
+            kind: "text_chunk".into(),
+            task_id: String::new(),
+            payload: payload.into(),
+        };
+        serde_json::from_str(&client_event(&entry)).unwrap()
+    }
+
+    #[test]
+    fn stored_objects_reach_the_client_with_their_event_id() {
+        let e = sent(r#"{"type":"text_chunk","data":{"content":"hi"}}"#);
+        assert_eq!(e["data"]["content"], "hi");
+        assert_eq!(e["event_id"], "5-1");
+        // Found by the `ws_event` fuzz target: an empty object with white space inside.
+        assert_eq!(sent("{\n}"), json!({"event_id": "5-1"}));
+        assert_eq!(sent(" { } "), json!({"event_id": "5-1"}));
+        // Not an object: wrapped, never passed on as is.
+        assert_eq!(sent("[1]")["data"]["raw"], "[1]");
     }
 }
