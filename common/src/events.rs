@@ -249,14 +249,20 @@ impl TaskEvents {
             .await
         {
             Ok(ids) => {
-                if ids.iter().any(Option::is_none) && self.lost_with_redis().await {
+                let dropped: Vec<_> = admitted
+                    .iter()
+                    .zip(&ids)
+                    .filter_map(|(event, id)| id.is_none().then_some(event))
+                    .collect();
+                if dropped.is_empty() {
+                    return Ok(());
+                }
+                if self.lost_with_redis().await {
                     // Written one by one: the first creates the stream again.
-                    for ((kind, data), _) in
-                        admitted.iter().zip(&ids).filter(|(_, id)| id.is_none())
-                    {
+                    for (kind, data) in dropped {
                         self.write(*kind, data).await?;
                     }
-                } else if ids.iter().any(Option::is_none) {
+                } else {
                     tracing::warn!(stream = %self.target.stream, "response stream is gone; events dropped");
                 }
                 Ok(())
@@ -293,7 +299,9 @@ impl TaskEvents {
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
-                    self.flags.created.store(false, Ordering::SeqCst);
+                    if transient(&e) {
+                        self.flags.created.store(false, Ordering::SeqCst);
+                    }
                     return Err(e);
                 }
                 ok => return ok,
