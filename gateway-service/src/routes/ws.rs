@@ -8,7 +8,7 @@ use axum::response::Response;
 use common::auth::Claims;
 use common::error::AppError;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -160,10 +160,10 @@ impl Connection {
         let Ok(Some(Ok(Message::Text(text)))) = first else {
             return Err(AppError::Unauthorized("missing token".into()));
         };
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|_| AppError::Unauthorized("missing token".into()))?;
-        match (value["type"].as_str(), value["token"].as_str()) {
-            (Some("auth"), Some(token)) => self.state.auth().verify(token).map_err(auth_error),
+        match protocol::parse(&text) {
+            Ok(ClientMessage::Auth { token }) => {
+                self.state.auth().verify(&token).map_err(auth_error)
+            }
             _ => Err(AppError::Unauthorized("missing token".into())),
         }
     }
