@@ -18,6 +18,7 @@ pub mod routes;
 pub mod scope;
 pub mod state;
 pub mod summary;
+pub mod text;
 pub mod ufc;
 
 use std::sync::Arc;

@@ -80,6 +80,8 @@ impl PageParams {
             .decode(token.trim_end_matches('='))
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
+            // Its key reaches SQL as text: a forged cursor must not carry a NUL there.
+            .filter(|plain| !crate::text::has_controls(plain))
             .map(Some)
             .ok_or_else(invalid_cursor)
     }

@@ -2,8 +2,8 @@
 //! marker's trend. Handlers unpack the request and call `crate::blood`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{AppError, ok};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::blood::{csv, store};
 use crate::error::{ApiError, db, not_found};
-use crate::extract::{AuthUser, id, query};
+use crate::extract::{AuthUser, Params, id};
 use crate::page::{Page, PageParams, RangeParams};
 use crate::state::AppState;
 
@@ -105,9 +105,8 @@ pub async fn import(
 pub async fn panels(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<PanelQuery>, QueryRejection>,
+    Params(q): Params<PanelQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let range = RangeParams {
         from: q.from,
         to: q.to,
@@ -155,9 +154,8 @@ pub async fn panel(
 pub async fn markers(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<MarkerQuery>, QueryRejection>,
+    Params(q): Params<MarkerQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     if let Some(flag) = q.flag.as_deref()
         && !matches!(flag.to_lowercase().as_str(), "low" | "high" | "normal")
     {
@@ -207,9 +205,8 @@ pub async fn marker_names(
 pub async fn trend(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<TrendQuery>, QueryRejection>,
+    Params(q): Params<TrendQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let marker = q.marker.trim();
     if marker.is_empty() {
         return Err(AppError::BadRequest("marker is empty".into()));

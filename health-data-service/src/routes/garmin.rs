@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::{db, not_found};
-use crate::extract::{AuthUser, id, query};
+use crate::extract::{AuthUser, Params, id};
 use crate::garmin::{analysis, import, query as data};
 use crate::page::{self, PageParams, RangeParams};
 use crate::state::AppState;
@@ -111,9 +111,8 @@ pub async fn status(State(state): State<AppState>, user: AuthUser) -> Result<Res
 pub async fn daily(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<DatasetQuery>, QueryRejection>,
+    Params(q): Params<DatasetQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let p = q.page();
     let page = data::daily(
         state.db(),
@@ -134,9 +133,8 @@ pub async fn daily(
 pub async fn sleep(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<DatasetQuery>, QueryRejection>,
+    Params(q): Params<DatasetQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let p = q.page();
     let page = data::sleep(
         state.db(),
@@ -157,9 +155,8 @@ pub async fn sleep(
 pub async fn hrv(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<DatasetQuery>, QueryRejection>,
+    Params(q): Params<DatasetQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let p = q.page();
     let page = data::hrv(
         state.db(),
@@ -180,9 +177,8 @@ pub async fn hrv(
 pub async fn body(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<DatasetQuery>, QueryRejection>,
+    Params(q): Params<DatasetQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let p = q.page();
     let page = data::body(
         state.db(),
@@ -203,9 +199,8 @@ pub async fn body(
 pub async fn activities(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<ActivityQuery>, QueryRejection>,
+    Params(q): Params<ActivityQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let range = RangeParams {
         from: q.from,
         to: q.to,
@@ -257,9 +252,9 @@ pub async fn activity(
 pub async fn sleep_vs_load(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<PeriodQuery>, QueryRejection>,
+    Params(q): Params<PeriodQuery>,
 ) -> Result<Response, AppError> {
-    let (from, to) = query(q)?.checked()?;
+    let (from, to) = q.checked()?;
     let a = analysis::sleep_vs_load(state.db(), user.owner(), from, to)
         .await
         .map_err(db)?;
@@ -273,9 +268,9 @@ pub async fn sleep_vs_load(
 pub async fn weekly(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<PeriodQuery>, QueryRejection>,
+    Params(q): Params<PeriodQuery>,
 ) -> Result<Response, AppError> {
-    let (from, to) = query(q)?.checked()?;
+    let (from, to) = q.checked()?;
     let weeks = analysis::weekly(state.db(), user.owner(), from, to)
         .await
         .map_err(db)?;

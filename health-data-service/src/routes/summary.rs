@@ -1,7 +1,6 @@
 //! `GET /api/v1/health/summary`: the same summary the `health.summary.get` action answers.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{AppError, ok};
@@ -9,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::db;
-use crate::extract::{AuthUser, query};
+use crate::extract::{AuthUser, Params};
 use crate::page::RangeParams;
 use crate::state::AppState;
 
@@ -31,9 +30,8 @@ pub struct SummaryQuery {
 pub async fn summary(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<SummaryQuery>, QueryRejection>,
+    Params(q): Params<SummaryQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     RangeParams {
         from: q.from,
         to: q.to,

@@ -3,8 +3,8 @@
 //! `crate::ufc`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{AppError, ok};
@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::{ApiError, db, not_found};
-use crate::extract::{AdminUser, AuthUser, id, query};
+use crate::extract::{AdminUser, AuthUser, Params, id};
 use crate::page::{self, Page, PageParams, RangeParams};
 use crate::scope::Owner;
 use crate::state::AppState;
@@ -120,9 +120,8 @@ pub async fn import_fights(
 pub async fn fighters(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<FighterQuery>, QueryRejection>,
+    Params(q): Params<FighterQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let filter = store::FighterFilter {
         q: q.q.clone().filter(|s| !s.trim().is_empty()),
         division: q.division.clone(),
@@ -210,9 +209,8 @@ pub async fn unfollow(
 pub async fn events(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<EventQuery>, QueryRejection>,
+    Params(q): Params<EventQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let range = RangeParams {
         from: q.from,
         to: q.to,
@@ -258,9 +256,8 @@ pub async fn event(
 pub async fn subscriptions(
     State(state): State<AppState>,
     user: AuthUser,
-    q: Result<Query<SubscriptionQuery>, QueryRejection>,
+    Params(q): Params<SubscriptionQuery>,
 ) -> Result<Response, AppError> {
-    let q = query(q)?;
     let p = PageParams {
         limit: q.limit,
         cursor: q.cursor.clone(),

@@ -185,3 +185,76 @@ async fn the_demo_data_set_is_realistic_and_written_once() {
     );
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_nul_or_an_oversized_query_parameter_is_400_naming_it() {
+    let service = Service::start().await;
+    let me = Caller::new();
+    // PostgreSQL refuses NUL in text: each of these reached it and answered 500.
+    for (path, param) in [
+        ("/garmin/activities?type=%00", "type"),
+        ("/garmin/sleep?cursor=%00", "cursor"),
+        ("/ufc/fighters?q=%00", "q"),
+        ("/ufc/fighters?division=light%00weight", "division"),
+        ("/ufc/fighters?stance=%00", "stance"),
+        ("/ufc/fighters?country=%00", "country"),
+        ("/ufc/events?q=%00", "q"),
+        ("/blood/panels?lab=%00", "lab"),
+        ("/blood/markers?marker=%00", "marker"),
+        ("/blood/markers?category=%00", "category"),
+        ("/blood/markers?flag=%00", "flag"),
+        ("/blood/markers/trend?marker=%00", "marker"),
+    ] {
+        let (status, body) = service.get(&me, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(
+            (body["success"].clone(), body["message"].clone()),
+            (
+                Value::Bool(false),
+                Value::from(format!("{param} must not contain a NUL character"))
+            ),
+            "{path}"
+        );
+    }
+    let (status, body) = service.get(&me, "/ufc/fighters?q=a%07b").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "q must not contain control characters (only tab is allowed)"
+    );
+    // A cursor is opaque, but its decoded text reached the fighter list's SQL.
+    let cursor = health_data_service::page::encode(&format!("a\0b|{}", Uuid::now_v7()));
+    let (status, body) = service
+        .get(&me, &format!("/ufc/fighters?cursor={cursor}"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "cursor is not a valid cursor");
+
+    // Free text is bounded: 200 characters (a cursor 2000).
+    let long = "a".repeat(201);
+    for (path, param, max) in [
+        (format!("/ufc/fighters?q={long}"), "q", 200),
+        (format!("/blood/markers/trend?marker={long}"), "marker", 200),
+        (format!("/garmin/activities?type={long}"), "type", 200),
+        (
+            format!("/garmin/daily-summaries?cursor={}", "A".repeat(2001)),
+            "cursor",
+            2000,
+        ),
+    ] {
+        let (status, body) = service.get(&me, &path).await;
+        assert_eq!(status, 400, "{param}: {body}");
+        assert_eq!(
+            body["message"],
+            format!("{param} is longer than {max} characters")
+        );
+    }
+    let (status, body) = service
+        .get(&me, &format!("/ufc/fighters?q={}", "a".repeat(200)))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["data"]["items"].clone()),
+        (200, serde_json::json!([]))
+    );
+    service.stop().await;
+}
