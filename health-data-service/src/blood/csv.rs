@@ -6,11 +6,27 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use crate::csvfile;
+use crate::csvfile::{self, Layout};
 use crate::error::RowError;
+use crate::text::{MAX_LABEL_CHARS, MAX_NAME_CHARS};
 
 /// The columns a blood CSV must have.
 pub const REQUIRED: &[&str] = &["date", "marker", "value", "unit"];
+
+/// The longest unit (`mmol/L`, `mL/min/1.73m²`).
+pub const MAX_UNIT_CHARS: usize = 40;
+
+/// The blood CSV: its required columns and the lengths of its text columns.
+const LAYOUT: Layout<'static> = Layout {
+    required: REQUIRED,
+    max_chars: &[
+        ("marker", MAX_NAME_CHARS),
+        ("lab", MAX_NAME_CHARS),
+        ("panel", MAX_NAME_CHARS),
+        ("category", MAX_LABEL_CHARS),
+        ("unit", MAX_UNIT_CHARS),
+    ],
+};
 
 /// One valid row.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +55,7 @@ pub struct Row {
 
 /// Every row of the file, or every problem of every bad row.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, Vec<RowError>> {
-    let table = csvfile::read(bytes, REQUIRED)?;
+    let table = csvfile::read(bytes, LAYOUT)?;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     // A marker may appear once per report: (date, lab, marker) → first line.
@@ -52,21 +68,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, Vec<RowError>> {
         };
         let marker = r.required("marker", &mut errors);
         let value = match r.required("value", &mut errors) {
-            Some(_) => r.number::<f64>("value", &mut errors),
+            Some(_) => r.float("value", &mut errors),
             None => None,
         };
         let unit = r.required("unit", &mut errors);
-        let ref_low = r.number::<f64>("ref_low", &mut errors);
-        let ref_high = r.number::<f64>("ref_high", &mut errors);
+        let ref_low = r.float("ref_low", &mut errors);
+        let ref_high = r.float("ref_high", &mut errors);
         if let (Some(lo), Some(hi)) = (ref_low, ref_high)
             && lo > hi
         {
             errors.push(r.error("ref_low", format!("ref_low {lo} is above ref_high {hi}")));
-        }
-        if let Some(v) = value
-            && !v.is_finite()
-        {
-            errors.push(r.error("value", "value must be a finite number"));
         }
         let lab = r.text("lab").unwrap_or_default().to_owned();
         if let (Some(day), Some(name)) = (taken_on, marker) {
@@ -100,11 +111,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, Vec<RowError>> {
             });
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    table.finish(rows, errors)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::csvfile;
+use crate::csvfile::{self, Layout};
 use crate::error::RowError;
 
 /// One fighter row.
@@ -37,7 +37,13 @@ pub struct FighterRow {
 
 /// The fighters file: every row, or every problem.
 pub fn fighters(bytes: &[u8]) -> Result<Vec<FighterRow>, Vec<RowError>> {
-    let table = csvfile::read(bytes, &["name"])?;
+    let table = csvfile::read(
+        bytes,
+        Layout {
+            required: &["name"],
+            max_chars: &[],
+        },
+    )?;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -87,11 +93,7 @@ pub fn fighters(bytes: &[u8]) -> Result<Vec<FighterRow>, Vec<RowError>> {
             rows.push(row);
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    table.finish(rows, errors)
 }
 
 /// How a fight ended.
@@ -140,7 +142,13 @@ pub fn fights(
     bytes: &[u8],
     catalogue: &HashMap<String, Uuid>,
 ) -> Result<Vec<FightRow>, Vec<RowError>> {
-    let table = csvfile::read(bytes, &["event", "event_date", "fighter_a", "fighter_b"])?;
+    let table = csvfile::read(
+        bytes,
+        Layout {
+            required: &["event", "event_date", "fighter_a", "fighter_b"],
+            max_chars: &[],
+        },
+    )?;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut event_dates: HashMap<String, (NaiveDate, u64)> = HashMap::new();
@@ -224,11 +232,7 @@ pub fn fights(
             });
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    table.finish(rows, errors)
 }
 
 #[cfg(test)]

@@ -68,6 +68,80 @@ async fn a_bad_row_rejects_the_whole_file_with_every_line_named() {
     service.stop().await;
 }
 
+/// `(line, column, message)` of every error of a rejected import.
+fn rejected(body: &serde_json::Value) -> Vec<(u64, String, String)> {
+    body["data"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn nul_control_characters_and_oversized_cells_reject_the_file_by_line_and_column() {
+    let service = Service::start().await;
+    let me = Caller::new();
+    let mut csv = b"date,lab,marker,value,unit,ref_low,ref_high,note\n\
+        2024-01-15,Synlab,Glucose,5.1,mmol/L,3.9,5.6,tab\tis fine\n\
+        2024-01-15,Synlab,LDL\0cholesterol,3.9,mmol/L,,3.0,\n"
+        .to_vec();
+    // A 1 MB marker name (line 4) failed PostgreSQL's index, a NUL (line 3) its text type.
+    csv.extend(format!("2024-01-15,Synlab,{},1,mmol/L,,,\n", "M".repeat(1 << 20)).bytes());
+    csv.extend(b"2024-01-15,Synlab,Iron,12,umol/L,,,see\x07note\n");
+    csv.extend(format!("2024-01-15,Synlab,Ferritin,40,{},,,\n", "u".repeat(41)).bytes());
+    csv.extend(b"2024-01-15,Synlab,Vitamin D,60,nmol/L,-inf,250,\n");
+    csv.extend(format!("2024-01-15,Synlab,B12,300,pmol/L,,,{}\n", "n".repeat(1001)).bytes());
+    let (status, body) = service.post_body(&me, "/blood/imports", csv).await;
+    assert_eq!(
+        status,
+        422,
+        "{}",
+        &body.to_string()[..body.to_string().len().min(2000)]
+    );
+    assert_eq!(body["success"], false);
+    let control = "must not contain control characters (only tab is allowed)";
+    assert_eq!(
+        rejected(&body),
+        [
+            (
+                3,
+                "marker".into(),
+                "marker must not contain a NUL character".into()
+            ),
+            (
+                4,
+                "marker".into(),
+                "marker is longer than 200 characters".into()
+            ),
+            (5, "note".into(), format!("note {control}")),
+            (6, "unit".into(), "unit is longer than 40 characters".into()),
+            (
+                7,
+                "ref_low".into(),
+                "ref_low must be a finite number".into()
+            ),
+            (
+                8,
+                "note".into(),
+                "note is longer than 1000 characters".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        service.data(&me, "/blood/markers").await["items"],
+        json!([])
+    );
+    assert_eq!(service.data(&me, "/blood/panels").await["items"], json!([]));
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn imported_markers_filter_paginate_and_reimport_unchanged() {
     let (service, me) = with_panels().await;
