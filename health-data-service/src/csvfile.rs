@@ -190,7 +190,7 @@ impl<'a> Row<'a> {
     }
 
     /// An optional number (`.` as decimal point).
-    pub fn number<T: FromStr>(&self, column: &str, errors: &mut Vec<RowError>) -> Option<T> {
+    fn number<T: FromStr>(&self, column: &str, errors: &mut Vec<RowError>) -> Option<T> {
         let v = self.text(column)?;
         v.parse()
             .map_err(|_| errors.push(self.error(column, format!("{v:?} is not a number"))))

@@ -3,11 +3,66 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::csvfile::{self, Layout};
 use crate::error::RowError;
+use crate::text::{MAX_LABEL_CHARS, MAX_NAME_CHARS};
+
+/// The fighters file: its required column and the lengths of its text columns.
+const FIGHTERS: Layout<'static> = Layout {
+    required: &["name"],
+    max_chars: &[
+        ("name", MAX_NAME_CHARS),
+        ("nickname", MAX_NAME_CHARS),
+        ("division", MAX_LABEL_CHARS),
+        ("stance", MAX_LABEL_CHARS),
+        ("country", MAX_LABEL_CHARS),
+    ],
+};
+
+/// The fights file: its required columns and the lengths of its text columns.
+const FIGHTS: Layout<'static> = Layout {
+    required: &["event", "event_date", "fighter_a", "fighter_b"],
+    max_chars: &[
+        ("event", MAX_NAME_CHARS),
+        ("location", MAX_NAME_CHARS),
+        ("fighter_a", MAX_NAME_CHARS),
+        ("fighter_b", MAX_NAME_CHARS),
+        ("winner", MAX_NAME_CHARS),
+        ("method", MAX_LABEL_CHARS),
+        ("weight_class", MAX_LABEL_CHARS),
+        ("time", 10),
+    ],
+};
+
+/// The largest win, loss, draw or no-contest count.
+const MAX_RECORD: i32 = 1000;
+/// Height, cm: the shortest and tallest plausible fighter.
+const HEIGHT_CM: (f64, f64) = (100.0, 250.0);
+/// Reach, cm.
+const REACH_CM: (f64, f64) = (100.0, 275.0);
+/// Rates (strikes per minute, takedowns and submissions per 15 minutes): non-negative and far
+/// above any real career, so only nonsense is refused.
+const MAX_RATE: f64 = 1000.0;
+/// The career statistics and their ranges: rates, and percentages 0–100.
+const STATS: [(&str, f64, f64); 5] = [
+    ("sig_strikes_per_min", 0.0, MAX_RATE),
+    ("strike_accuracy_pct", 0.0, 100.0),
+    ("takedown_avg", 0.0, MAX_RATE),
+    ("takedown_accuracy_pct", 0.0, 100.0),
+    ("submission_avg", 0.0, MAX_RATE),
+];
+/// The earliest date of birth.
+const BORN_AFTER: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
+/// Rounds of a bout.
+const ROUNDS: (i32, i32) = (1, 10);
+/// Positions on a card.
+const BOUT_ORDER: (i32, i32) = (1, 100);
 
 /// One fighter row.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -37,13 +92,8 @@ pub struct FighterRow {
 
 /// The fighters file: every row, or every problem.
 pub fn fighters(bytes: &[u8]) -> Result<Vec<FighterRow>, Vec<RowError>> {
-    let table = csvfile::read(
-        bytes,
-        Layout {
-            required: &["name"],
-            max_chars: &[],
-        },
-    )?;
+    let table = csvfile::read(bytes, FIGHTERS)?;
+    let today = Utc::now().date_naive();
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -60,33 +110,35 @@ pub fn fighters(bytes: &[u8]) -> Result<Vec<FighterRow>, Vec<RowError>> {
             .iter()
             .enumerate()
         {
-            match r.number::<i32>(col, &mut errors) {
-                Some(n) if n < 0 => errors.push(r.error(col, format!("{col} cannot be negative"))),
-                Some(n) => record[i] = n,
-                None => {}
+            if let Some(n) = r.int_in(col, 0, MAX_RECORD, &mut errors) {
+                record[i] = n;
             }
         }
-        let stat_columns = [
-            "sig_strikes_per_min",
-            "strike_accuracy_pct",
-            "takedown_avg",
-            "takedown_accuracy_pct",
-            "submission_avg",
-        ];
+        let height_cm = r.float_in("height_cm", HEIGHT_CM.0, HEIGHT_CM.1, &mut errors);
+        let reach_cm = r.float_in("reach_cm", REACH_CM.0, REACH_CM.1, &mut errors);
+        let date_of_birth = r.date("date_of_birth", &mut errors);
+        if let Some(day) = date_of_birth
+            && !(BORN_AFTER..=today).contains(&day)
+        {
+            errors.push(r.error(
+                "date_of_birth",
+                format!("date_of_birth must be between {BORN_AFTER} and today"),
+            ));
+        }
         let mut stats = [None; 5];
-        for (i, col) in stat_columns.iter().enumerate() {
-            stats[i] = r.number::<f64>(col, &mut errors);
+        for (i, (col, min, max)) in STATS.iter().enumerate() {
+            stats[i] = r.float_in(col, *min, *max, &mut errors);
         }
         let row = FighterRow {
             name: name.unwrap_or_default().to_owned(),
             nickname: r.text("nickname").map(str::to_owned),
             division: r.text("division").map(str::to_owned),
             record,
-            height_cm: r.number("height_cm", &mut errors),
-            reach_cm: r.number("reach_cm", &mut errors),
+            height_cm,
+            reach_cm,
             stance: r.text("stance").map(str::to_owned),
             country: r.text("country").map(str::to_owned),
-            date_of_birth: r.date("date_of_birth", &mut errors),
+            date_of_birth,
             stats,
         };
         if errors.len() == before {
@@ -142,13 +194,7 @@ pub fn fights(
     bytes: &[u8],
     catalogue: &HashMap<String, Uuid>,
 ) -> Result<Vec<FightRow>, Vec<RowError>> {
-    let table = csvfile::read(
-        bytes,
-        Layout {
-            required: &["event", "event_date", "fighter_a", "fighter_b"],
-            max_chars: &[],
-        },
-    )?;
+    let table = csvfile::read(bytes, FIGHTS)?;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut event_dates: HashMap<String, (NaiveDate, u64)> = HashMap::new();
@@ -207,8 +253,8 @@ pub fn fights(
         {
             errors.push(r.error("fighter_a", format!("this bout is already on line {first}")));
         }
-        let round = r.number::<i32>("round", &mut errors);
-        let bout_order = r.number::<i32>("bout_order", &mut errors);
+        let round = r.int_in("round", ROUNDS.0, ROUNDS.1, &mut errors);
+        let bout_order = r.int_in("bout_order", BOUT_ORDER.0, BOUT_ORDER.1, &mut errors);
         let title_fight = r.flag("title_fight", &mut errors).unwrap_or(false);
         if errors.len() > before {
             continue;

@@ -79,6 +79,132 @@ async fn imports_are_for_admins_and_all_or_nothing() {
     service.stop().await;
 }
 
+/// `(line, column, message)` of every error of a rejected import.
+fn rejected(body: &Value) -> Vec<(u64, String, String)> {
+    body["data"]["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a rejected import: {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fighter_numbers_must_be_finite_and_in_range_and_text_bounded() {
+    let service = Service::start().await;
+    let admin = Caller::new().admin();
+    let header = "name,nickname,division,wins,losses,height_cm,reach_cm,stance,date_of_birth,\
+        sig_strikes_per_min,strike_accuracy_pct,takedown_avg,takedown_accuracy_pct,submission_avg";
+    let rows = [
+        "Gus Okoye,Tank,Flyweight,1,0,170,175,Orthodox,1990-01-01,4,50,1,40,0.5".to_owned(),
+        "Bo Inf,,,,,inf,,,,,,,,".to_owned(),
+        "Cy Neg,,,,,,-inf,,,,,,,".to_owned(),
+        "Di Nan,,,,,,,,,NaN,,,,".to_owned(),
+        "Ed Big,,,,,,,,,,1e308,,,".to_owned(),
+        "Fa Pct,,,,,,,,,,,-0.5,101,".to_owned(),
+        "Gi Tall,,,,,300,0,,,,,,,1e308".to_owned(),
+        "Ha Rec,,,5000,-1,,,,2999-01-01,,,,,".to_owned(),
+        format!("{},,,,,,,,,,,,,", "N".repeat(201)),
+        "Io Nul,Big\0Guy,,,,,,,,,,,,".to_owned(),
+        format!("Jo Stance,,,,,,,{},,,,,,", "s".repeat(101)),
+    ];
+    let csv = format!("{header}\n{}\n", rows.join("\n"));
+    let (status, body) = service
+        .post_body(&admin, "/ufc/fighters/import", csv.into_bytes())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let expected: Vec<(u64, &str, &str)> = vec![
+        (3, "height_cm", "height_cm must be a finite number"),
+        (4, "reach_cm", "reach_cm must be a finite number"),
+        (
+            5,
+            "sig_strikes_per_min",
+            "sig_strikes_per_min must be a finite number",
+        ),
+        (
+            6,
+            "strike_accuracy_pct",
+            "strike_accuracy_pct must be between 0 and 100",
+        ),
+        (7, "takedown_avg", "takedown_avg must be between 0 and 1000"),
+        (
+            7,
+            "takedown_accuracy_pct",
+            "takedown_accuracy_pct must be between 0 and 100",
+        ),
+        (8, "height_cm", "height_cm must be between 100 and 250"),
+        (8, "reach_cm", "reach_cm must be between 100 and 275"),
+        (
+            8,
+            "submission_avg",
+            "submission_avg must be between 0 and 1000",
+        ),
+        (9, "wins", "wins must be between 0 and 1000"),
+        (9, "losses", "losses must be between 0 and 1000"),
+        (
+            9,
+            "date_of_birth",
+            "date_of_birth must be between 1900-01-01 and today",
+        ),
+        (10, "name", "name is longer than 200 characters"),
+        (11, "nickname", "nickname must not contain a NUL character"),
+        (12, "stance", "stance is longer than 100 characters"),
+    ];
+    let expected: Vec<(u64, String, String)> = expected
+        .into_iter()
+        .map(|(l, c, m)| (l, c.to_owned(), m.to_owned()))
+        .collect();
+    assert_eq!(rejected(&body), expected);
+    assert_eq!(
+        service.data(&admin, "/ufc/fighters").await["items"],
+        json!([]),
+        "nothing of the rejected file was written"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn fight_rows_with_nul_oversized_text_or_impossible_numbers_are_rejected() {
+    let (service, admin) = with_catalogue().await;
+    let header = "event,event_date,location,fighter_a,fighter_b,winner,method,round,time,\
+        weight_class,title_fight,bout_order";
+    let rows = [
+        "Fight Night Oslo,2025-06-01,Oslo,Ana Lima,Bo Chan,Ana Lima,KO\0TKO,2,3:41,,,1".to_owned(),
+        "Fight Night Oslo,2025-06-01,Oslo,Carla Nyberg,Dana Okafor,,,0,,,,-1".to_owned(),
+        format!(
+            "{},2025-06-01,,Eli Santos,Femi Adeyemi,,,,,,,",
+            "E".repeat(201)
+        ),
+        "Fight Night Oslo,2025-06-01,Oslo,Eli Santos,Bo Chan,,,,12:34:56:789,,,".to_owned(),
+    ];
+    let csv = format!("{header}\n{}\n", rows.join("\n"));
+    let (status, body) = service
+        .post_body(&admin, "/ufc/fights/import", csv.into_bytes())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let expected: Vec<(u64, &str, &str)> = vec![
+        (2, "method", "method must not contain a NUL character"),
+        (3, "round", "round must be between 1 and 10"),
+        (3, "bout_order", "bout_order must be between 1 and 100"),
+        (4, "event", "event is longer than 200 characters"),
+        (5, "time", "time is longer than 10 characters"),
+    ];
+    let expected: Vec<(u64, String, String)> = expected
+        .into_iter()
+        .map(|(l, c, m)| (l, c.to_owned(), m.to_owned()))
+        .collect();
+    assert_eq!(rejected(&body), expected);
+    let events = service.data(&admin, "/ufc/events?q=oslo").await;
+    assert_eq!(events["items"], json!([]), "nothing was written");
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn fighters_and_events_filter_paginate_and_show_details() {
     let (service, admin) = with_catalogue().await;
