@@ -20,6 +20,7 @@ use crate::blood;
 use crate::page::RangeParams;
 use crate::scope::Owner;
 use crate::summary;
+use crate::text;
 
 /// `data {from?, to?}` → the user's summary.
 pub const SUMMARY: &str = "health.summary.get";
@@ -166,6 +167,11 @@ impl HealthHandler {
                 let marker = d.marker.trim();
                 if marker.is_empty() {
                     return Ok(Err(Invalid("invalid_payload", "marker is empty".into())));
+                }
+                // The same rule as the REST query: a NUL would fail in PostgreSQL and be retried
+                // as if the database were down.
+                if let Err(message) = text::check("marker", marker, text::MAX_PARAM_CHARS) {
+                    return Ok(Err(Invalid("invalid_payload", message)));
                 }
                 let r = match range(d.from, d.to) {
                     Ok(r) => r,

@@ -217,6 +217,53 @@ async fn an_action_reaches_only_its_own_user_and_tenant() {
 }
 
 #[tokio::test]
+async fn a_nul_or_an_oversized_marker_is_a_validation_error_not_a_retried_failure() {
+    let service = Service::start().await;
+    let me = Caller::new();
+    for marker in ["LDL\u{0}cholesterol".to_owned(), "M".repeat(201)] {
+        let events = ask(
+            &service,
+            &action(
+                "health.marker.trend",
+                me.tenant,
+                Some(me.user),
+                json!({ "marker": marker }),
+            ),
+        )
+        .await;
+        let error = events
+            .iter()
+            .find(|e| e.kind == "error")
+            .unwrap_or_else(|| panic!("no error event: {:?}", kinds(&events)));
+        let data = &error.event["data"];
+        assert_eq!(
+            (
+                data["stage"].clone(),
+                data["code"].clone(),
+                data["retryable"].clone()
+            ),
+            (json!("validation"), json!("invalid_payload"), json!(false)),
+            "{data}"
+        );
+        let message = data["message"].as_str().unwrap();
+        assert!(
+            message == "marker must not contain a NUL character"
+                || message == "marker is longer than 200 characters",
+            "{message}"
+        );
+        assert_eq!(kinds(&events).last(), Some(&"complete"));
+    }
+    let mut conn = service.redis().get_connection_manager().await.unwrap();
+    let dead = xrange_all(
+        &mut conn,
+        &service.core.names().dead_letter_stream("health"),
+    )
+    .await;
+    assert!(dead.is_empty(), "a client's mistake is not dead-lettered");
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn a_callback_action_type_gets_the_result_as_a_new_action() {
     let (service, me) = with_data().await;
     let mut ask_trend = action(
