@@ -47,7 +47,7 @@ fn time(v: Option<&Value>) -> Option<DateTime<Local>> {
 
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(crate::text::strip_controls(s).into_owned()),
         other => number(Some(other)).map(|n| format!("sport_{n}")),
     }
 }

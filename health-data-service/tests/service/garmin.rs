@@ -227,6 +227,70 @@ async fn import_jobs_report_bad_files_and_refuse_empty_uploads() {
 }
 
 #[tokio::test]
+async fn nul_in_garmin_text_is_stripped_and_an_oversized_id_skips_its_entry() {
+    let service = Service::start().await;
+    let me = Caller::new();
+    // Garmin's own files: text is kept without its control characters (PostgreSQL refuses
+    // NUL); an activity id too long to be one is an entry that cannot be keyed, so it is skipped.
+    let activities = json!([{"summarizedActivitiesExport": [
+        {"activityId": 1, "name": "Morning\u{0}Run", "activityType": "run\u{0}ning",
+         "startTimeGmt": 1_709_789_400_000_i64, "duration": 1_800_000.0},
+        {"activityId": "9".repeat(10_000), "name": "An id of 10,000 digits",
+         "startTimeGmt": 1_709_875_800_000_i64, "duration": 600_000.0},
+        {"activityId": "7\u{0}7", "name": "An id with a NUL",
+         "startTimeGmt": 1_709_962_200_000_i64, "duration": 600_000.0}
+    ]}]);
+    let hrv = json!([{"calendarDate": "2024-03-07",
+        "metrics": [{"type": "HRV", "value": 50.0, "status": "BAL\u{0}ANCED"}]}]);
+    // A file name with a NUL (inside a zip) is named in the job's errors without it.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(
+        "DI_CONNECT/bad\0_sleepData.json",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut zip, b"{not json").unwrap();
+    let zip = zip.finish().unwrap().into_inner();
+    let job = service
+        .import(
+            &me,
+            vec![
+                (
+                    "a_summarizedActivities.json".into(),
+                    activities.to_string().into_bytes(),
+                ),
+                (
+                    "b_healthStatusData.json".into(),
+                    hrv.to_string().into_bytes(),
+                ),
+                ("export.zip".into(), zip),
+            ],
+        )
+        .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let errors = job["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{job}");
+    assert_eq!(errors[0]["file"], "DI_CONNECT/bad_sleepData.json");
+    assert_eq!(
+        (
+            job["records"]["activities"]["inserted"].clone(),
+            job["records"]["activities"]["skipped"].clone()
+        ),
+        (json!(1), json!(2)),
+        "{job}"
+    );
+    assert_eq!(job["records"]["hrv"]["inserted"], 1, "{job}");
+    let a = &service.data(&me, "/garmin/activities").await["items"][0];
+    assert_eq!(
+        (a["name"].clone(), a["activity_type"].clone()),
+        (json!("MorningRun"), json!("running"))
+    );
+    let h = &service.data(&me, "/garmin/hrv").await["items"][0];
+    assert_eq!(h["status"], "BALANCED");
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn another_user_or_tenant_sees_none_of_it() {
     let (service, me) = imported().await;
     let activity = service.data(&me, "/garmin/activities?limit=1").await["items"][0]["id"]

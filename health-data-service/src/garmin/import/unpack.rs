@@ -2,10 +2,12 @@
 //! and the `UploadedFiles_*.zip` of FIT files inside it), files of other datasets are counted as
 //! skipped, and the unpacked size is bounded.
 
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 
 use crate::garmin::parse::{self, FileKind, ParseError, Parsed};
 use crate::garmin::{Records, fit};
+use crate::text;
 
 /// How deep zips inside zips are opened (the export, then its `UploadedFiles_*.zip`).
 const MAX_ZIP_DEPTH: usize = 2;
@@ -65,6 +67,12 @@ fn add(
     budget: &mut usize,
     max_bytes: usize,
 ) -> Result<(), UnpackError> {
+    // A name is shown in the job's errors (stored as JSON in PostgreSQL, which refuses NUL), and
+    // a zip entry's name is whatever bytes its maker wrote: kept without control characters.
+    let name = match text::strip_controls(&name) {
+        Cow::Owned(clean) => clean,
+        Cow::Borrowed(_) => name,
+    };
     match parse::kind_of(&name) {
         None => out.skipped += 1,
         Some(FileKind::Zip) if depth < MAX_ZIP_DEPTH => {

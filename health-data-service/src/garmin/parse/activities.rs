@@ -5,7 +5,7 @@
 use chrono::DateTime;
 use serde_json::Value;
 
-use super::{float, instant, int};
+use super::{float, instant, int, key, text};
 use crate::garmin::NewActivity;
 
 /// The source name of activities read from this file.
@@ -15,7 +15,7 @@ pub const SOURCE: &str = "garmin_connect";
 pub fn activity(e: &Value) -> Option<NewActivity> {
     let external_id = match e.get("activityId")? {
         Value::Number(n) => n.to_string(),
-        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::String(s) => key(s)?.to_owned(),
         _ => return None,
     };
     let started_at = instant(e.get("startTimeGmt")).or_else(|| instant(e.get("beginTimestamp")))?;
@@ -25,14 +25,12 @@ pub fn activity(e: &Value) -> Option<NewActivity> {
         .unwrap_or(started_at)
         .date_naive();
     let activity_type = match e.get("activityType") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => o
-            .get("typeKey")
-            .and_then(Value::as_str)
-            .unwrap_or("other")
-            .to_owned(),
-        _ => "other".to_owned(),
-    };
+        Some(Value::String(_)) => text(e.get("activityType")),
+        Some(Value::Object(o)) => text(o.get("typeKey")),
+        _ => None,
+    }
+    .filter(|t| !t.is_empty())
+    .unwrap_or_else(|| "other".to_owned());
     let seconds = |key: &str| float(e.get(key)).map(|ms| ms / 1000.0);
     let zones: Vec<Option<f64>> = (1..=5)
         .map(|z| seconds(&format!("hrTimeInZone_{z}")))
@@ -44,7 +42,7 @@ pub fn activity(e: &Value) -> Option<NewActivity> {
     Some(NewActivity {
         source: SOURCE.to_owned(),
         external_id,
-        name: e.get("name").and_then(Value::as_str).map(str::to_owned),
+        name: text(e.get("name")),
         activity_type: activity_type.to_lowercase(),
         started_at,
         activity_date,

@@ -150,6 +150,22 @@ fn collect<T>(
     }
 }
 
+/// The longest external id of an activity (Garmin's are numbers of about 11 digits); a longer
+/// one cannot be a key, and its entry is skipped.
+const MAX_EXTERNAL_ID_CHARS: usize = 200;
+
+/// A string, without control characters: Garmin's files are not the user's to fix, so their text
+/// is cleaned rather than refused (PostgreSQL refuses NUL).
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(|s| crate::text::strip_controls(s).into_owned())
+}
+
+/// An id that can key a row: no control characters, at most [`MAX_EXTERNAL_ID_CHARS`].
+fn key(id: &str) -> Option<&str> {
+    (!id.is_empty() && crate::text::check("id", id, MAX_EXTERNAL_ID_CHARS).is_ok()).then_some(id)
+}
+
 /// A number as `f64`.
 fn float(v: Option<&Value>) -> Option<f64> {
     v.and_then(Value::as_f64).filter(|f| f.is_finite())

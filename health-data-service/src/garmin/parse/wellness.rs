@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{date, float, instant, int, level, nonzero};
+use super::{date, float, instant, int, level, nonzero, text};
 use crate::garmin::{BodyComposition, DailySummary, Hrv, Sleep};
 
 /// The entry of `list` whose `key` equals `wanted`.
@@ -108,10 +108,7 @@ pub fn hrv(e: &Value) -> Option<Hrv> {
             weekly_avg: None,
             baseline_low: float(metric.get("baselineLowerLimit")),
             baseline_high: float(metric.get("baselineUpperLimit")),
-            status: metric
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            status: text(metric.get("status")),
         });
     }
     let last_night_avg = float(e.get("lastNightAvg"));
@@ -125,7 +122,7 @@ pub fn hrv(e: &Value) -> Option<Hrv> {
         weekly_avg,
         baseline_low: float(e.pointer("/baseline/balancedLow")),
         baseline_high: float(e.pointer("/baseline/balancedUpper")),
-        status: e.get("status").and_then(Value::as_str).map(str::to_owned),
+        status: text(e.get("status")),
     })
 }
 
