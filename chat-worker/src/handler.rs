@@ -84,26 +84,21 @@ impl Handler for ChatHandler {
         if !payload.store {
             return self.generate(&task, &payload, &mut progress).await;
         }
-        // Before the provider call, reads only (who owns the session, its history), side by side;
-        // the user's message is written while the provider answers, off the first token's path.
+        // The runtime checked the session's owner before anything was written. The history is
+        // read before the provider call; the user's message is written while the provider
+        // answers, off the first token's path.
         let with_history = payload.messages.is_empty() && self.history_budget > 0;
-        let (owner, history) =
-            tokio::join!(persist::check_owner(&self.pool, &task.action), async {
-                if with_history {
-                    persist::load_history(
-                        &self.pool,
-                        &task.action,
-                        self.history_max_messages,
-                        self.history_budget,
-                    )
-                    .await
-                } else {
-                    Vec::new()
-                }
-            });
-        if owner.is_err() {
-            return send_error(events, not_found()).await;
-        }
+        let history = if with_history {
+            persist::load_history(
+                &self.pool,
+                &task.action,
+                self.history_max_messages,
+                self.history_budget,
+            )
+            .await
+        } else {
+            Vec::new()
+        };
         if with_history {
             payload.messages = history;
         }
@@ -114,8 +109,8 @@ impl Handler for ChatHandler {
         generated?;
         match turn? {
             Ok(turn) => persist::finish(&self.pool, &task.action, turn, &progress, events).await,
-            // Another tenant stored the session between the check and the write: this answer
-            // went to the asker only and is not kept.
+            // Another owner stored the session between the runtime's check and the write: this
+            // answer went to the asker only and is not kept.
             Err(persist::NotOwner) => send_error(events, not_found()).await,
         }
     }

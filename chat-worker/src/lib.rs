@@ -44,11 +44,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         )),
         Arc::new(naming::NamingHandler::new(
             naming_providers,
-            pool,
+            pool.clone(),
             &settings,
         )),
     ]));
     Worker::new(bus, settings.worker.clone(), SERVICE, handler)
+        .with_session_store(pool)
         .run(shutdown)
         .await
 }

@@ -107,11 +107,12 @@ async fn another_tenants_session_is_not_found() {
         json!({"prompt": "private"}),
     )
     .await;
-    let events = s
-        .run("chat.session.name", Uuid::now_v7(), session, json!({}))
-        .await;
+    // Told on the asker's own callback stream, never on the session's.
+    let events =
+        s.h.run_with_callback("chat.session.name", Uuid::now_v7(), session, json!({}))
+            .await;
     let error = events.iter().find(|e| e.kind == "error").expect("error");
-    assert_eq!(error.event["data"]["code"], "not_found");
+    assert_eq!(error.event["data"]["code"], "session_not_owned");
     assert!(events.iter().all(|e| e.kind != "text_completed"));
     assert_eq!(s.sim.requests().len(), 1, "the model was not asked");
 }

@@ -227,24 +227,42 @@ async fn a_session_stays_with_its_tenant() {
     let (owner, session) = (Uuid::now_v7(), Uuid::now_v7());
     s.ask(owner, session, json!({"prompt": "mine", "model": "dummy"}))
         .await;
-    let intruder = s
-        .publish(
-            Uuid::now_v7(),
-            session,
-            json!({"prompt": "let me in", "model": "dummy"}),
-        )
-        .await;
-    let events: Vec<Received> = s
-        .wait(&intruder, "complete")
-        .await
-        .into_iter()
-        .filter(|e| e.event["task_id"] == intruder.task_id.to_string())
-        .collect();
-    assert_eq!(find(&events, "error").unwrap()["code"], "not_found");
-    assert!(find(&events, "text_chunk").is_none());
+    // Even once the owner's Redis key is gone (expired), the stored session decides.
+    let _: () =
+        redis::AsyncCommands::del(&mut s.h.bus.conn(), s.h.bus.names().session_owner(session))
+            .await
+            .unwrap();
+    for store in [true, false] {
+        let events =
+            s.h.run_with_callback(
+                "chat.completion.generate",
+                Uuid::now_v7(),
+                session,
+                json!({"prompt": "let me in", "model": "dummy", "store": store}),
+            )
+            .await;
+        let error = events.iter().find(|e| e.kind == "error").expect("error");
+        assert_eq!(error.event["data"]["code"], "session_not_owned");
+        assert!(events.iter().all(|e| e.kind != "text_chunk"));
+        let task: Uuid = events[0].event["task_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(s.h.in_session(session, task).await.is_empty());
+    }
     let rows = s.rows(session).await;
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.get::<Uuid, _>("tenant_id") == owner));
+    // The owner goes on as before.
+    let events = s
+        .ask(
+            owner,
+            session,
+            json!({"prompt": "still mine", "model": "dummy"}),
+        )
+        .await;
+    assert!(find(&events, "text_completed").is_some());
 }
 
 #[tokio::test]

@@ -171,11 +171,12 @@ async fn malformed_envelopes_are_dead_lettered_and_the_worker_keeps_going() {
         .xadd(&stream, "*", &[("payload", "{not json")])
         .await
         .unwrap();
-    // Names a session and task but lacks tenant_id: the client can still be told.
+    // Names its tenant, session and task but lacks origin_service: the client can still be told
+    // (the session is new, so it is the tenant's).
     let (session, task) = (Uuid::now_v7(), Uuid::now_v7());
     let missing = json!({"v": 1, "action_id": Uuid::now_v7(), "action_type": "chat.completion.generate",
         "timestamp": "2026-01-01T00:00:00Z", "session_id": session, "task_id": task,
-        "origin_service": "x", "data": {"prompt": "p"}});
+        "tenant_id": Uuid::now_v7(), "data": {"prompt": "p"}});
     let _: String = conn
         .xadd(&stream, "*", &[("payload", missing.to_string())])
         .await
@@ -207,7 +208,7 @@ async fn malformed_envelopes_are_dead_lettered_and_the_worker_keeps_going() {
         error.event["data"]["message"]
             .as_str()
             .unwrap()
-            .contains("tenant_id")
+            .contains("origin_service")
     );
     assert_completed_once(&events);
 
@@ -500,7 +501,7 @@ async fn callback_streams_must_stay_in_the_namespace() {
     let worker = spawn(settings(core.clone()));
     let bus = Bus::connect(&core).await.unwrap();
     let mut inside = chat_action("reply elsewhere");
-    let callback = format!("{}:custom:replies", names.action_stream("billing"));
+    let callback = names.callback_stream("billing-replies");
     inside.callback_stream = Some(callback.clone());
     bus.publish(&inside).await.unwrap();
     let events = read_until(&client, &callback, "complete", Some(inside.task_id), WAIT).await;

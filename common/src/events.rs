@@ -242,7 +242,7 @@ impl TaskEvents {
         }
         let mut pipe = redis::pipe();
         for (kind, data) in &admitted {
-            pipe.add_command(self.xadd(*kind, data, false));
+            pipe.add_command(self.xadd(*kind, data));
         }
         match pipe
             .query_async::<Vec<Option<String>>>(&mut self.conn.clone())
@@ -350,15 +350,12 @@ impl TaskEvents {
         self.flags.completed.load(Ordering::SeqCst)
     }
 
-    /// The `XADD` of one event; only the task's first write may create the stream, later ones
-    /// must not recreate an expired one.
-    fn xadd(&self, kind: EventType, data: &Value, first: bool) -> redis::Cmd {
+    /// The `XADD` of an event after the task's first: it must not recreate an expired stream
+    /// (the first write, which may create it, is [`FIRST_WRITE`]).
+    fn xadd(&self, kind: EventType, data: &Value) -> redis::Cmd {
         let t = &self.target;
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(&t.stream);
-        if !first {
-            cmd.arg("NOMKSTREAM");
-        }
+        cmd.arg(&t.stream).arg("NOMKSTREAM");
         cmd.arg("MAXLEN")
             .arg("~")
             .arg(t.maxlen)
@@ -377,18 +374,21 @@ impl TaskEvents {
         let id = self
             .retrying(|| async {
                 let first = !self.flags.created.swap(true, Ordering::SeqCst);
-                let cmd = self.xadd(kind, data, first);
                 let mut conn = self.conn.clone();
                 if first {
                     // A session's stream may still carry the EXPIRE of its previous task's
-                    // completion: a running task's stream must not expire under it.
-                    let mut pipe = redis::pipe();
-                    pipe.add_command(cmd).cmd("PERSIST").arg(&t.stream).ignore();
-                    pipe.query_async::<(Option<String>,)>(&mut conn)
-                        .await
-                        .map(|(id,)| id)
+                    // completion: a running task's stream must not expire under it. One script,
+                    // so a key that is no stream (XADD fails) keeps its TTL.
+                    let mut invocation = FIRST_WRITE.prepare_invoke();
+                    invocation
+                        .key(&t.stream)
+                        .arg(t.maxlen)
+                        .arg(kind.as_str())
+                        .arg(t.task_id.to_string())
+                        .arg(payload(kind, t, data));
+                    invocation.invoke_async(&mut conn).await.map(Some)
                 } else {
-                    cmd.query_async(&mut conn).await
+                    self.xadd(kind, data).query_async(&mut conn).await
                 }
             })
             .await?;
@@ -447,21 +447,39 @@ pub enum Completed {
     AlreadyCompleted,
 }
 
+/// A task's first event: may create the stream, and clears the EXPIRE a previous task's
+/// completion set on it. KEYS[1]: the stream. ARGV: MAXLEN, type, task id, payload. A failed
+/// XADD (the key is not a stream) ends the script before PERSIST touches the key.
+static FIRST_WRITE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+  'type', ARGV[2], 'task_id', ARGV[3], 'payload', ARGV[4])
+redis.call('PERSIST', KEYS[1])
+return id
+",
+    )
+});
+
+/// `complete` and the processed-marker together. KEYS[1]: the marker, KEYS[2]: the stream. The
+/// marker is checked first and set only after the XADD succeeded, and the EXPIRE follows the
+/// XADD: a key that is no stream makes the script fail with nothing changed.
 const COMPLETE_SCRIPT: &str = r"
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  local id
-  if ARGV[6] == '1' then
-    id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
-      'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
-  else
-    id = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*',
-      'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
-  end
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
-  if id then return id end
-  return ''
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local id
+if ARGV[6] == '1' then
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+    'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
+else
+  id = redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[2], '*',
+    'type', 'complete', 'task_id', ARGV[3], 'payload', ARGV[4])
 end
-return false
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+if id then
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  return id
+end
+return ''
 ";
 
 impl Completion {

@@ -88,8 +88,8 @@ pub struct NewMessage<'a> {
 }
 
 /// Starts a turn in one statement (one round trip, one commit): creates the session for this
-/// tenant or touches it if it is theirs, and writes the turn's first message (the user's).
-/// `None`: another tenant owns the session (or the turn), and nothing was written.
+/// tenant and user or touches it if it is theirs, and writes the turn's first message (the
+/// user's). `None`: another tenant or user owns the session (or the turn), and nothing was written.
 pub async fn start_turn(
     pool: &PgPool,
     user_id: Option<Uuid>,
@@ -100,6 +100,7 @@ pub async fn start_turn(
              INSERT INTO chat_sessions (id, tenant_id, user_id) VALUES ($3, $2, $13)
              ON CONFLICT (id) DO UPDATE SET updated_at = now()
              WHERE chat_sessions.tenant_id = EXCLUDED.tenant_id
+               AND chat_sessions.user_id IS NOT DISTINCT FROM EXCLUDED.user_id
              RETURNING id
            )
            INSERT INTO chat_messages
@@ -130,14 +131,18 @@ pub async fn start_turn(
     .await
 }
 
-/// The tenant owning a session, if it is stored.
-pub async fn session_tenant(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "SELECT tenant_id FROM chat_sessions WHERE id = $1",
+/// The owner of a stored session, if it is stored.
+pub async fn session_owner(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> sqlx::Result<Option<crate::sessions::Owner>> {
+    let row = sqlx::query!(
+        "SELECT tenant_id, user_id FROM chat_sessions WHERE id = $1",
         session_id
     )
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|r| crate::sessions::Owner::new(r.tenant_id, r.user_id)))
 }
 
 /// Writes a message; writing the same turn and role again (a redelivered action) updates it.

@@ -12,6 +12,7 @@ pub mod events;
 pub mod history;
 pub mod models;
 pub mod names;
+pub mod sessions;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -19,12 +19,6 @@ impl Names {
         }
     }
 
-    /// Whether a key lies in this namespace (`{prefix}:{env}:...`).
-    pub fn owns(&self, key: &str) -> bool {
-        key.strip_prefix(&self.base)
-            .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1)
-    }
-
     /// A service's action stream.
     pub fn action_stream(&self, service: &str) -> String {
         format!("{}:{service}:streams:main", self.base)
@@ -45,6 +39,20 @@ impl Names {
         format!("{}:responses:{session_id}", self.base)
     }
 
+    /// A caller's callback stream: `{ns}:callbacks:{name}`.
+    pub fn callback_stream(&self, name: &str) -> String {
+        format!("{}:callbacks:{name}", self.base)
+    }
+
+    /// Whether a key is a callback stream (`{ns}:callbacks:` and a non-empty name): the only
+    /// streams besides a session's own response stream that an action's `callback_stream` may
+    /// name. Action, dead-letter and other keys of the namespace are never callback targets.
+    pub fn is_callback_stream(&self, key: &str) -> bool {
+        key.strip_prefix(&self.base)
+            .and_then(|rest| rest.strip_prefix(":callbacks:"))
+            .is_some_and(|name| !name.is_empty())
+    }
+
     /// A task's cancel flag (a key with a TTL).
     pub fn cancel_flag(&self, task_id: Uuid) -> String {
         format!("{}:cancel:{task_id}", self.base)
@@ -60,7 +68,8 @@ impl Names {
         format!("{}:{service}:processed:{action_id}", self.base)
     }
 
-    /// The owner (`tenant_id`) of a session, so no other tenant reads or resumes it.
+    /// The owner (`{tenant_id}:{user_id}`) of a session, so no other tenant or user reads,
+    /// resumes or writes to it (see `sessions`).
     pub fn session_owner(&self, session_id: Uuid) -> String {
         format!("{}:session:{session_id}:owner", self.base)
     }
@@ -94,7 +103,16 @@ mod tests {
         assert_eq!(n.dead_letter_stream("chat"), "aiback:dev:chat:streams:dead");
         assert_eq!(n.response_stream(id), format!("aiback:dev:responses:{id}"));
         assert_eq!(n.cancel_flag(id), format!("aiback:dev:cancel:{id}"));
-        assert!(n.owns("aiback:dev:custom:replies"));
-        assert!(!n.owns("aiback:prod:x") && !n.owns("aiback:dev") && !n.owns("other"));
+        assert_eq!(n.callback_stream("billing"), "aiback:dev:callbacks:billing");
+        assert!(n.is_callback_stream("aiback:dev:callbacks:billing"));
+        for not in [
+            "aiback:dev:callbacks:",
+            "aiback:dev:chat:streams:main",
+            "aiback:dev:chat:streams:dead",
+            "aiback:prod:callbacks:x",
+            "aiback:dev:session:x:owner",
+        ] {
+            assert!(!n.is_callback_stream(not), "{not}");
+        }
     }
 }

@@ -205,6 +205,17 @@ pub struct BusSettings {
     /// How long a task's event write keeps retrying while Redis is unreachable (a restart, a
     /// failover) before the task fails, seconds.
     pub event_retry_secs: u64,
+    /// Largest action a worker reads, bytes (its whole envelope); larger ones are dead-lettered
+    /// unread, and publishers refuse them.
+    pub max_action_bytes: usize,
+}
+
+impl BusSettings {
+    /// How long a session's owner is remembered in Redis after its last use, seconds: a day
+    /// longer than its response stream lives.
+    pub fn session_owner_ttl_secs(&self) -> u64 {
+        self.response_ttl_secs + 86_400
+    }
 }
 
 impl Default for BusSettings {
@@ -216,6 +227,7 @@ impl Default for BusSettings {
             processed_ttl_secs: 86_400,
             cancel_ttl_secs: 3600,
             event_retry_secs: 15,
+            max_action_bytes: 2 << 20,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::auth::Claims;
 use common::envelope::DomainAction;
 use common::error::AppError;
+use common::sessions::{Owner, SessionError};
 use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -68,48 +69,23 @@ pub struct Started {
 }
 
 impl AppState {
-    /// Takes ownership of a new session, or checks that an existing one belongs to the caller's
-    /// tenant. Another tenant's session is "not found", so its existence does not leak.
+    /// Takes ownership of a new session, or checks that an existing one belongs to the caller
+    /// (same tenant and same user, on every chat path: chat, resume, replay, cancel, naming).
+    /// Another owner's session is "not found", so its existence does not leak.
     pub async fn claim_session(
         &self,
         claims: &Claims,
         session_id: Option<Uuid>,
     ) -> Result<Uuid, AppError> {
         // A session id minted here is new everywhere: no stored session to check.
-        let minted = session_id.is_none();
+        let fresh = session_id.is_none();
         let session_id = session_id.unwrap_or_else(Uuid::now_v7);
-        let key = self.bus().names().session_owner(session_id);
-        let ttl = self.bus().settings().response_ttl_secs + 86_400;
-        let tenant = claims.tenant_id.to_string();
-        let mut conn = self.bus().conn();
-        let owner: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&tenant)
-            .arg("NX")
-            .arg("GET")
-            .arg("EX")
-            .arg(ttl)
-            .query_async(&mut conn)
-            .await?;
-        match owner {
-            // New to Redis (its owner key expired, or never set): a stored session keeps its tenant.
-            None if minted => Ok(session_id),
-            None => match common::history::session_tenant(self.db(), session_id).await {
-                Ok(Some(t)) if t != claims.tenant_id => {
-                    let _: () = conn.del(&key).await?;
-                    Err(AppError::NotFound("session not found".into()))
-                }
-                Ok(_) => Ok(session_id),
-                Err(e) => {
-                    let _: () = conn.del(&key).await?;
-                    Err(AppError::Unavailable(e.into()))
-                }
-            },
-            Some(o) if o == tenant => {
-                let _: bool = conn.expire(&key, ttl as i64).await?;
-                Ok(session_id)
-            }
-            Some(_) => Err(AppError::NotFound("session not found".into())),
+        let owner = Owner::new(claims.tenant_id, Some(claims.sub));
+        match self.owners().claim(session_id, &owner, fresh).await {
+            Ok(()) => Ok(session_id),
+            Err(SessionError::NotOwner) => Err(AppError::NotFound("session not found".into())),
+            Err(e @ SessionError::NilId) => Err(AppError::BadRequest(e.to_string())),
+            Err(SessionError::Unavailable(e)) => Err(AppError::Unavailable(anyhow::anyhow!(e))),
         }
     }
 

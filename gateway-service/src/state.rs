@@ -6,6 +6,7 @@ use std::sync::Arc;
 use common::Bus;
 use common::auth::JwtAuth;
 use common::models::ModelRegistry;
+use common::sessions::SessionOwners;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +28,7 @@ struct Inner {
     hub: Hub,
     models: ModelRegistry,
     limiter: RateLimiter,
+    owners: SessionOwners,
     settings: Settings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -56,6 +58,12 @@ impl AppState {
             shutdown.clone(),
         );
         let limiter = RateLimiter::new(bus.conn(), &settings.core, &settings.rate_limit);
+        let owners = SessionOwners::new(
+            bus.conn(),
+            bus.names().clone(),
+            bus.settings().session_owner_ttl_secs(),
+            Some(db.clone()),
+        );
         Self {
             inner: Arc::new(Inner {
                 bus,
@@ -64,6 +72,7 @@ impl AppState {
                 hub,
                 models,
                 limiter,
+                owners,
                 settings,
                 tracker: TaskTracker::new(),
                 shutdown,
@@ -95,6 +104,10 @@ impl AppState {
     /// The per-tenant request limiter.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+    /// Session ownership (DESIGN §6).
+    pub fn owners(&self) -> &SessionOwners {
+        &self.inner.owners
     }
     /// Settings.
     pub fn settings(&self) -> &Settings {

@@ -63,8 +63,8 @@ pub async fn serve(
         settings.clone(),
         shutdown.child_token(),
     );
-    let handler = Arc::new(actions::HealthHandler::new(db, bus.clone()));
-    let worker = Worker::new(bus, settings.worker.clone(), SERVICE, handler);
+    let handler = Arc::new(actions::HealthHandler::new(db.clone(), bus.clone()));
+    let worker = Worker::new(bus, settings.worker.clone(), SERVICE, handler).with_session_store(db);
     let app = routes::router(state.clone());
     // The worker stops with the process, or when the HTTP server ends for any other reason.
     let worker_stop = shutdown.child_token();

@@ -30,7 +30,7 @@ pub struct Turn {
     user_message: Option<Uuid>,
 }
 
-/// The session belongs to another tenant.
+/// The session belongs to another tenant or user.
 pub struct NotOwner;
 
 async fn retried<T, F, Fut>(what: &str, mut op: F) -> Result<T, sqlx::Error>
@@ -63,19 +63,6 @@ async fn report(events: &TaskEvents, what: &str, e: &sqlx::Error) -> Result<(), 
     );
     events.error(&error).await.map_err(emit_failed)?;
     Ok(())
-}
-
-/// Refuses a session stored for another tenant (a read: no write waits on the first token). A
-/// session not stored yet, or a database that does not answer, passes: [`begin`] decides then.
-pub async fn check_owner(pool: &PgPool, action: &DomainAction) -> Result<(), NotOwner> {
-    match history::session_tenant(pool, action.session_id).await {
-        Ok(Some(tenant)) if tenant != action.tenant_id => Err(NotOwner),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::warn!(error = %e, "session owner not read; the write decides");
-            Ok(())
-        }
-    }
 }
 
 /// Takes the session for the action's tenant and stores the user's message.

@@ -39,6 +39,12 @@ pub fn settings(core: &CoreSettings) -> Settings {
     }
 }
 
+/// The one user of a test tenant that publishes its actions (a session belongs to a tenant and a
+/// user: every action of a test in one session comes from the same person).
+pub fn user_of(tenant: Uuid) -> Uuid {
+    Uuid::new_v5(&tenant, b"user")
+}
+
 /// A running chat-worker and what a test needs to talk to it.
 pub struct Harness {
     pub bus: Bus,
@@ -77,9 +83,46 @@ impl Harness {
         data: Value,
     ) -> DomainAction {
         let mut action = DomainAction::new(action_type, "test", tenant, session, data);
-        action.user_id = Some(Uuid::now_v7());
+        action.user_id = Some(user_of(tenant));
         self.bus.publish(&action).await.unwrap();
         action
+    }
+
+    /// Publishes an action for `tenant`'s user into `session` with its events sent to a callback
+    /// stream, and returns the events there up to `complete`.
+    pub async fn run_with_callback(
+        &self,
+        action_type: &str,
+        tenant: Uuid,
+        session: Uuid,
+        data: Value,
+    ) -> Vec<Received> {
+        let mut action = DomainAction::new(action_type, "test", tenant, session, data);
+        action.user_id = Some(user_of(tenant));
+        let callback = self
+            .bus
+            .names()
+            .callback_stream(&action.task_id.to_string());
+        action.callback_stream = Some(callback.clone());
+        self.bus.publish(&action).await.unwrap();
+        read_until(
+            &self.client,
+            &callback,
+            "complete",
+            Some(action.task_id),
+            WAIT,
+        )
+        .await
+    }
+
+    /// The task's events in its session's response stream, as they stand now.
+    pub async fn in_session(&self, session: Uuid, task: Uuid) -> Vec<Received> {
+        let key = self.bus.names().response_stream(session);
+        common::testing::xrange_all(&mut self.bus.conn(), &key)
+            .await
+            .into_iter()
+            .filter(|e| e.event["task_id"] == task.to_string())
+            .collect()
     }
 
     /// The task's events up to the first of `kind`.

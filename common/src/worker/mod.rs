@@ -23,6 +23,7 @@ use crate::bus::Bus;
 use crate::cancel::{self, CancelRegistry};
 use crate::envelope::DomainAction;
 use crate::events::{ErrorData, TaskEvents};
+use crate::sessions::SessionOwners;
 
 /// How a worker process consumes its stream.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +105,7 @@ pub trait Handler: Send + Sync + 'static {
 
 /// A consumer of one service's action stream.
 pub struct Worker {
-    inner: Arc<Inner>,
+    inner: Inner,
 }
 
 struct Inner {
@@ -116,6 +117,8 @@ struct Inner {
     dead: String,
     consumer: String,
     handler: Arc<dyn Handler>,
+    /// Checked before a task writes anything to its session.
+    owners: SessionOwners,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
     cancels: CancelRegistry,
@@ -162,8 +165,14 @@ impl Worker {
             min_idle_ms: settings.min_idle_ms.max(settings.heartbeat_ms.max(10) * 2),
             ..settings
         };
+        let owners = SessionOwners::new(
+            bus.conn(),
+            names.clone(),
+            bus.settings().session_owner_ttl_secs(),
+            None,
+        );
         Self {
-            inner: Arc::new(Inner {
+            inner: Inner {
                 stream: names.action_stream(service),
                 group: names.consumer_group(service),
                 dead: names.dead_letter_stream(service),
@@ -172,13 +181,27 @@ impl Worker {
                 bus,
                 settings,
                 handler,
+                owners,
                 permits: Arc::new(Semaphore::new(concurrency)),
                 tracker: TaskTracker::new(),
                 cancels: CancelRegistry::default(),
                 tasks_root: CancellationToken::new(),
                 stopping: CancellationToken::new(),
-            }),
+            },
         }
+    }
+
+    /// Session owners whose Redis key expired are looked up in this database's stored sessions
+    /// (`chat_sessions`) before an action may claim them; without it, Redis alone decides.
+    pub fn with_session_store(mut self, db: sqlx::PgPool) -> Self {
+        let inner = &mut self.inner;
+        inner.owners = SessionOwners::new(
+            inner.bus.conn(),
+            inner.bus.names().clone(),
+            inner.bus.settings().session_owner_ttl_secs(),
+            Some(db),
+        );
+        self
     }
 
     /// This process's consumer name.
@@ -188,7 +211,7 @@ impl Worker {
 
     /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let inner = self.inner;
+        let inner = Arc::new(self.inner);
         let stopping = inner.stopping.clone();
         let link = tokio::spawn(async move {
             shutdown.cancelled().await;

@@ -16,6 +16,7 @@ use super::{HandlerError, Inner, Task, sleep_or_shutdown};
 use crate::backoff::Backoff;
 use crate::envelope::DomainAction;
 use crate::events::{Completion, ErrorData, EventType, ResponseTarget};
+use crate::sessions::{Owner, SessionError};
 
 /// How one run of the handler ended.
 enum Outcome {
@@ -34,6 +35,24 @@ impl Inner {
         let raw: Option<String> = fields
             .get("payload")
             .and_then(|v| redis::from_redis_value_ref(v).ok());
+        let max = self.bus.settings().max_action_bytes;
+        if let Some(text) = raw.as_deref().filter(|r| r.len() > max) {
+            // Refused unread: parsing it is what would cost the memory.
+            let reason = format!(
+                "the action is {} bytes, over the limit of {max} (BUS__MAX_ACTION_BYTES)",
+                text.len()
+            );
+            tracing::warn!(entry_id = %id, %reason, "oversized action; dead-lettered");
+            let mut end = text.len().min(4096);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let head = &text[..end];
+            self.dead_letter(&id, &fields, Some(head), &reason, delivery)
+                .await;
+            self.ack(&id).await;
+            return;
+        }
         let parsed = match &raw {
             Some(text) => DomainAction::parse(text).map_err(|e| e.to_string()),
             None => Err("entry has no payload field".to_owned()),
@@ -44,7 +63,7 @@ impl Inner {
                 tracing::warn!(entry_id = %id, %reason, "malformed action; dead-lettered");
                 self.dead_letter(&id, &fields, raw.as_deref(), &reason, delivery)
                     .await;
-                if let Some(completion) = raw.as_deref().and_then(|r| self.salvage_completion(r)) {
+                if let Some(completion) = self.salvage_completion(raw.as_deref()).await {
                     let error = ErrorData::new("validation", "invalid_envelope", reason, false);
                     self.fail_and_complete(completion, &error).await;
                 }
@@ -81,17 +100,52 @@ impl Inner {
             .processed_marker(&self.service, action.action_id);
         // Registered before the flag is read, so a cancel arriving in between is not missed.
         let registration = self.cancels.register(action.task_id, &self.tasks_root);
-        // One round trip for both reads: the processed-marker and the cancel flag.
-        let (processed, cancel_requested): (bool, bool) = redis::pipe()
+        let owner = Owner::new(action.tenant_id, action.user_id);
+        // One round trip for the reads: the processed-marker, the cancel flag, and the session's
+        // owner (claimed for this action's tenant and user when the session is new).
+        let reads: RedisResult<(bool, bool, Option<String>)> = redis::pipe()
             .exists(&marker)
             .exists(self.bus.names().cancel_flag(action.task_id))
+            .add_command(self.owners.claim_cmd(action.session_id, &owner))
             .query_async(&mut self.bus.conn())
-            .await
-            .unwrap_or((false, false));
+            .await;
+        let Ok((processed, cancel_requested, previous_owner)) = reads else {
+            tracing::warn!("redis unavailable before the action ran; entry left pending");
+            return;
+        };
         if processed {
             tracing::info!("action already processed; acknowledged without running again");
             self.ack(&id).await;
             return;
+        }
+        // Nothing reaches a session's stream or history before its owner is known to be the
+        // action's: a mismatch is told on the action's own callback stream, never the session's.
+        match self
+            .owners
+            .settle(action.session_id, &owner, previous_owner, false)
+            .await
+        {
+            Ok(()) => {}
+            Err(SessionError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "session owner unknown; entry left pending");
+                return;
+            }
+            Err(e) => {
+                let error = ErrorData::new("validation", "session_not_owned", e.to_string(), false);
+                tracing::warn!(reason = %e, "action for a session of another owner; dead-lettered");
+                self.dead_letter(&id, &fields, Some(&raw), &error.message, delivery)
+                    .await;
+                let callback = action
+                    .callback_stream
+                    .as_deref()
+                    .filter(|cb| self.bus.names().is_callback_stream(cb));
+                if let Some(stream) = callback {
+                    let completion = self.completion_to(&action, stream.to_owned(), marker);
+                    self.fail_and_complete(completion, &error).await;
+                }
+                self.ack(&id).await;
+                return;
+            }
         }
         let completion = self.completion_for(&action, marker);
         let rejection = if !self.handler.handles(&action.action_type) {
@@ -104,12 +158,13 @@ impl Inner {
         } else if action
             .callback_stream
             .as_deref()
-            .is_some_and(|cb| !self.bus.names().owns(cb))
+            .is_some_and(|cb| !self.valid_callback(&action, cb))
         {
             Some(ErrorData::new(
                 "validation",
                 "invalid_callback_stream",
-                "callback_stream must be a key of this deployment's namespace",
+                "callback_stream must name a callback stream ({ns}:callbacks:{name}) or the \
+                 session's own response stream",
                 false,
             ))
         } else if delivery > self.settings.max_deliveries {
@@ -296,16 +351,28 @@ impl Inner {
         Ok(!claimed.ids.is_empty())
     }
 
-    fn completion_for(&self, action: &DomainAction, marker: String) -> Completion {
+    /// Whether an action may send its events to `callback`: a callback stream, or its own
+    /// session's response stream.
+    fn valid_callback(&self, action: &DomainAction, callback: &str) -> bool {
         let names = self.bus.names();
-        let settings = self.bus.settings();
-        // A callback stream outside this namespace is refused (dead-lettered); the client hears
-        // about it on the session's own stream.
+        names.is_callback_stream(callback) || callback == names.response_stream(action.session_id)
+    }
+
+    /// The completion of an action whose session's owner was checked: to its valid callback
+    /// stream, else to its session's response stream (an invalid callback is refused and the
+    /// client hears about it there).
+    fn completion_for(&self, action: &DomainAction, marker: String) -> Completion {
         let stream = action
             .callback_stream
             .clone()
-            .filter(|cb| names.owns(cb))
-            .unwrap_or_else(|| names.response_stream(action.session_id));
+            .filter(|cb| self.valid_callback(action, cb))
+            .unwrap_or_else(|| self.bus.names().response_stream(action.session_id));
+        self.completion_to(action, stream, marker)
+    }
+
+    fn completion_to(&self, action: &DomainAction, stream: String, marker: String) -> Completion {
+        let names = self.bus.names();
+        let settings = self.bus.settings();
         Completion::new(
             self.bus.conn(),
             ResponseTarget {
@@ -322,11 +389,18 @@ impl Inner {
         )
     }
 
-    /// For an invalid envelope that still names a session and task, a way to tell the client.
-    fn salvage_completion(&self, raw: &str) -> Option<Completion> {
-        let value: Value = serde_json::from_str(raw).ok()?;
+    /// For an invalid envelope that still names its tenant, session and task, a way to tell the
+    /// client: on the session's response stream, when the session is the envelope's tenant's.
+    async fn salvage_completion(&self, raw: Option<&str>) -> Option<Completion> {
+        let value: Value = serde_json::from_str(raw?).ok()?;
         let uuid = |k: &str| value.get(k)?.as_str()?.parse::<Uuid>().ok();
-        let (session_id, task_id) = (uuid("session_id")?, uuid("task_id")?);
+        let (tenant_id, session_id, task_id) =
+            (uuid("tenant_id")?, uuid("session_id")?, uuid("task_id")?);
+        let owner = Owner::new(tenant_id, uuid("user_id"));
+        if let Err(e) = self.owners.claim(session_id, &owner, false).await {
+            tracing::warn!(reason = %e, "malformed action's session not told");
+            return None;
+        }
         let action_id = uuid("action_id").unwrap_or(task_id);
         let settings = self.bus.settings();
         Some(Completion::new(
