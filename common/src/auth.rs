@@ -29,7 +29,20 @@ pub struct Claims {
     pub role: Role,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Not valid before, seconds since the Unix epoch (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
+
+impl Claims {
+    /// Whether the token has expired by now (with the verification leeway).
+    pub fn expired(&self) -> bool {
+        unix_now() > self.exp + LEEWAY_SECS
+    }
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, seconds.
+pub const LEEWAY_SECS: u64 = 5;
 
 /// Why a token was refused. The message is safe to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +53,9 @@ pub enum AuthError {
     /// The token has expired.
     #[error("token expired")]
     Expired,
+    /// The token is not valid yet (`nbf` in the future).
+    #[error("token not valid yet")]
+    NotYetValid,
     /// Bad signature, wrong algorithm (`none` included), malformed or missing claims.
     #[error("invalid token")]
     Invalid,
@@ -104,7 +120,8 @@ impl JwtAuth {
     fn build(algorithm: Algorithm, decoding: DecodingKey, encoding: Option<EncodingKey>) -> Self {
         // Only the configured algorithm is accepted: `none` and algorithm confusion are refused.
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             algorithm,
@@ -120,6 +137,7 @@ impl JwtAuth {
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid,
             })
     }
@@ -132,11 +150,13 @@ impl JwtAuth {
         role: Role,
         ttl: Duration,
     ) -> Result<String, AuthError> {
+        let now = unix_now();
         let claims = Claims {
             sub: user,
             tenant_id: tenant,
             role,
-            exp: unix_now() + ttl.as_secs(),
+            exp: now + ttl.as_secs(),
+            nbf: Some(now),
         };
         self.sign(&claims)
     }
@@ -188,10 +208,21 @@ mod tests {
             tenant_id: Uuid::now_v7(),
             role: Role::User,
             exp: unix_now() - 3600,
+            nbf: None,
         };
         assert_eq!(
             auth.verify(&auth.sign(&expired).unwrap()),
             Err(AuthError::Expired)
+        );
+        // Valid only from an hour ahead: refused until then.
+        let early = Claims {
+            exp: unix_now() + 7200,
+            nbf: Some(unix_now() + 3600),
+            ..expired
+        };
+        assert_eq!(
+            auth.verify(&auth.sign(&early).unwrap()),
+            Err(AuthError::NotYetValid)
         );
         let other = JwtAuth::hs256(b"other");
         let token = other

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod http;
 pub mod models;
 pub mod names;
 pub mod sessions;

@@ -84,6 +84,12 @@ impl Names {
         format!("{}:ratelimit:{tenant_id}", self.base)
     }
 
+    /// The rate-limit state of an unauthenticated caller: `scope` is `addr` (a client address)
+    /// or `account` (a hash of an email), `id` the value.
+    pub fn rate_limit_auth(&self, scope: &str, id: &str) -> String {
+        format!("{}:ratelimit:auth:{scope}:{id}", self.base)
+    }
+
     /// The task of a session that is running now, if any.
     pub fn session_running_task(&self, session_id: Uuid) -> String {
         format!("{}:session:{session_id}:task", self.base)

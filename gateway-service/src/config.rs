@@ -1,5 +1,6 @@
 //! The gateway's settings.
 
+use common::http::HttpSettings;
 use common::settings::{CoreSettings, optional_string};
 use serde::Deserialize;
 
@@ -27,6 +28,45 @@ pub struct Settings {
     pub auth_token_ttl_secs: u64,
     /// Per-tenant request limits (`RATE_LIMIT__REQUESTS_PER_MINUTE`, `RATE_LIMIT__BURST`).
     pub rate_limit: RateLimitSettings,
+    /// Login and registration limits, password hashing (`AUTH__…`).
+    pub auth: AuthSettings,
+    /// Socket-level timeouts (`HTTP__…`).
+    pub http: HttpSettings,
+}
+
+/// The unauthenticated endpoints' bounds: rates per client address and per account, and the
+/// threads and queue of password hashing (each Argon2id hash takes 19 MiB and ~50 ms of a core).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// `/auth/login` and `/auth/register` requests per minute from one client address.
+    pub per_address_per_minute: u32,
+    /// Of which at once, after a quiet spell.
+    pub address_burst: u32,
+    /// Login attempts per minute on one account (by email), from anywhere.
+    pub per_account_per_minute: u32,
+    /// Of which at once.
+    pub account_burst: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy you run).
+    pub trust_forwarded_for: bool,
+    /// Threads that hash passwords; `0`: one per core.
+    pub hash_threads: usize,
+    /// Hashes waiting for a thread at most; more get 429 with `Retry-After`.
+    pub hash_queue: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            per_address_per_minute: 60,
+            address_burst: 20,
+            per_account_per_minute: 10,
+            account_burst: 5,
+            trust_forwarded_for: false,
+            hash_threads: 0,
+            hash_queue: 32,
+        }
+    }
 }
 
 /// WebSocket limits and timers.
@@ -41,6 +81,8 @@ pub struct WsSettings {
     pub resume_grace_secs: u64,
     /// Time a client has to send its `auth` message when no `?token=` was given, seconds.
     pub auth_timeout_secs: u64,
+    /// Open WebSockets per tenant on one gateway replica; `0`: no limit.
+    pub max_per_tenant: usize,
 }
 
 /// The response-stream readers.
@@ -65,6 +107,8 @@ impl Default for Settings {
             models_file: None,
             auth_token_ttl_secs: 24 * 3600,
             rate_limit: RateLimitSettings::default(),
+            auth: AuthSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -95,6 +139,7 @@ impl Default for WsSettings {
             max_frame_bytes: 256 * 1024,
             resume_grace_secs: 30,
             auth_timeout_secs: 10,
+            max_per_tenant: 1000,
         }
     }
 }

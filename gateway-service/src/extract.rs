@@ -80,6 +80,22 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
+/// The client's address (see `common::http::client_addr`); `None` when unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let trust = state.settings().auth.trust_forwarded_for;
+        Ok(Self(common::http::client_addr(parts, trust)))
+    }
+}
+
 /// Parses a JSON body, answering 400 with the envelope when it is not valid.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(body)

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod catalog;
 pub mod config;
+pub mod connections;
 pub mod extract;
 pub mod history;
 pub mod hub;
@@ -47,11 +48,9 @@ pub async fn serve(
         return Ok(());
     };
     let state = AppState::new(bus, db, auth, models, settings, shutdown.child_token());
-    let app = routes::router(state.clone());
+    let app = common::http::harden(routes::router(state.clone()), &state.settings().http);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    common::http::serve(listener, app, &state.settings().http, shutdown).await?;
     state.shutdown().cancel();
     state.tracker().close();
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker().wait()).await;

@@ -17,6 +17,7 @@
 //! request is allowed and a warning is logged. A Redis hiccup must not lock every tenant out; the
 //! limiter protects capacity, it is not a security boundary.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use common::Names;
@@ -26,7 +27,7 @@ use redis::aio::ConnectionManager;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::config::RateLimitSettings;
+use crate::config::{AuthSettings, RateLimitSettings};
 
 /// The longest a rate-limit check may take before the request is let through.
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -79,16 +80,19 @@ impl std::fmt::Debug for RateLimiter {
 
 /// GCRA parameters in µs: the emission interval and the burst tolerance; `None` when disabled.
 fn gcra_params(s: &RateLimitSettings) -> Option<(u64, u64)> {
-    if s.requests_per_minute == 0 {
+    per_minute(s.requests_per_minute, s.burst)
+}
+
+/// GCRA parameters for `rpm` requests a minute, `burst` at once; `None` when `rpm` is 0.
+pub fn per_minute(rpm: u32, burst: u32) -> Option<(u64, u64)> {
+    if rpm == 0 {
         return None;
     }
-    let interval = 60_000_000 / u64::from(s.requests_per_minute);
-    let tolerance = interval * u64::from(s.burst.max(1) - 1);
+    let interval = 60_000_000 / u64::from(rpm);
+    let tolerance = interval * u64::from(burst.max(1) - 1);
     Some((interval.max(1), tolerance))
 }
 
-/// The namespace of the per-tenant keys: `{prefix}:{env}:ratelimit`.
-///
 impl RateLimiter {
     /// A limiter on the shared connection.
     pub fn new(conn: ConnectionManager, core: &CoreSettings, settings: &RateLimitSettings) -> Self {
@@ -107,26 +111,55 @@ impl RateLimiter {
 
     /// Counts one request of `tenant`. Fails open (allows) when Redis is unavailable.
     pub async fn check(&self, tenant: Uuid) -> Decision {
-        let Some((interval, tolerance)) = self.params else {
+        self.check_key(&self.key(tenant), self.params).await
+    }
+
+    /// Counts one request against the GCRA state at `key` with `params` (from [`per_minute`];
+    /// `None` allows everything). Fails open (allows) when Redis is unavailable.
+    pub async fn check_key(&self, key: &str, params: Option<(u64, u64)>) -> Decision {
+        let Some((interval, tolerance)) = params else {
             return Decision::Allowed;
         };
         let mut conn = self.conn.clone();
-        let key = self.key(tenant);
-        let mut call = self.script.key(&key);
+        let mut call = self.script.key(key);
         call.arg(interval).arg(tolerance);
         let reply = tokio::time::timeout(CHECK_TIMEOUT, call.invoke_async::<u64>(&mut conn)).await;
         match reply {
             Ok(Ok(0)) => Decision::Allowed,
             Ok(Ok(wait_ms)) => Decision::Limited(Duration::from_millis(wait_ms)),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, %tenant, "rate limit check failed; allowing the request");
+                tracing::warn!(error = %e, %key, "rate limit check failed; allowing the request");
                 Decision::Allowed
             }
             Err(_) => {
-                tracing::warn!(%tenant, "rate limit check timed out; allowing the request");
+                tracing::warn!(%key, "rate limit check timed out; allowing the request");
                 Decision::Allowed
             }
         }
+    }
+
+    /// Counts one unauthenticated request (`/auth/login`, `/auth/register`) against its client
+    /// address and, for a login, against the account (by email hash). Over either limit →
+    /// [`AppError::RateLimited`].
+    pub async fn admit_auth(
+        &self,
+        settings: &AuthSettings,
+        client: Option<IpAddr>,
+        email: Option<&str>,
+    ) -> Result<(), AppError> {
+        if let Some(addr) = client {
+            let key = self.names.rate_limit_auth("addr", &addr.to_string());
+            let limit = per_minute(settings.per_address_per_minute, settings.address_burst);
+            limited(self.check_key(&key, limit).await, "address")?;
+        }
+        if let Some(email) = email {
+            let key = self
+                .names
+                .rate_limit_auth("account", &crate::accounts::email_hash(email));
+            let limit = per_minute(settings.per_account_per_minute, settings.account_burst);
+            limited(self.check_key(&key, limit).await, "account")?;
+        }
+        Ok(())
     }
 
     /// Counts one request of `tenant`; over the limit → [`AppError::RateLimited`].
@@ -139,6 +172,22 @@ impl RateLimiter {
                     retry_after_secs: retry_after_secs(wait),
                 })
             }
+        }
+    }
+}
+
+fn limited(decision: Decision, what: &str) -> Result<(), AppError> {
+    match decision {
+        Decision::Allowed => Ok(()),
+        Decision::Limited(wait) => {
+            tracing::info!(
+                limit = what,
+                wait_ms = wait.as_millis() as u64,
+                "auth request rate limited"
+            );
+            Err(AppError::RateLimited {
+                retry_after_secs: retry_after_secs(wait),
+            })
         }
     }
 }

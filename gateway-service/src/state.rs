@@ -11,7 +11,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::Passwords;
 use crate::config::Settings;
+use crate::connections::WsSlots;
 use crate::hub::Hub;
 use crate::rate_limit::RateLimiter;
 
@@ -29,6 +31,8 @@ struct Inner {
     models: ModelRegistry,
     limiter: RateLimiter,
     owners: SessionOwners,
+    passwords: Passwords,
+    ws_slots: WsSlots,
     settings: Settings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -64,6 +68,7 @@ impl AppState {
             bus.settings().session_owner_ttl_secs(),
             Some(db.clone()),
         );
+        let passwords = Passwords::new(settings.auth.hash_threads, settings.auth.hash_queue);
         Self {
             inner: Arc::new(Inner {
                 bus,
@@ -73,6 +78,8 @@ impl AppState {
                 models,
                 limiter,
                 owners,
+                passwords,
+                ws_slots: WsSlots::new(settings.ws.max_per_tenant),
                 settings,
                 tracker: TaskTracker::new(),
                 shutdown,
@@ -108,6 +115,14 @@ impl AppState {
     /// Session ownership (DESIGN §6).
     pub fn owners(&self) -> &SessionOwners {
         &self.inner.owners
+    }
+    /// The password hashing threads.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+    /// Open WebSockets per tenant.
+    pub fn ws_slots(&self) -> &WsSlots {
+        &self.inner.ws_slots
     }
     /// Settings.
     pub fn settings(&self) -> &Settings {

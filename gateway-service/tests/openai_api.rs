@@ -177,6 +177,7 @@ async fn errors_use_openai_format() {
             tenant_id: Uuid::now_v7(),
             role: Role::User,
             exp: unix_now() - 3600,
+            nbf: None,
         })
         .unwrap();
     let r = post(&system, &expired, ok_body).await;

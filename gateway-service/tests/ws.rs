@@ -220,6 +220,7 @@ async fn bad_input_gets_errors_or_close_codes_and_others_are_still_served() {
             tenant_id: Uuid::now_v7(),
             role: common::auth::Role::User,
             exp: 1_000_000,
+            nbf: None,
         })
         .unwrap();
     let alg_none = {

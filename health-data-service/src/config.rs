@@ -1,5 +1,6 @@
 //! The health-data-service's settings: the shared core, the worker runtime, and the HTTP surface.
 
+use common::http::HttpSettings;
 use common::settings::CoreSettings;
 use common::worker::WorkerSettings;
 use serde::Deserialize;
@@ -20,6 +21,8 @@ pub struct Settings {
     /// Largest Garmin export upload (all files of one import together), bytes
     /// (`MAX_IMPORT_BYTES`).
     pub max_import_bytes: usize,
+    /// Socket-level timeouts (`HTTP__…`).
+    pub http: HttpSettings,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             health_addr: "0.0.0.0:8100".into(),
             max_body_bytes: 8 << 20,
             max_import_bytes: 512 << 20,
+            http: HttpSettings::default(),
         }
     }
 }

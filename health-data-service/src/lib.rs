@@ -65,14 +65,12 @@ pub async fn serve(
     );
     let handler = Arc::new(actions::HealthHandler::new(db.clone(), bus.clone()));
     let worker = Worker::new(bus, settings.worker.clone(), SERVICE, handler).with_session_store(db);
-    let app = routes::router(state.clone());
+    let app = common::http::harden(routes::router(state.clone()), &settings.http);
     // The worker stops with the process, or when the HTTP server ends for any other reason.
     let worker_stop = shutdown.child_token();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     tracing::info!(addr = %listener.local_addr()?, "health-data-service listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = common::http::serve(listener, app, &settings.http, shutdown.clone()).await;
     worker_stop.cancel();
     let worked = worker_task.await;
     // Imports still running get the worker's grace period to finish their current file.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::extract::is_admin;
 
+pub use password::Passwords;
 pub use validate::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, parse_body};
 use validate::{bad, valid_email, valid_name, valid_password};
 
@@ -138,6 +139,15 @@ impl IntoResponse for AccountError {
     }
 }
 
+/// A short, stable pseudonym of an email for logs and rate-limit keys: the first 16 hex digits
+/// of the SHA-256 of the trimmed, lower-cased address. The same account always maps to the
+/// same value; the address itself never reaches a log line.
+pub fn email_hash(email: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(email.trim().to_lowercase().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// The role as stored in `users.role`.
 fn role_name(role: Role) -> &'static str {
     match role {
@@ -170,6 +180,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> AppError {
 /// with the requested role (`user` by default). A taken email is [`AccountError::Conflict`].
 pub async fn register(
     db: &PgPool,
+    passwords: &Passwords,
     creator: Option<&Claims>,
     request: RegisterRequest,
 ) -> Result<User, AccountError> {
@@ -199,7 +210,7 @@ pub async fn register(
             return Err(AppError::Forbidden("only an admin can create users".into()).into());
         }
     };
-    let password_hash = password::hash(request.password).await?;
+    let password_hash = passwords.hash(request.password).await?;
     let user_id = Uuid::now_v7();
     let mut tx = db.begin().await.map_err(db_error)?;
     match &new_tenant {
@@ -256,9 +267,12 @@ pub async fn register(
 }
 
 /// Checks an email and password and issues a token valid for `ttl`. Unknown emails and wrong
-/// passwords get the same 401 after the same amount of hashing work.
+/// passwords get the same 401 after the same amount of hashing work; each refusal is logged with
+/// a hash of the email (never the email) and the client's address.
 pub async fn login(
     db: &PgPool,
+    passwords: &Passwords,
+    client: Option<std::net::IpAddr>,
     auth: &JwtAuth,
     ttl: Duration,
     request: LoginRequest,
@@ -272,9 +286,9 @@ pub async fn login(
     .await
     .map_err(db_error)?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    let verified = password::verify(request.password, stored).await?;
+    let verified = passwords.verify(request.password, stored).await?;
     let Some(row) = row.filter(|_| verified) else {
-        tracing::info!("login refused");
+        tracing::info!(email_hash = %email_hash(&request.email), client = ?client, "login refused");
         return Err(AppError::Unauthorized(INVALID_LOGIN.into()));
     };
     let user = User {

@@ -77,6 +77,7 @@ impl OpenAiError {
                  Bearer auth (Authorization: Bearer YOUR_TOKEN)."
             }
             AuthError::Expired => "The API key (token) provided has expired.",
+            AuthError::NotYetValid => "The API key (token) provided is not valid yet.",
             AuthError::Invalid | AuthError::CannotSign => "Incorrect API key (token) provided.",
         };
         Self::new(StatusCode::UNAUTHORIZED, INVALID_REQUEST, message).code("invalid_api_key")

@@ -10,19 +10,27 @@ use axum::response::{IntoResponse, Response};
 use common::error::{ApiEnvelope, AppError};
 
 use crate::accounts::{self, AccountError, LoginResponse, Me};
-use crate::extract::AuthUser;
+use crate::extract::{AuthUser, ClientAddr};
 use crate::state::AppState;
 
 /// `POST /auth/register`: 201 with the new user. Without a token, a new tenant and its admin;
 /// with an admin's token, a user of the admin's tenant.
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     creator: Option<AuthUser>,
     body: Bytes,
 ) -> Result<Response, AccountError> {
-    let request = accounts::parse_body(&body)?;
+    let request: accounts::RegisterRequest = accounts::parse_body(&body)?;
+    if creator.is_none() {
+        // Self-registration is unauthenticated: bounded per client address like a login.
+        state
+            .rate_limiter()
+            .admit_auth(&state.settings().auth, client, None)
+            .await?;
+    }
     let creator = creator.map(|AuthUser(claims)| claims);
-    let user = accounts::register(state.db(), creator.as_ref(), request).await?;
+    let user = accounts::register(state.db(), state.passwords(), creator.as_ref(), request).await?;
     let body = ApiEnvelope {
         code: StatusCode::CREATED.as_u16(),
         success: true,
@@ -35,11 +43,24 @@ pub async fn register(
 /// `POST /auth/login`: a token for an email and password.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Json<ApiEnvelope<LoginResponse>>, AppError> {
-    let request = accounts::parse_body(&body)?;
+    let request: accounts::LoginRequest = accounts::parse_body(&body)?;
+    state
+        .rate_limiter()
+        .admit_auth(&state.settings().auth, client, Some(&request.email))
+        .await?;
     let ttl = Duration::from_secs(state.settings().auth_token_ttl_secs);
-    let answer = accounts::login(state.db(), state.auth(), ttl, request).await?;
+    let answer = accounts::login(
+        state.db(),
+        state.passwords(),
+        client,
+        state.auth(),
+        ttl,
+        request,
+    )
+    .await?;
     Ok(common::error::ok(answer))
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use common::auth::Claims;
+use common::auth::{Claims, LEEWAY_SECS, unix_now};
 use common::error::AppError;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,7 +26,7 @@ pub struct WsQuery {
     session_id: Option<String>,
 }
 
-/// Close code for a refused or missing token (RFC 6455 "policy violation").
+/// Close code for a refused, missing or expired token (RFC 6455 "policy violation").
 const CLOSE_AUTH: u16 = close_code::POLICY;
 
 /// Bytes read from the socket at once. tungstenite zero-fills that much of its read buffer on
@@ -80,6 +80,8 @@ struct Connection {
 enum Flow {
     Continue,
     Close(u16, &'static str),
+    /// The connection was closed already.
+    Closed,
 }
 
 async fn next_entry(sub: &mut Option<Subscription>) -> Result<Entry, Lagged> {
@@ -119,6 +121,16 @@ impl Connection {
                 self.close(CLOSE_AUTH, "unauthorized").await;
                 return;
             }
+        };
+        // Connections per tenant are bounded on each replica; the slot frees when this returns.
+        let Some(_slot) = self.state.ws_slots().take(claims.tenant_id) else {
+            self.send_error(
+                "too_many_connections",
+                "this tenant has too many open WebSockets; retry later",
+            )
+            .await;
+            self.close(close_code::AGAIN, "too many connections").await;
+            return;
         };
         self.claims = Some(claims.clone());
         let wanted = match query.session_id.as_deref().map(str::parse::<Uuid>) {
@@ -172,6 +184,10 @@ impl Connection {
         let idle = Duration::from_secs(self.state.settings().ws.idle_timeout_secs);
         let shutdown = self.state.shutdown().clone();
         let mut deadline = tokio::time::Instant::now() + idle;
+        // The token stops working when it expires, also on a connection opened before.
+        let exp = self.claims.as_ref().map_or(0, |c| c.exp + LEEWAY_SECS);
+        let expires =
+            tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now()));
         loop {
             let idle_timer = tokio::time::sleep_until(deadline);
             tokio::select! {
@@ -197,9 +213,13 @@ impl Connection {
                         Some(Ok(Message::Close(_))) => return,
                         Some(Ok(_)) => Flow::Continue,
                     };
-                    if let Flow::Close(code, reason) = flow {
-                        self.close(code, reason).await;
-                        return;
+                    match flow {
+                        Flow::Continue => {}
+                        Flow::Close(code, reason) => {
+                            self.close(code, reason).await;
+                            return;
+                        }
+                        Flow::Closed => return,
                     }
                 }
                 entry = next_entry(&mut self.subscription) => {
@@ -214,6 +234,10 @@ impl Connection {
                 }
                 () = idle_timer, if self.running.is_none() => {
                     self.close(close_code::NORMAL, "idle timeout").await;
+                    return;
+                }
+                () = tokio::time::sleep_until(expires) => {
+                    self.token_expired().await;
                     return;
                 }
                 () = shutdown.cancelled() => {
@@ -251,7 +275,22 @@ impl Connection {
         self.send(client_event(&entry)).await
     }
 
+    /// Tells the client its token expired and closes: it reconnects with a fresh one.
+    async fn token_expired(&mut self) {
+        tracing::info!("websocket token expired; closing");
+        self.send_error(
+            "token_expired",
+            "the token has expired; reconnect with a new one",
+        )
+        .await;
+        self.close(CLOSE_AUTH, "token expired").await;
+    }
+
     async fn on_text(&mut self, text: &str) -> Flow {
+        if self.claims.as_ref().is_some_and(Claims::expired) {
+            self.token_expired().await;
+            return Flow::Closed;
+        }
         let message = match protocol::parse(text) {
             Ok(m) => m,
             Err(refusal) => {

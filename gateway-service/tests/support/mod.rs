@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// How to start the system.
+#[derive(Clone)]
 pub struct Opts {
     pub core: CoreSettings,
     pub gateway: gateway_service::Settings,

@@ -109,6 +109,7 @@ async fn probes_docs_and_tokens() {
             tenant_id: me.tenant,
             role: Role::User,
             exp: 1,
+            nbf: None,
         })
         .unwrap();
     assert_eq!(status(expired).await, 401);
