@@ -19,10 +19,11 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::providers::{Candidate, ProviderError, Providers};
 pub use payload::ChatPayload;
+use payload::ProviderRequest;
 use stream::{Progress, StreamEnd};
 
 /// The action type this handler serves.
-pub const GENERATE: &str = "chat.completion.generate";
+pub const GENERATE: &str = common::payloads::chat::GENERATE;
 
 /// Streams chat completions.
 pub struct ChatHandler {
@@ -78,8 +79,15 @@ impl Handler for ChatHandler {
 
     async fn handle(&self, task: Task) -> Result<(), HandlerError> {
         let events = &task.events;
-        let mut payload = ChatPayload::parse(&task.action.data)
-            .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e))?;
+        let mut payload = match ChatPayload::parse(&task.action.data) {
+            Ok(p) => p,
+            // A client's mistake: told, completed, never retried or dead-lettered.
+            Err(e) => {
+                tracing::info!(reason = %e, "invalid chat payload refused");
+                let error = ErrorData::new("validation", "invalid_payload", e.to_string(), false);
+                return send_error(events, error).await;
+            }
+        };
         let mut progress = Progress::default();
         if !payload.store {
             return self.generate(&task, &payload, &mut progress).await;

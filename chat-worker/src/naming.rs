@@ -293,6 +293,9 @@ const TRAILING: &[char] = &['.', ',', ';', ':', '!', '-', '–', '—'];
 /// boundary). `None` when nothing is left.
 pub fn clean_title(raw: &str) -> Option<String> {
     let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    // The title rule a client's rename meets: no controls, no bidirectional overrides.
+    let line = history::title::sanitize(line);
+    let line = line.as_str();
     let line = match line.get(..6) {
         Some(label) if label.eq_ignore_ascii_case("title:") => &line[6..],
         _ => line,
@@ -362,6 +365,10 @@ mod tests {
         assert!(long.is_some_and(|t| t.chars().count() <= MAX_TITLE_CHARS));
         assert_eq!(clean_title(&"x".repeat(100)).map(|t| t.len()), Some(60));
         assert_eq!(clean_title(" \"\" \n"), None);
+        // Escapes, bells and bidi overrides never reach a stored title.
+        let title = clean_title("Plan\u{1b}[2J a \u{7}trip \u{202E}gnp.exe").unwrap();
+        assert!(history::title::check(&title).is_ok(), "{title:?}");
+        assert_eq!(title, "Plan [2J a trip gnp.exe");
     }
 
     #[test]

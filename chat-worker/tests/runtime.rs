@@ -528,3 +528,58 @@ async fn callback_streams_must_stay_in_the_namespace() {
     assert!(!conn.exists::<_, bool>(&foreign).await.unwrap());
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_payload_that_can_never_run_is_refused_not_dead_lettered() {
+    let core = isolated_settings();
+    let names = core.names();
+    let (client, mut conn) = redis(&core).await;
+    let worker = spawn(settings(core.clone()));
+    let bus = Bus::connect(&core).await.unwrap();
+    for data in [
+        json!({"prompt": "hi", "settings": {"max_tokens": -1}}),
+        json!({"prompt": "hi", "settings": {"temperature": "hot"}}),
+        json!({"prompt": "a\u{0}b"}),
+    ] {
+        let mut action = chat_action("x");
+        action.data = data.clone();
+        bus.publish(&action).await.unwrap();
+        let key = names.response_stream(action.session_id);
+        let events = read_until(&client, &key, "complete", Some(action.task_id), WAIT).await;
+        let error = events.iter().find(|e| e.kind == "error").expect("an error");
+        assert_eq!(error.event["data"]["code"], "invalid_payload", "{data}");
+        assert_eq!(error.event["data"]["retryable"], false);
+        assert_completed_once(&events);
+    }
+    let dead = xrange_all(&mut conn, &names.dead_letter_stream("chat")).await;
+    assert!(dead.is_empty(), "{dead:#?}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_action_is_dead_lettered_unread() {
+    let mut core = isolated_settings();
+    core.bus.max_action_bytes = 16 * 1024;
+    let names = core.names();
+    let (client, mut conn) = redis(&core).await;
+    let worker = spawn(settings(core.clone()));
+    let bus = Bus::connect(&core).await.unwrap();
+    let big = chat_action(&"word ".repeat(10_000));
+    bus.publish(&big).await.unwrap();
+    let dead = names.dead_letter_stream("chat");
+    read_until(&client, &dead, "", None, WAIT).await;
+    let raw: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
+    let error: String = raw.ids[0].get("error").unwrap();
+    assert!(error.contains("BUS__MAX_ACTION_BYTES"), "{error}");
+    let kept: String = raw.ids[0].get("payload").unwrap();
+    assert!(kept.len() <= 4096, "the dead letter keeps only the start");
+    // Nothing was written to its session, and the worker goes on.
+    let stream = names.response_stream(big.session_id);
+    assert!(xrange_all(&mut conn, &stream).await.is_empty());
+    let good = chat_action("small");
+    bus.publish(&good).await.unwrap();
+    let key = names.response_stream(good.session_id);
+    let events = read_until(&client, &key, "complete", Some(good.task_id), WAIT).await;
+    assert!(text(&events).contains("small"));
+    worker.stop().await;
+}

@@ -12,6 +12,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 mod search;
+pub mod title;
 pub use search::{SearchHit, search_messages};
 
 /// A stored session.

@@ -13,6 +13,7 @@ pub mod history;
 pub mod http;
 pub mod models;
 pub mod names;
+pub mod payloads;
 pub mod sessions;
 pub mod settings;
 pub mod shutdown;

@@ -25,7 +25,7 @@ pub const MESSAGES_PAGE: (i64, i64) = (100, 500);
 /// Search hits: default and maximum.
 pub const SEARCH_PAGE: (i64, i64) = (20, 100);
 /// Longest title a client may set, in characters.
-pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_TITLE_CHARS: usize = history::title::MAX_CHARS;
 /// Longest search query, in characters.
 const MAX_QUERY_CHARS: usize = 500;
 
@@ -163,21 +163,9 @@ pub async fn read_session(
     })
 }
 
-/// A title as a client may set it: trimmed, 1 to 200 characters, no control characters.
+/// A title as a client may set it: the one title rule (`common::history::title`), trimmed.
 pub fn valid_title(title: &str) -> Result<&str, AppError> {
-    let title = title.trim();
-    let chars = title.chars().count();
-    if chars == 0 || chars > MAX_TITLE_CHARS {
-        return Err(AppError::BadRequest(format!(
-            "title must be 1 to {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    if title.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
-            "title must not contain control characters".into(),
-        ));
-    }
-    Ok(title)
+    history::title::check(title).map_err(AppError::BadRequest)
 }
 
 /// Renames a session; returns it as lists show it.
@@ -287,6 +275,7 @@ pub async fn search(
             "q must be 1 to {MAX_QUERY_CHARS} characters"
         )));
     }
+    common::payloads::storable(query, "q").map_err(|e| AppError::BadRequest(e.0))?;
     let only_user = viewer.list_filter(all)?;
     let limit = page_size(limit, SEARCH_PAGE)?;
     let mut results = history::search_messages(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::auth::Claims;
 use common::envelope::DomainAction;
 use common::error::AppError;
+use common::payloads::chat::{ChatPayload, ChatSettings};
 use common::sessions::{Owner, SessionError};
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use crate::hub::{Entry, StreamId, Subscription};
 use crate::state::AppState;
 
 /// The action type of a chat turn.
-pub const CHAT_ACTION: &str = "chat.completion.generate";
+pub const CHAT_ACTION: &str = common::payloads::chat::GENERATE;
 /// This service's name in `origin_service`.
 pub const ORIGIN: &str = "gateway-service";
 
@@ -31,31 +32,31 @@ pub struct ChatInput {
     /// Continue this session; a new one when absent.
     #[serde(default)]
     pub session_id: Option<Uuid>,
-    /// Generation settings, passed through.
+    /// Generation settings (typed: a wrong type is refused here, not by the worker).
     #[serde(default)]
-    pub settings: Option<Value>,
+    pub settings: Option<ChatSettings>,
     /// `false`: a stateless turn, kept out of the chat history.
     #[serde(default)]
     pub store: Option<bool>,
 }
 
 impl ChatInput {
-    /// Checks what the worker would refuse, so the client hears it at once.
+    /// The action's `data`.
+    pub fn payload(&self) -> ChatPayload {
+        ChatPayload {
+            model: self.model.clone(),
+            settings: self.settings.clone().unwrap_or_default(),
+            store: self.store.unwrap_or(true),
+            ..ChatPayload::from_prompt(self.prompt.clone())
+        }
+    }
+
+    /// Checks what the worker would refuse (the same rules: `common::payloads::chat`), so the
+    /// client hears it at once.
     pub fn validate(&self) -> Result<(), AppError> {
-        let ok = match &self.prompt {
-            Value::String(s) => !s.trim().is_empty(),
-            Value::Array(parts) => !parts.is_empty() && parts.iter().all(Value::is_object),
-            _ => false,
-        };
-        if !ok {
-            return Err(AppError::BadRequest(
-                "prompt must be a non-empty string or a non-empty list of parts".into(),
-            ));
-        }
-        if self.settings.as_ref().is_some_and(|s| !s.is_object()) {
-            return Err(AppError::BadRequest("settings must be an object".into()));
-        }
-        Ok(())
+        self.payload()
+            .validate()
+            .map_err(|e| AppError::BadRequest(e.0))
     }
 }
 
@@ -115,16 +116,8 @@ impl AppState {
         session_id: Uuid,
         input: &ChatInput,
     ) -> Result<Started, AppError> {
-        let mut data = json!({"prompt": input.prompt});
-        if let Some(model) = &input.model {
-            data["model"] = json!(model);
-        }
-        if let Some(settings) = &input.settings {
-            data["settings"] = settings.clone();
-        }
-        if let Some(store) = input.store {
-            data["store"] = json!(store);
-        }
+        let data = serde_json::to_value(input.payload())
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("chat payload: {e}")))?;
         self.publish_chat_data(claims, session_id, data).await
     }
 

@@ -43,7 +43,7 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < ATTEMPTS => {
+            Err(e) if attempt < ATTEMPTS && !permanent(&e) => {
                 tracing::warn!(error = %e, attempt, "{what} failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
                 attempt += 1;
@@ -53,13 +53,24 @@ where
     }
 }
 
+/// Whether a write can never succeed as it is (the data or a limit, not the database's state):
+/// PostgreSQL's data exceptions (class 22), integrity violations (23) and program limits (54).
+fn permanent(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("54")),
+        _ => false,
+    }
+}
+
 async fn report(events: &TaskEvents, what: &str, e: &sqlx::Error) -> Result<(), HandlerError> {
     tracing::error!(error = %e, "{what} failed for good");
     let error = ErrorData::new(
         "persistence",
         "persistence_failed",
         format!("the {what} could not be saved; the answer is not in the history"),
-        true,
+        !permanent(e),
     );
     events.error(&error).await.map_err(emit_failed)?;
     Ok(())

@@ -60,13 +60,15 @@ impl CompletionTask {
             .models()
             .resolve(Some(&request.model))
             .map_err(|e| OpenAiError::model_not_found(&e))?;
+        // The rules the worker applies (storable text, counts, ranges), checked before publishing.
+        let data = request.action_data();
+        common::payloads::chat::ChatPayload::parse(&data)
+            .map_err(|e| OpenAiError::invalid_request(e.0, None))?;
         let created = unix_now();
         // Each request is a conversation of its own: the client sends the whole history.
         let session_id = state.claim_session(claims, None).await?;
         let sub = state.subscribe_live(session_id).await?;
-        let started = state
-            .publish_chat_data(claims, session_id, request.action_data())
-            .await?;
+        let started = state.publish_chat_data(claims, session_id, data).await?;
         Ok(Self {
             state: state.clone(),
             sub,

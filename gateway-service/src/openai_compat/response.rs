@@ -150,7 +150,10 @@ impl Transcript {
                     self.tool_calls = calls.clone();
                 }
             }
-            "error" if self.error.is_none() => self.error = Some(data.clone()),
+            // A turn the history could not keep is still a whole answer.
+            "error" if self.error.is_none() && data["stage"] != "persistence" => {
+                self.error = Some(data.clone());
+            }
             _ => {}
         }
     }
@@ -202,6 +205,33 @@ mod tests {
             created: 7,
             model: "asked".into(),
         }
+    }
+
+    #[test]
+    fn an_answer_the_history_could_not_keep_is_still_an_answer() {
+        let mut t = Transcript::new(meta());
+        for e in [
+            TaskEvent::new("text_chunk", json!({"content": "whole"})),
+            TaskEvent::new(
+                "text_completed",
+                json!({"content": "whole", "finish_reason": "stop", "usage": null}),
+            ),
+            TaskEvent::new(
+                "error",
+                json!({"stage": "persistence", "code": "persistence_failed",
+                    "message": "not saved", "retryable": false}),
+            ),
+        ] {
+            t.absorb(&e);
+        }
+        assert!(t.error().is_none());
+        assert_eq!(t.completion()["choices"][0]["message"]["content"], "whole");
+        t.absorb(&TaskEvent::new(
+            "error",
+            json!({"stage": "provider", "code": "upstream_error", "message": "cut",
+                "retryable": false}),
+        ));
+        assert!(t.error().is_some());
     }
 
     #[test]

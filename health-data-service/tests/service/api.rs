@@ -44,7 +44,13 @@ async fn probes_docs_and_tokens() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(page.text().await.unwrap().contains("health-data-service"));
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("health-data-service"));
+    // The page's only script is pinned to a version and checked by its integrity hash.
+    assert!(html.contains("@scalar/api-reference@1.76.0/"), "{html}");
+    assert!(html.contains("integrity=\"sha384-"), "{html}");
 
     let spec: Value = http
         .get(format!("{}/docs/openapi.json", service.base))
