@@ -60,14 +60,9 @@ impl ChatHandler {
     }
 }
 
-/// An event write failed: Redis is away. Retryable while nothing reached the client.
-pub(crate) fn emit_failed(e: common::events::EmitError) -> HandlerError {
-    HandlerError::retryable("worker", "bus_unavailable", e.to_string())
-}
-
 /// Sends an `error` event.
 pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
-    events.error(&error).await.map_err(emit_failed)?;
+    events.error(&error).await?;
     Ok(())
 }
 
@@ -81,12 +76,7 @@ impl Handler for ChatHandler {
         let events = &task.events;
         let mut payload = match ChatPayload::parse(&task.action.data) {
             Ok(p) => p,
-            // A client's mistake: told, completed, never retried or dead-lettered.
-            Err(e) => {
-                tracing::info!(reason = %e, "invalid chat payload refused");
-                let error = ErrorData::new("validation", "invalid_payload", e.to_string(), false);
-                return send_error(events, error).await;
-            }
+            Err(e) => return Err(HandlerError::rejected("invalid_payload", e.to_string())),
         };
         let mut progress = Progress::default();
         if !payload.store {
@@ -216,10 +206,7 @@ impl ChatHandler {
         let request = payload.request_for(candidate);
         let announced = async {
             if let Some(data) = model_in_use {
-                task.events
-                    .send(EventType::ModelInUse, data)
-                    .await
-                    .map_err(emit_failed)?;
+                task.events.send(EventType::ModelInUse, data).await?;
             }
             Ok::<(), HandlerError>(())
         };

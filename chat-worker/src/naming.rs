@@ -17,7 +17,7 @@ use common::history::{self, Message};
 use common::worker::{Handler, HandlerError, Task};
 
 use crate::config::Settings;
-use crate::handler::{emit_failed, send_error};
+use crate::handler::send_error;
 use crate::providers::{Candidate, ChatRequest, Delta, ProviderError, Providers, Usage};
 
 /// The action type this handler serves.
@@ -76,7 +76,7 @@ impl Handler for NamingHandler {
     async fn handle(&self, task: Task) -> Result<(), HandlerError> {
         let (events, action) = (&task.events, &task.action);
         let payload: NamePayload = serde_json::from_value(action.data.clone())
-            .map_err(|e| HandlerError::fatal("validation", "invalid_payload", e.to_string()))?;
+            .map_err(|e| HandlerError::rejected("invalid_payload", e.to_string()))?;
         let messages = history::first_messages(
             &self.pool,
             action.tenant_id,
@@ -111,10 +111,7 @@ impl Handler for NamingHandler {
             if let Some(note) = plan.note {
                 model_in_use["note"] = json!(note);
             }
-            events
-                .send(EventType::ModelInUse, model_in_use)
-                .await
-                .map_err(emit_failed)?;
+            events.send(EventType::ModelInUse, model_in_use).await?;
             if candidate.provider.kind() == "dummy" {
                 written = Some((derived_title(&messages), None));
                 break;
@@ -126,10 +123,7 @@ impl Handler for NamingHandler {
                     break;
                 }
                 Asked::Cancelled => {
-                    events
-                        .send(EventType::Cancelled, json!({}))
-                        .await
-                        .map_err(emit_failed)?;
+                    events.send(EventType::Cancelled, json!({})).await?;
                     return Ok(());
                 }
                 Asked::Failed(e) => {
@@ -235,15 +229,13 @@ impl NamingHandler {
                 EventType::TextCompleted,
                 json!({"content": title, "usage": usage, "finish_reason": "stop"}),
             )
-            .await
-            .map_err(emit_failed)?;
+            .await?;
         events
             .send(
                 EventType::DbOperationExecuted,
                 json!({"operation": "session_titled", "session_id": action.session_id}),
             )
-            .await
-            .map_err(emit_failed)?;
+            .await?;
         Ok(())
     }
 }

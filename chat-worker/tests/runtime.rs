@@ -583,3 +583,49 @@ async fn an_oversized_action_is_dead_lettered_unread() {
     assert!(text(&events).contains("small"));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_callback_action_type_gets_the_answer_as_a_new_action() {
+    let core = isolated_settings();
+    let names = core.names();
+    let (client, mut conn) = redis(&core).await;
+    let worker = spawn(settings(core.clone()));
+    let bus = Bus::connect(&core).await.unwrap();
+    let mut action = chat_action("call me back");
+    action.user_id = Some(Uuid::now_v7());
+    action.callback_action_type = Some("billing.chat.answered".into());
+    bus.publish(&action).await.unwrap();
+    let key = names.response_stream(action.session_id);
+    let events = read_until(&client, &key, "complete", Some(action.task_id), WAIT).await;
+    assert_completed_once(&events);
+    let replies = xrange_all(&mut conn, &names.action_stream("billing")).await;
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    let reply = DomainAction::parse(&replies[0].event.to_string()).unwrap();
+    assert_eq!(reply.action_type, "billing.chat.answered");
+    assert_eq!(
+        (reply.tenant_id, reply.user_id, reply.session_id),
+        (action.tenant_id, action.user_id, action.session_id)
+    );
+    assert_eq!(reply.correlation_id, Some(action.action_id));
+    assert_eq!(reply.data["request_action_id"], json!(action.action_id));
+    assert!(
+        reply.data["content"]
+            .as_str()
+            .unwrap()
+            .contains("call me back")
+    );
+    assert_eq!(reply.data["finish_reason"], "stop");
+
+    // Not service.entity.verb: refused before anything runs, not dead-lettered.
+    let mut bad = chat_action("never");
+    bad.callback_action_type = Some("nope".into());
+    bus.publish(&bad).await.unwrap();
+    let key = names.response_stream(bad.session_id);
+    let events = read_until(&client, &key, "complete", Some(bad.task_id), WAIT).await;
+    let error = events.iter().find(|e| e.kind == "error").expect("an error");
+    assert_eq!(error.event["data"]["code"], "invalid_callback_action_type");
+    assert!(events.iter().all(|e| e.kind != "text_chunk"));
+    let dead = xrange_all(&mut conn, &names.dead_letter_stream("chat")).await;
+    assert!(dead.is_empty());
+    worker.stop().await;
+}

@@ -182,6 +182,8 @@ struct Flags {
     tts_done: AtomicBool,
     cancelled_sent: AtomicBool,
     output_sent: AtomicBool,
+    /// The data of the task's `text_completed`: its result, for a callback action.
+    result: std::sync::Mutex<Option<Value>>,
 }
 
 /// Sends a task's events to its response stream. Cloneable; cannot complete the task.
@@ -217,7 +219,22 @@ impl TaskEvents {
         if !self.admit(kind)? {
             return Ok(None);
         }
+        self.remember(kind, &data);
         self.write(kind, &data).await
+    }
+
+    /// Keeps the task's result (the data of `text_completed`).
+    fn remember(&self, kind: EventType, data: &Value) {
+        if kind == EventType::TextCompleted
+            && let Ok(mut result) = self.flags.result.lock()
+        {
+            *result = Some(data.clone());
+        }
+    }
+
+    /// The data of the task's `text_completed`, once sent.
+    pub fn result(&self) -> Option<Value> {
+        self.flags.result.lock().ok().and_then(|r| r.clone())
     }
 
     /// Sends several events in order in one round trip (a pipeline of `XADD`s): for output that
@@ -234,6 +251,7 @@ impl TaskEvents {
         let mut admitted = Vec::new();
         for (kind, data) in events {
             if self.admit(kind)? {
+                self.remember(kind, &data);
                 admitted.push((kind, data));
             }
         }

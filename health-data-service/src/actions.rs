@@ -1,15 +1,14 @@
 //! The `health.*` actions, consumed from the service's stream through the worker runtime:
 //! `health.summary.get` and `health.marker.trend`. Each answers on the session's response stream
 //! with `text_completed` whose `content` is a sentence and whose `data` is the structured result
-//! (the runtime then completes the task), and, when the action names a `callback_action_type`,
-//! publishes the result as a new action of that type. Only the action's own tenant and user are
-//! ever read.
+//! (the runtime then completes the task, and, when the action names a `callback_action_type`,
+//! publishes the result as a new action of that type). Only the action's own tenant and user
+//! are ever read.
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use common::Bus;
-use common::envelope::{DomainAction, is_valid_action_type};
-use common::events::{EmitError, ErrorData, EventType};
+use common::envelope::DomainAction;
+use common::events::{ErrorData, EventType};
 use common::worker::{Handler, HandlerError, Task};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -26,8 +25,6 @@ use crate::text;
 pub const SUMMARY: &str = "health.summary.get";
 /// `data {marker, from?, to?}` → one blood marker over time.
 pub const TREND: &str = "health.marker.trend";
-/// The `origin_service` of callback actions.
-pub const ORIGIN: &str = "health-data-service";
 
 /// `health.summary.get` data.
 #[derive(Debug, Default, Deserialize)]
@@ -47,18 +44,13 @@ struct TrendData {
 /// Answers `health.*` actions from PostgreSQL.
 pub struct HealthHandler {
     pool: PgPool,
-    bus: Bus,
 }
 
 impl HealthHandler {
-    /// A handler reading `pool` and publishing callbacks on `bus`.
-    pub fn new(pool: PgPool, bus: Bus) -> Self {
-        Self { pool, bus }
+    /// A handler reading `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
     }
-}
-
-fn emit_failed(e: EmitError) -> HandlerError {
-    HandlerError::retryable("worker", "emit_failed", e.to_string())
 }
 
 fn db_failed(e: sqlx::Error) -> HandlerError {
@@ -97,22 +89,17 @@ impl Handler for HealthHandler {
             Err(Invalid(code, message)) => {
                 events
                     .error(&ErrorData::new("validation", code, message, false))
-                    .await
-                    .map_err(emit_failed)?;
+                    .await?;
                 return Ok(());
             }
         };
         let (content, result) = answered;
-        if let Some(kind) = &action.callback_action_type {
-            self.callback(action, kind, &content, &result).await?;
-        }
         events
             .send(
                 EventType::TextCompleted,
                 json!({"content": content, "data": result, "finish_reason": "stop", "usage": null}),
             )
-            .await
-            .map_err(emit_failed)?;
+            .await?;
         Ok(())
     }
 }
@@ -129,14 +116,6 @@ impl HealthHandler {
                 "health data is personal: the action needs a user_id".into(),
             )));
         };
-        if let Some(kind) = &action.callback_action_type
-            && !is_valid_action_type(kind)
-        {
-            return Ok(Err(Invalid(
-                "invalid_callback_action_type",
-                format!("callback_action_type {kind:?} is not service.entity.verb"),
-            )));
-        }
         let owner = Owner::new(action.tenant_id, user_id);
         match action.action_type.as_str() {
             SUMMARY => {
@@ -183,40 +162,6 @@ impl HealthHandler {
                 Ok(Ok((trend_sentence(&t), json!(t))))
             }
         }
-    }
-
-    /// Publishes the result as a new action of `kind` to its service's stream.
-    async fn callback(
-        &self,
-        action: &DomainAction,
-        kind: &str,
-        content: &str,
-        result: &Value,
-    ) -> Result<(), HandlerError> {
-        let mut reply = DomainAction::new(
-            kind,
-            ORIGIN,
-            action.tenant_id,
-            action.session_id,
-            json!({
-                "request_action_id": action.action_id,
-                "request_action_type": action.action_type,
-                "content": content,
-                "result": result,
-            }),
-        );
-        reply.user_id = action.user_id;
-        reply.correlation_id = action.correlation_id.or(Some(action.action_id));
-        reply.traceparent = common::telemetry::current_traceparent();
-        reply.metadata = action.metadata.clone();
-        self.bus.publish(&reply).await.map_err(|e| {
-            HandlerError::retryable(
-                "worker",
-                "callback_failed",
-                format!("callback not published: {e}"),
-            )
-        })?;
-        Ok(())
     }
 }
 

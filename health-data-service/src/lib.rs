@@ -63,7 +63,7 @@ pub async fn serve(
         settings.clone(),
         shutdown.child_token(),
     );
-    let handler = Arc::new(actions::HealthHandler::new(db.clone(), bus.clone()));
+    let handler = Arc::new(actions::HealthHandler::new(db.clone()));
     let worker = Worker::new(bus, settings.worker.clone(), SERVICE, handler).with_session_store(db);
     let app = common::http::harden(routes::router(state.clone()), &settings.http);
     // The worker stops with the process, or when the HTTP server ends for any other reason.

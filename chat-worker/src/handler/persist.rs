@@ -16,7 +16,6 @@ use common::events::{ErrorData, EventType, TaskEvents};
 use common::history::{self, NewMessage};
 use common::worker::HandlerError;
 
-use super::emit_failed;
 use super::payload::ChatPayload;
 use super::stream::Progress;
 use crate::providers::content_text;
@@ -72,7 +71,7 @@ async fn report(events: &TaskEvents, what: &str, e: &sqlx::Error) -> Result<(), 
         format!("the {what} could not be saved; the answer is not in the history"),
         !permanent(e),
     );
-    events.error(&error).await.map_err(emit_failed)?;
+    events.error(&error).await?;
     Ok(())
 }
 
@@ -199,8 +198,7 @@ pub async fn finish(
                     json!({"operation": "chat_turn_saved", "session_id": action.session_id,
                         "user_message_id": turn.user_message, "assistant_message_id": id}),
                 )
-                .await
-                .map_err(emit_failed)?;
+                .await?;
             Ok(())
         }
         Err(e) => report(events, "assistant reply", &e).await,

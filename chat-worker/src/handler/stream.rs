@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use common::events::{ErrorData, EventType, TaskEvents};
 use common::worker::HandlerError;
 
-use super::emit_failed;
 use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
 
 /// Most events written in one round trip.
@@ -143,7 +142,7 @@ impl Progress {
                     None => break,
                 }
             }
-            events.send_all(outgoing).await.map_err(emit_failed)?;
+            events.send_all(outgoing).await?;
             match end {
                 Some(StreamEnd::Finished) => break,
                 Some(failed) => return Ok(failed),
@@ -205,8 +204,7 @@ impl Progress {
                     EventType::ToolStart,
                     json!({"call_id": id, "name": call.name, "arguments": arguments}),
                 )
-                .await
-                .map_err(emit_failed)?;
+                .await?;
             calls.push(json!({"id": id, "type": "function",
                 "function": {"name": call.name, "arguments": arguments}}));
         }
@@ -232,19 +230,13 @@ impl Progress {
         }
         self.final_finish = finish.to_owned();
         self.final_calls = tool_calls;
-        events
-            .send(EventType::TextCompleted, data)
-            .await
-            .map_err(emit_failed)?;
+        events.send(EventType::TextCompleted, data).await?;
         Ok(())
     }
 
     /// `cancelled`, then `text_completed` with what was streamed.
     pub async fn cancelled(&mut self, events: &TaskEvents) -> Result<(), HandlerError> {
-        events
-            .send(EventType::Cancelled, json!({}))
-            .await
-            .map_err(emit_failed)?;
+        events.send(EventType::Cancelled, json!({})).await?;
         self.text_completed(events, "cancelled", Vec::new()).await
     }
 
@@ -258,7 +250,7 @@ impl Progress {
         tracing::warn!(error = %e, streamed = self.content.len(), "provider failed");
         let mut error = ErrorData::new("provider", e.code(), e.to_string(), e.retryable());
         error.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
-        events.error(&error).await.map_err(emit_failed)?;
+        events.error(&error).await?;
         self.text_completed(events, "error", Vec::new()).await
     }
 }

@@ -78,19 +78,46 @@ pub struct Task {
     pub delivery: u64,
 }
 
-/// A handler's failure. `retryable` failures are retried while no output reached the client.
+/// A handler's failure. `retryable` failures are retried while no output reached the client;
+/// a rejection is the client's mistake: told, completed, never retried nor dead-lettered.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {}", .0.code, .0.message)]
-pub struct HandlerError(pub ErrorData);
+#[error("{}: {}", .error.code, .error.message)]
+pub struct HandlerError {
+    /// What the client is told in the `error` event.
+    pub error: ErrorData,
+    /// A client's mistake rather than a failure of the system.
+    pub rejected: bool,
+}
 
 impl HandlerError {
     /// A failure that trying again may fix (Redis hiccup, provider 5xx before output).
     pub fn retryable(stage: &str, code: &str, message: impl Into<String>) -> Self {
-        Self(ErrorData::new(stage, code, message, true))
+        Self {
+            error: ErrorData::new(stage, code, message, true),
+            rejected: false,
+        }
     }
-    /// A failure that trying again will not fix (invalid payload).
+    /// A failure of the system that trying again will not fix: dead-lettered for an operator.
     pub fn fatal(stage: &str, code: &str, message: impl Into<String>) -> Self {
-        Self(ErrorData::new(stage, code, message, false))
+        Self {
+            error: ErrorData::new(stage, code, message, false),
+            rejected: false,
+        }
+    }
+    /// A request that can never run as it is (an invalid payload): the client gets an `error`
+    /// event of stage `validation` and the completion; nothing is dead-lettered.
+    pub fn rejected(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorData::new("validation", code, message, false),
+            rejected: true,
+        }
+    }
+}
+
+/// An event could not be written: Redis is away. Retryable while nothing reached the client.
+impl From<crate::events::EmitError> for HandlerError {
+    fn from(e: crate::events::EmitError) -> Self {
+        Self::retryable("worker", "bus_unavailable", e.to_string())
     }
 }
 

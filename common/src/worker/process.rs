@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{HandlerError, Inner, Task, sleep_or_shutdown};
 use crate::backoff::Backoff;
-use crate::envelope::DomainAction;
+use crate::envelope::{DomainAction, is_valid_action_type};
 use crate::events::{Completion, ErrorData, EventType, ResponseTarget};
 use crate::sessions::{Owner, SessionError};
 
@@ -185,6 +185,22 @@ impl Inner {
             self.ack(&id).await;
             return;
         }
+        if let Some(kind) = action
+            .callback_action_type
+            .as_deref()
+            .filter(|k| !is_valid_action_type(k))
+        {
+            // The publisher's mistake: told, completed, not dead-lettered.
+            let error = ErrorData::new(
+                "validation",
+                "invalid_callback_action_type",
+                format!("callback_action_type {kind:?} is not service.entity.verb"),
+                false,
+            );
+            self.fail_and_complete(completion, &error).await;
+            self.ack(&id).await;
+            return;
+        }
         if action.is_expired(Utc::now()) {
             tracing::info!("deadline passed; not executed");
             let error = ErrorData::new(
@@ -225,9 +241,16 @@ impl Inner {
             };
             let cancelled = registration.token.is_cancelled();
             match result {
+                Ok(()) if !cancelled => self.send_callback(&action, &events).await,
                 Ok(()) => {}
+                Err(e) if e.rejected => {
+                    tracing::info!(reason = %e, "action rejected");
+                    if let Err(err) = events.error(&e.error).await {
+                        tracing::warn!(error = %err, "error event not written");
+                    }
+                }
                 Err(e)
-                    if e.0.retryable
+                    if e.error.retryable
                         && !cancelled
                         && !events.output_sent()
                         && delivery < self.settings.max_deliveries =>
@@ -248,7 +271,7 @@ impl Inner {
                             tracing::warn!("entry gone before its retry; task failed");
                             self.dead_letter(&id, &fields, Some(&raw), &e.to_string(), delivery)
                                 .await;
-                            if let Err(err) = events.error(&e.0).await {
+                            if let Err(err) = events.error(&e.error).await {
                                 tracing::warn!(error = %err, "error event not written");
                             }
                             self.complete_and_ack(completion, &id).await;
@@ -267,7 +290,7 @@ impl Inner {
                     tracing::error!(error = %e, "handler failed for good; dead-lettered");
                     self.dead_letter(&id, &fields, Some(&raw), &e.to_string(), delivery)
                         .await;
-                    if let Err(err) = events.error(&e.0).await {
+                    if let Err(err) = events.error(&e.error).await {
                         tracing::warn!(error = %err, "error event not written");
                     }
                 }
@@ -277,6 +300,47 @@ impl Inner {
             }
             self.complete_and_ack(completion, &id).await;
             return;
+        }
+    }
+
+    /// When the action names a `callback_action_type`, publishes its result as a new action of
+    /// that type (DESIGN §2): same tenant, user and session, `correlation_id` the request's
+    /// action id, `data` {request_action_id, request_action_type, content, result, usage,
+    /// finish_reason} from the task's `text_completed`.
+    async fn send_callback(&self, action: &DomainAction, events: &crate::events::TaskEvents) {
+        let Some(kind) = action.callback_action_type.as_deref() else {
+            return;
+        };
+        let done = events.result().unwrap_or(Value::Null);
+        let mut reply = DomainAction::new(
+            kind,
+            self.service.as_str(),
+            action.tenant_id,
+            action.session_id,
+            serde_json::json!({
+                "request_action_id": action.action_id,
+                "request_action_type": action.action_type,
+                "content": done["content"],
+                "result": done["data"],
+                "usage": done["usage"],
+                "finish_reason": done["finish_reason"],
+            }),
+        );
+        reply.user_id = action.user_id;
+        reply.correlation_id = action.correlation_id.or(Some(action.action_id));
+        reply.traceparent = crate::telemetry::current_traceparent();
+        reply.metadata = action.metadata.clone();
+        if let Err(e) = self.bus.publish(&reply).await {
+            tracing::warn!(error = %e, "callback action not published");
+            let error = ErrorData::new(
+                "worker",
+                "callback_failed",
+                "the result could not be published as the callback action",
+                true,
+            );
+            if let Err(err) = events.error(&error).await {
+                tracing::warn!(error = %err, "error event not written");
+            }
         }
     }
 
