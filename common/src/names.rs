@@ -1,7 +1,11 @@
 //! Every stream, group and key name of the system, from one place (DESIGN §3).
 //!
-//! Names keep the `{prefix}:{env}:...` layout of the design. None of them carries a Redis Cluster
-//! hash tag yet; see `docs/architecture.md` for how multi-key reads stay cluster-compatible.
+//! Names keep the `{prefix}:{env}:...` layout of the design and are ready for Redis Cluster:
+//! every key a multi-key command or script touches together carries the same hash tag (the part
+//! in braces decides the slot). A session's keys are tagged by the session id
+//! (`…:responses:{<session>}`, `…:session:{<session>}:owner`), a callback stream by its name,
+//! and an action's processed-marker by the tag of the stream its `complete` goes to, because the
+//! completion script writes both. `docs/streams.md` lists each multi-key command.
 
 use uuid::Uuid;
 
@@ -34,14 +38,14 @@ impl Names {
         format!("{}:{service}:streams:dead", self.base)
     }
 
-    /// A session's response stream.
+    /// A session's response stream: `{ns}:responses:{<session>}`.
     pub fn response_stream(&self, session_id: Uuid) -> String {
-        format!("{}:responses:{session_id}", self.base)
+        format!("{}:responses:{{{session_id}}}", self.base)
     }
 
-    /// A caller's callback stream: `{ns}:callbacks:{name}`.
+    /// A caller's callback stream: `{ns}:callbacks:{<name>}` (the name is its hash tag).
     pub fn callback_stream(&self, name: &str) -> String {
-        format!("{}:callbacks:{name}", self.base)
+        format!("{}:callbacks:{{{name}}}", self.base)
     }
 
     /// Whether a key is a callback stream (`{ns}:callbacks:` and a non-empty name): the only
@@ -63,20 +67,25 @@ impl Names {
         format!("{}:cancel", self.base)
     }
 
-    /// The marker that an action already completed (idempotency by `action_id`).
-    pub fn processed_marker(&self, service: &str, action_id: Uuid) -> String {
-        format!("{}:{service}:processed:{action_id}", self.base)
+    /// The marker that an action already completed (idempotency by `action_id`), in the slot
+    /// of `target`, the stream its `complete` is written to (one script writes both).
+    pub fn processed_marker(&self, service: &str, action_id: Uuid, target: &str) -> String {
+        format!(
+            "{}:{service}:processed:{{{}}}:{action_id}",
+            self.base,
+            hash_tag(target)
+        )
     }
 
     /// The owner (`{tenant_id}:{user_id}`) of a session, so no other tenant or user reads,
     /// resumes or writes to it (see `sessions`).
     pub fn session_owner(&self, session_id: Uuid) -> String {
-        format!("{}:session:{session_id}:owner", self.base)
+        format!("{}:session:{{{session_id}}}:owner", self.base)
     }
 
     /// Set while some client is attached to a session after a disconnect (resume grace).
     pub fn session_attached(&self, session_id: Uuid) -> String {
-        format!("{}:session:{session_id}:attached", self.base)
+        format!("{}:session:{{{session_id}}}:attached", self.base)
     }
 
     /// A tenant's rate-limit state (GCRA theoretical arrival time).
@@ -92,8 +101,21 @@ impl Names {
 
     /// The task of a session that is running now, if any.
     pub fn session_running_task(&self, session_id: Uuid) -> String {
-        format!("{}:session:{session_id}:task", self.base)
+        format!("{}:session:{{{session_id}}}:task", self.base)
     }
+}
+
+/// What Redis Cluster hashes a key by: the text inside its first `{…}` when that is not empty,
+/// else the whole key. Keys with equal hash tags share a slot.
+pub fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
 }
 
 #[cfg(test)]
@@ -107,9 +129,16 @@ mod tests {
         assert_eq!(n.action_stream("chat"), "aiback:dev:chat:streams:main");
         assert_eq!(n.consumer_group("chat"), "chat-workers");
         assert_eq!(n.dead_letter_stream("chat"), "aiback:dev:chat:streams:dead");
-        assert_eq!(n.response_stream(id), format!("aiback:dev:responses:{id}"));
+        assert_eq!(
+            n.response_stream(id),
+            format!("aiback:dev:responses:{{{id}}}")
+        );
         assert_eq!(n.cancel_flag(id), format!("aiback:dev:cancel:{id}"));
-        assert_eq!(n.callback_stream("billing"), "aiback:dev:callbacks:billing");
+        assert_eq!(
+            n.callback_stream("billing"),
+            "aiback:dev:callbacks:{billing}"
+        );
+        assert!(n.is_callback_stream("aiback:dev:callbacks:{billing}"));
         assert!(n.is_callback_stream("aiback:dev:callbacks:billing"));
         for not in [
             "aiback:dev:callbacks:",
@@ -120,5 +149,33 @@ mod tests {
         ] {
             assert!(!n.is_callback_stream(not), "{not}");
         }
+    }
+
+    #[test]
+    fn keys_written_together_share_a_hash_tag() {
+        let n = Names::new("aiback", "dev");
+        let (session, action) = (Uuid::now_v7(), Uuid::now_v7());
+        let stream = n.response_stream(session);
+        let tag = session.to_string();
+        // The completion script: the marker and the stream it completes.
+        assert_eq!(hash_tag(&n.processed_marker("chat", action, &stream)), tag);
+        let callback = n.callback_stream("billing");
+        assert_eq!(
+            hash_tag(&n.processed_marker("chat", action, &callback)),
+            "billing"
+        );
+        // A callback key given without braces hashes whole; its marker's tag is that whole key.
+        let plain = "aiback:dev:callbacks:plain";
+        assert_eq!(hash_tag(&n.processed_marker("chat", action, plain)), plain);
+        // A session deleted with one DEL: stream, owner, running task, attached flag.
+        for key in [
+            n.session_owner(session),
+            n.session_running_task(session),
+            n.session_attached(session),
+        ] {
+            assert_eq!(hash_tag(&key), tag, "{key}");
+        }
+        assert_eq!(hash_tag("no-tag"), "no-tag");
+        assert_eq!(hash_tag("a{}b"), "a{}b");
     }
 }

@@ -206,7 +206,7 @@ pub struct BusSettings {
     /// failover) before the task fails, seconds.
     pub event_retry_secs: u64,
     /// Largest action a worker reads, bytes (its whole envelope); larger ones are dead-lettered
-    /// unread, and publishers refuse them.
+    /// unread. The gateway's own request limits keep the actions it publishes well below.
     pub max_action_bytes: usize,
 }
 

@@ -94,10 +94,11 @@ impl Inner {
         action: DomainAction,
         mut delivery: u64,
     ) {
-        let marker = self
-            .bus
-            .names()
-            .processed_marker(&self.service, action.action_id);
+        let marker = self.bus.names().processed_marker(
+            &self.service,
+            action.action_id,
+            &self.target_stream(&action),
+        );
         // Registered before the flag is read, so a cancel arriving in between is not missed.
         let registration = self.cancels.register(action.task_id, &self.tasks_root);
         let owner = Owner::new(action.tenant_id, action.user_id);
@@ -346,7 +347,11 @@ impl Inner {
 
     /// Runs the handler in its own task (a panic is a retryable failure), refreshing the claim.
     async fn run_handler(&self, task: Task, id: &str) -> Outcome {
-        let action_id = task.action.action_id;
+        let marker = self.bus.names().processed_marker(
+            &self.service,
+            task.action.action_id,
+            &self.target_stream(&task.action),
+        );
         let handler = self.handler.clone();
         let mut handle = tokio::spawn(async move { handler.handle(task).await }.in_current_span());
         let mut ticker = tokio::time::interval(Duration::from_millis(self.settings.heartbeat_ms));
@@ -360,7 +365,7 @@ impl Inner {
                     }));
                 }
                 _ = ticker.tick() => {
-                    if !self.heartbeat(id, action_id).await {
+                    if !self.heartbeat(id, &marker).await {
                         handle.abort();
                         return Outcome::LostClaim;
                     }
@@ -370,7 +375,7 @@ impl Inner {
     }
 
     /// Refreshes this consumer's claim on an entry; false when another consumer owns it now.
-    async fn heartbeat(&self, id: &str, action_id: Uuid) -> bool {
+    async fn heartbeat(&self, id: &str, marker: &str) -> bool {
         let mut conn = self.bus.conn();
         let owner: RedisResult<StreamPendingCountReply> = conn
             .xpending_count(&self.stream, &self.group, id, id, 1)
@@ -391,7 +396,7 @@ impl Inner {
                 // Not pending at all: completed and acked by another consumer (its processed-
                 // marker is set), or gone with a Redis that restarted without its data, in
                 // which case this run still owes the client its ending.
-                None => !self.processed(action_id).await,
+                None => !self.processed(marker).await,
             },
             // Cannot tell while Redis is away; keep working.
             Err(_) => true,
@@ -399,9 +404,8 @@ impl Inner {
     }
 
     /// Whether the action's processed-marker is set (unknown counts as not).
-    async fn processed(&self, action_id: Uuid) -> bool {
-        let marker = self.bus.names().processed_marker(&self.service, action_id);
-        let set: RedisResult<bool> = self.bus.conn().exists(&marker).await;
+    async fn processed(&self, marker: &str) -> bool {
+        let set: RedisResult<bool> = self.bus.conn().exists(marker).await;
         set.unwrap_or(false)
     }
 
@@ -426,12 +430,17 @@ impl Inner {
     /// stream, else to its session's response stream (an invalid callback is refused and the
     /// client hears about it there).
     fn completion_for(&self, action: &DomainAction, marker: String) -> Completion {
-        let stream = action
+        self.completion_to(action, self.target_stream(action), marker)
+    }
+
+    /// Where an action's events and `complete` go: its valid callback stream, else its
+    /// session's response stream.
+    fn target_stream(&self, action: &DomainAction) -> String {
+        action
             .callback_stream
             .clone()
             .filter(|cb| self.valid_callback(action, cb))
-            .unwrap_or_else(|| self.bus.names().response_stream(action.session_id));
-        self.completion_to(action, stream, marker)
+            .unwrap_or_else(|| self.bus.names().response_stream(action.session_id))
     }
 
     fn completion_to(&self, action: &DomainAction, stream: String, marker: String) -> Completion {
@@ -467,10 +476,15 @@ impl Inner {
         }
         let action_id = uuid("action_id").unwrap_or(task_id);
         let settings = self.bus.settings();
+        let stream = self.bus.names().response_stream(session_id);
+        let marker = self
+            .bus
+            .names()
+            .processed_marker(&self.service, action_id, &stream);
         Some(Completion::new(
             self.bus.conn(),
             ResponseTarget {
-                stream: self.bus.names().response_stream(session_id),
+                stream,
                 session_id,
                 task_id,
                 maxlen: settings.response_maxlen,
@@ -478,7 +492,7 @@ impl Inner {
                 retry_for: Duration::from_secs(settings.event_retry_secs),
                 cancel_flag: self.bus.names().cancel_flag(task_id),
             },
-            self.bus.names().processed_marker(&self.service, action_id),
+            marker,
             settings.processed_ttl_secs,
         ))
     }
