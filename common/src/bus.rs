@@ -141,6 +141,12 @@ impl Bus {
         cmd
     }
 
+    /// Deletes `key` only while it holds `value`, in one step (a compare-and-delete script), so a
+    /// value written meanwhile by someone else survives. True when it was deleted.
+    pub async fn delete_if_equals(&self, key: &str, value: &str) -> RedisResult<bool> {
+        delete_if_equals(&mut self.conn.clone(), key, value).await
+    }
+
     /// Raises a task's cancel flag and announces it, so a worker reacts at once.
     pub async fn request_cancel(&self, task_id: Uuid) -> RedisResult<()> {
         let mut conn = self.conn.clone();
@@ -163,4 +169,25 @@ impl Bus {
         let mut conn = self.conn.clone();
         conn.exists(self.names.cancel_flag(task_id)).await
     }
+}
+
+/// Deletes the key only while it holds the value (KEYS[1], ARGV[1]).
+static DELETE_IF_EQUALS: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+
+/// [`Bus::delete_if_equals`] on a given connection.
+pub async fn delete_if_equals(
+    conn: &mut ConnectionManager,
+    key: &str,
+    value: &str,
+) -> RedisResult<bool> {
+    let deleted: i64 = DELETE_IF_EQUALS
+        .key(key)
+        .arg(value)
+        .invoke_async(conn)
+        .await?;
+    Ok(deleted == 1)
 }

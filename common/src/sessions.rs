@@ -74,12 +74,6 @@ impl From<sqlx::Error> for SessionError {
     }
 }
 
-/// Deletes the owner key only while it still holds this caller's value.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
 /// Claims and checks session owners.
 #[derive(Clone)]
 pub struct SessionOwners {
@@ -169,11 +163,7 @@ impl SessionOwners {
         // Gives back a claim this call made, when the session turns out not to be the caller's.
         let release = || async {
             if claimed_now {
-                let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-                    .key(&key)
-                    .arg(&mine)
-                    .invoke_async(&mut self.conn.clone())
-                    .await;
+                let _ = crate::bus::delete_if_equals(&mut self.conn.clone(), &key, &mine).await;
             }
         };
         if session_id.is_nil() {

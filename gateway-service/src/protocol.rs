@@ -40,14 +40,17 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Parses one text frame.
+/// Parses one text frame: decoded once into its message; only a refused frame is read again to
+/// say why.
 pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
-    let value: Value = serde_json::from_str(text).map_err(|_| Refusal {
-        code: "invalid_json",
-        message: "message is not valid JSON".into(),
-    })?;
-    serde_json::from_value(value.clone()).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| {
         const KNOWN: [&str; 5] = ["auth", "chat", "cancel", "resume", "ping"];
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            return Refusal {
+                code: "invalid_json",
+                message: "message is not valid JSON".into(),
+            };
+        };
         match value["type"].as_str() {
             Some(t) if KNOWN.contains(&t) => Refusal {
                 code: "bad_request",

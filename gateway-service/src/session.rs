@@ -162,10 +162,13 @@ impl AppState {
     /// Forgets the running task once it completed.
     pub async fn task_finished(&self, session_id: Uuid, task_id: Uuid) {
         let key = self.bus().names().session_running_task(session_id);
-        let mut conn = self.bus().conn();
-        let current: redis::RedisResult<Option<String>> = conn.get(&key).await;
-        if matches!(current, Ok(Some(t)) if t == task_id.to_string()) {
-            let _: redis::RedisResult<()> = conn.del(&key).await;
+        // Only this task's mark: a task started meanwhile keeps its own.
+        if let Err(e) = self
+            .bus()
+            .delete_if_equals(&key, &task_id.to_string())
+            .await
+        {
+            tracing::debug!(error = %e, "running task not cleared; it expires");
         }
     }
 

@@ -84,6 +84,16 @@ enum Flow {
     Closed,
 }
 
+/// How a failed read ends the connection: oversized frames and messages (tungstenite's capacity
+/// errors) with 1009 saying why, anything else as a protocol error.
+fn read_failed(e: axum::Error) -> Flow {
+    let cause = e.into_inner();
+    match cause.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Flow::Close(close_code::SIZE, "message too big"),
+        _ => Flow::Close(close_code::PROTOCOL, "malformed frame"),
+    }
+}
+
 async fn next_entry(sub: &mut Option<Subscription>) -> Result<Entry, Lagged> {
     match sub {
         Some(s) => s.recv().await,
@@ -197,13 +207,7 @@ impl Connection {
                         None => return,
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
-                            // Oversized frames surface here as capacity errors; say why.
-                            let text = e.to_string();
-                            if text.contains("too long") || text.contains("Space limit") {
-                                Flow::Close(close_code::SIZE, "message too big")
-                            } else {
-                                Flow::Close(close_code::PROTOCOL, "malformed frame")
-                            }
+                            read_failed(e)
                         }
                         Some(Ok(Message::Text(text))) => self.on_text(&text).await,
                         Some(Ok(Message::Binary(_))) => {
