@@ -1,17 +1,22 @@
 # Starts and stops the processes that scripts/bench and scripts/fault-suite measure: a private
-# redis-server on its own port, the provider simulator, the gateway and chat-workers, all release
-# builds, each with its log under $OUT. Sourced after scripts/lib.sh.
+# redis-server on its own port, the provider simulator, the gateway and chat-workers (and, when
+# asked, a health-data-service), all release builds, each with its log under $OUT. Sourced after
+# scripts/lib.sh.
 # shellcheck shell=bash
 
 STACK_PIDS=()
 STACK_WORKERS=()
 
+# stack_init <name> [more packages to build, e.g. health-data-service]
 # Builds the release binaries and sets BIN, OUT and the settings every process shares.
 stack_init() {
-  local name="$1"
+  local name="$1" pkg
+  shift
+  local packages=(gateway-service chat-worker provider-sim loadgen "$@") flags=()
+  for pkg in "${packages[@]}"; do flags+=(-p "$pkg"); done
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  log "building (release): gateway-service chat-worker provider-sim loadgen"
-  cargo build --release --locked -p gateway-service -p chat-worker -p provider-sim -p loadgen
+  log "building (release): ${packages[*]}"
+  cargo build --release --locked "${flags[@]}"
   BIN="${CARGO_TARGET_DIR:-target}/release"
   OUT="${OUT:-${CARGO_TARGET_DIR:-target}/$name/$(date +%Y%m%d-%H%M%S)}"
   mkdir -p "$OUT"
@@ -36,8 +41,10 @@ stack_init() {
   JWT_SECRET="${name}-$(date +%s)-$RANDOM$RANDOM"
   export JWT_SECRET
   export RUST_LOG="${RUST_LOG:-warn}"
-  # The per-tenant limiter must not throttle the load (every client is one tenant).
+  # The per-tenant limits must not throttle the load (every client is one tenant): requests,
+  # and open WebSockets (the idle phase holds 10,000). The login limits stay on.
   export RATE_LIMIT__REQUESTS_PER_MINUTE=0
+  export WS__MAX_PER_TENANT=0
   export OPENAI_API_KEY=sk-bench
   export OPENAI_BASE_URL="http://127.0.0.1:$SIM_PORT/v1"
   STACK_RUN=0
@@ -89,6 +96,19 @@ stack_up() {
   wait_consumers "$workers"
 }
 
+# Starts a health-data-service on a free port of 127.0.0.1 (after stack_up: the gateway has
+# migrated the database); sets HEALTH_PID and LOADGEN_HEALTH. Needs `stack_init <name>
+# health-data-service`. Extra VAR=value arguments go to its environment.
+health_up() {
+  local port
+  port="$("$BIN/loadgen" free-port)"
+  env HEALTH_ADDR="127.0.0.1:$port" "$@" "$BIN/health-data-service" >>"$OUT/health.log" 2>&1 &
+  HEALTH_PID=$!
+  STACK_PIDS+=("$HEALTH_PID")
+  export LOADGEN_HEALTH="http://127.0.0.1:$port"
+  "$BIN/loadgen" wait-http "$LOADGEN_HEALTH/ready" --timeout-secs 60
+}
+
 # Starts worker number $1 (1-based) with STACK_WORKER_ENV; its pid goes to STACK_WORKERS.
 worker_start() {
   local i="$1"
@@ -115,6 +135,7 @@ wait_consumers() {
 # --proc flags for loadgen: every process of the stack.
 stack_procs() {
   local args=(--proc "gateway=$GATEWAY_PID" --proc "sim=$SIM_PID" --proc "redis=$REDIS_PID")
+  [ -z "${HEALTH_PID:-}" ] || args+=(--proc "health=$HEALTH_PID")
   local i=1 name
   for pid in "${STACK_WORKERS[@]}"; do
     name=worker
@@ -136,6 +157,8 @@ stack_down() {
   done
   STACK_PIDS=()
   STACK_WORKERS=()
+  HEALTH_PID=""
+  unset LOADGEN_HEALTH
   redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
 }
 

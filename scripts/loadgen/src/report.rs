@@ -240,11 +240,24 @@ pub fn faults(results: &[Value]) -> (String, bool) {
     for r in results {
         let passed = r["passed"].as_bool().unwrap_or(false);
         all &= passed;
+        // A failed scenario names the checks that failed.
+        let failed: Vec<&str> = r["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["ok"] == false)
+            .filter_map(|c| c["check"].as_str())
+            .collect();
+        let verdict = match (passed, failed.is_empty()) {
+            (true, _) => "yes".to_owned(),
+            (false, true) => "**no**".to_owned(),
+            (false, false) => format!("**no**: {}", failed.join("; ")),
+        };
         md.push_str(&format!(
             "| {} | {} | {} |\n",
             r["kind"].as_str().unwrap_or("?"),
             r["summary"].as_str().unwrap_or_default().replace('|', "/"),
-            if passed { "yes" } else { "**no**" }
+            verdict.replace('|', "/")
         ));
     }
     (md, all)
