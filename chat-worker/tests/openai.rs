@@ -118,3 +118,44 @@ async fn provider_failures_become_error_events_then_completion() {
         assert_eq!(done["finish_reason"], "error");
     }
 }
+
+#[tokio::test]
+async fn a_provider_refusing_the_deployment_shows_the_user_a_generic_error() {
+    let (sim, h) = setup().await;
+    for status in [401, 403, 404] {
+        sim.push_script(Behaviour::Refused {
+            status,
+            message: "Incorrect API key provided: sk-test. You can find your API key at \
+                https://platform.openai.com/account/api-keys."
+                .to_owned(),
+        });
+        let events = ask(&h, "hello").await;
+        let error = find(&events, "error");
+        let message = error["message"].as_str().unwrap();
+        assert!(!message.contains("sk-"), "{status}: {message}");
+        assert!(
+            !message.contains("Incorrect API key"),
+            "{status}: {message}"
+        );
+        assert!(message.contains(&format!("HTTP {status}")), "{message}");
+        assert_eq!(error["stage"], "provider");
+        assert_eq!(error["code"], "upstream_misconfigured");
+        assert_eq!(error["retryable"], false);
+        assert_eq!(find(&events, "text_completed")["finish_reason"], "error");
+    }
+    // Another 4xx is the request's problem: its explanation reaches the user, without the key.
+    sim.push_script(Behaviour::Refused {
+        status: 400,
+        message: format!("Invalid 'max_tokens' for key {KEY}"),
+    });
+    let events = ask(&h, "hello").await;
+    let error = find(&events, "error");
+    assert_eq!(error["code"], "upstream_refused");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid 'max_tokens' for key [api key]"),
+        "{error}"
+    );
+}

@@ -262,7 +262,7 @@ impl TextProvider for AnthropicProvider {
         if let Some(key) = &self.api_key {
             builder = builder.header("x-api-key", key.expose());
         }
-        let response = http::send(builder).await?;
+        let response = http::send(builder, self.api_key.as_ref()).await?;
         Ok(http::sse_stream(response, Parser::default()))
     }
 }

@@ -240,7 +240,7 @@ impl TextProvider for GeminiProvider {
         if let Some(key) = &self.api_key {
             builder = builder.header("x-goog-api-key", key.expose());
         }
-        let response = http::send(builder).await?;
+        let response = http::send(builder, self.api_key.as_ref()).await?;
         Ok(http::sse_stream(response, Parser::default()))
     }
 }

@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
+use common::settings::Secret;
+
 use super::{Delta, DeltaStream, ProviderError};
 
 /// The HTTP client every provider uses.
@@ -20,8 +22,12 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Sends a request, mapping transport failures and error statuses to [`ProviderError`].
-pub async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+/// Sends a request, mapping transport failures and error statuses to [`ProviderError`]. `api_key`
+/// is the key the request carries, cut out of any error message the provider echoes it in.
+pub async fn send(
+    builder: reqwest::RequestBuilder,
+    api_key: Option<&Secret>,
+) -> Result<reqwest::Response, ProviderError> {
     let response = builder.send().await.map_err(|e| {
         ProviderError::Connection(
             if e.is_connect() {
@@ -48,9 +54,24 @@ pub async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response,
             status: status.as_u16(),
         });
     }
+    let url = response.url().clone();
+    let message = error_message(response, api_key).await;
+    if matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+    ) {
+        // The deployment's problem, not the user's: the operator reads why here, the user is
+        // told only that the provider refused.
+        tracing::error!(status = status.as_u16(), host = url.host_str().unwrap_or_default(),
+            path = url.path(), provider_message = %message,
+            "the provider refused the deployment: check its API key, permissions and model names");
+        return Err(ProviderError::Misconfigured {
+            status: status.as_u16(),
+        });
+    }
     Err(ProviderError::Refused {
         status: status.as_u16(),
-        message: error_message(response).await,
+        message,
     })
 }
 
@@ -66,13 +87,17 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// The provider's own error message (`error.message` in all three formats), cut short.
-async fn error_message(response: reqwest::Response) -> String {
+/// The provider's own error message (`error.message` in all three formats), cut short, with the
+/// request's key replaced should the provider quote it.
+async fn error_message(response: reqwest::Response, api_key: Option<&Secret>) -> String {
     let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
+    let mut message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or(text);
+    if let Some(key) = api_key.map(Secret::expose).filter(|k| !k.is_empty()) {
+        message = message.replace(key, "[api key]");
+    }
     message.chars().take(300).collect()
 }
 

@@ -111,7 +111,15 @@ pub enum ProviderError {
         /// The HTTP status.
         status: u16,
     },
-    /// The provider refused the request (4xx); the provider's message, without secrets.
+    /// The provider refused the deployment itself (401, 403, 404: a wrong or revoked key, a
+    /// missing permission, a model or URL it does not know). The operator must fix it, and the
+    /// provider's explanation (which may quote part of the key) is logged, never sent to users.
+    #[error("the provider refused the request (HTTP {status}); the operator has been told")]
+    Misconfigured {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The provider refused the request (another 4xx); the provider's message, without the key.
     #[error("the provider refused the request (HTTP {status}): {message}")]
     Refused {
         /// The HTTP status.
@@ -136,6 +144,7 @@ impl ProviderError {
         match self {
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream { .. } => "upstream_error",
+            Self::Misconfigured { .. } => "upstream_misconfigured",
             Self::Refused { .. } => "upstream_refused",
             Self::Connection(_) => "upstream_connection",
             Self::Protocol(_) => "upstream_protocol",

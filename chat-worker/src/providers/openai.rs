@@ -128,7 +128,7 @@ impl TextProvider for OpenAiProvider {
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose());
         }
-        let response = http::send(builder).await?;
+        let response = http::send(builder, self.api_key.as_ref()).await?;
         Ok(http::sse_stream(response, Parser::default()))
     }
 }

@@ -49,6 +49,16 @@ pub enum Behaviour {
         /// Value of the `Retry-After` header, in seconds.
         retry_after_secs: u64,
     },
+    /// An HTTP error other than 429 or 5xx (meant for 4xx: 400, 401, 403, 404), before any token,
+    /// in the format's error shape with `message` as the provider's explanation, as a real API
+    /// answers a wrong key (`Incorrect API key provided: sk-…`), a missing permission or an
+    /// unknown model. A status that is not a valid HTTP status is sent as 400.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The provider's explanation (`error.message`).
+        message: String,
+    },
     /// Sends that many content chunks, then aborts the connection with no terminator.
     DropMidStream {
         /// Content chunks sent before the connection is cut.

@@ -22,6 +22,11 @@ pub(crate) enum Failure {
     },
     /// The non-streamed form of `Behaviour::ErrorEvent`: the provider is overloaded.
     Overloaded,
+    /// `Behaviour::Refused`: a 4xx with the provider's explanation.
+    Refused {
+        status: StatusCode,
+        message: String,
+    },
 }
 
 /// One request's reply as a wire format encodes it; the engine decides when each part goes out.
@@ -102,6 +107,13 @@ pub(crate) async fn respond<T: Turn>(
                 retry_after_secs: *retry_after_secs,
             });
         }
+        Behaviour::Refused { status, message } => {
+            guard.finish();
+            return turn.failure(Failure::Refused {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                message: message.clone(),
+            });
+        }
         Behaviour::Normal
         | Behaviour::DropMidStream { .. }
         | Behaviour::MalformedLine { .. }
@@ -138,7 +150,10 @@ pub(crate) async fn respond<T: Turn>(
             guard.finish();
             turn.failure(Failure::Overloaded)
         }
-        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
+        Behaviour::Normal
+        | Behaviour::ServerError
+        | Behaviour::RateLimited { .. }
+        | Behaviour::Refused { .. } => {
             for _ in 0..turn.units() {
                 guard.chunk_sent();
             }
@@ -175,9 +190,10 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
         Behaviour::DropMidStream { after_chunks }
         | Behaviour::MalformedLine { after_chunks }
         | Behaviour::ErrorEvent { after_chunks } => ((*after_chunks).min(turn.units()), false),
-        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
-            (turn.units(), true)
-        }
+        Behaviour::Normal
+        | Behaviour::ServerError
+        | Behaviour::RateLimited { .. }
+        | Behaviour::Refused { .. } => (turn.units(), true),
     };
     for index in 0..units {
         let delay = if index == 0 {
@@ -197,9 +213,10 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
         Behaviour::DropMidStream { .. } => Step::Cut,
         Behaviour::MalformedLine { .. } => Step::Tail(Tail::Malformed),
         Behaviour::ErrorEvent { .. } => Step::Tail(Tail::ErrorEvent),
-        Behaviour::Normal | Behaviour::ServerError | Behaviour::RateLimited { .. } => {
-            Step::Tail(Tail::Closing)
-        }
+        Behaviour::Normal
+        | Behaviour::ServerError
+        | Behaviour::RateLimited { .. }
+        | Behaviour::Refused { .. } => Step::Tail(Tail::Closing),
     });
     steps
 }

@@ -389,6 +389,15 @@ impl Turn for MessageTurn {
                 "overloaded_error",
                 "Overloaded".to_owned(),
             ),
+            Failure::Refused { status, message } => {
+                let kind = match status {
+                    StatusCode::UNAUTHORIZED => "authentication_error",
+                    StatusCode::FORBIDDEN => "permission_error",
+                    StatusCode::NOT_FOUND => "not_found_error",
+                    _ => "invalid_request_error",
+                };
+                error_response(status, kind, message)
+            }
         }
     }
 }

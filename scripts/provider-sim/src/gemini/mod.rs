@@ -432,6 +432,15 @@ impl Turn for GenerateTurn {
                 OVERLOADED_MESSAGE.to_owned(),
                 Vec::new(),
             ),
+            Failure::Refused { status, message } => {
+                let google_status = match status {
+                    StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+                    StatusCode::FORBIDDEN => "PERMISSION_DENIED",
+                    StatusCode::NOT_FOUND => "NOT_FOUND",
+                    _ => "INVALID_ARGUMENT",
+                };
+                error_response(status, google_status, message, Vec::new())
+            }
         }
     }
 }

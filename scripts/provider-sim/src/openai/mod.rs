@@ -387,6 +387,10 @@ impl Turn for ChatTurn {
                 "The engine is currently overloaded, please try again later.".to_owned(),
                 "server_error",
             ),
+            // OpenAI answers a wrong key, a missing permission and an unknown model alike.
+            Failure::Refused { status, message } => {
+                error_response(status, message, "invalid_request_error")
+            }
             Failure::RateLimited { retry_after_secs } => {
                 let mut response = error_response(
                     StatusCode::TOO_MANY_REQUESTS,

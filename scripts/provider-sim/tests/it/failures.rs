@@ -277,3 +277,23 @@ async fn invalid_requests_get_openai_style_400() {
         "rejected requests are not served"
     );
 }
+
+#[tokio::test]
+async fn refused_answers_its_status_and_message_before_any_token() {
+    let sim = start(config(3, 0)).await;
+    let message = "Incorrect API key provided: sk-test. You can find your API key at https://platform.openai.com/account/api-keys.";
+    sim.push_script(Behaviour::Refused {
+        status: 401,
+        message: message.to_owned(),
+    });
+    let refused = post_chat(&sim, &chat_body(true)).await;
+    assert_eq!(refused.status(), 401);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["message"], message);
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+
+    let records = sim.requests();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].chunks_sent, 0);
+    assert!(records[0].finished);
+}
