@@ -18,6 +18,43 @@ use crate::envelope::{DomainAction, is_valid_action_type};
 use crate::events::{Completion, ErrorData, EventType, ResponseTarget};
 use crate::sessions::{Owner, SessionError};
 
+/// What follows one run of the handler.
+#[derive(Debug)]
+enum AfterRun {
+    /// It finished: the callback action (if any) is published, then the task completed.
+    Succeed,
+    /// It ended after a cancel, with or without an error: completed, never retried.
+    FinishCancelled(Option<HandlerError>),
+    /// The client's mistake: an `error` event and the completion, no dead letter.
+    Reject(HandlerError),
+    /// A retryable failure before any output, with deliveries left: run again after a backoff.
+    Retry(HandlerError),
+    /// A failure the system could not get past: dead-lettered, the client told, completed.
+    DeadLetter(HandlerError),
+}
+
+/// Decides what follows a handler run, from its result, whether the task was cancelled, whether
+/// output already reached the client (a retry would repeat it), and the delivery so far against
+/// `max_deliveries`.
+fn after_run(
+    result: Result<(), HandlerError>,
+    cancelled: bool,
+    output_sent: bool,
+    delivery: u64,
+    max_deliveries: u64,
+) -> AfterRun {
+    match result {
+        Ok(()) if cancelled => AfterRun::FinishCancelled(None),
+        Ok(()) => AfterRun::Succeed,
+        Err(e) if e.rejected => AfterRun::Reject(e),
+        Err(e) if cancelled => AfterRun::FinishCancelled(Some(e)),
+        Err(e) if e.error.retryable && !output_sent && delivery < max_deliveries => {
+            AfterRun::Retry(e)
+        }
+        Err(e) => AfterRun::DeadLetter(e),
+    }
+}
+
 /// How one run of the handler ended.
 enum Outcome {
     Finished(Result<(), HandlerError>),
@@ -241,21 +278,26 @@ impl Inner {
                 Outcome::Finished(r) => r,
             };
             let cancelled = registration.token.is_cancelled();
-            match result {
-                Ok(()) if !cancelled => self.send_callback(&action, &events).await,
-                Ok(()) => {}
-                Err(e) if e.rejected => {
+            let next = after_run(
+                result,
+                cancelled,
+                events.output_sent(),
+                delivery,
+                self.settings.max_deliveries,
+            );
+            match next {
+                AfterRun::Succeed => self.send_callback(&action, &events).await,
+                AfterRun::FinishCancelled(None) => {}
+                AfterRun::FinishCancelled(Some(e)) => {
+                    tracing::info!(error = %e, "handler ended after cancel");
+                }
+                AfterRun::Reject(e) => {
                     tracing::info!(reason = %e, "action rejected");
                     if let Err(err) = events.error(&e.error).await {
                         tracing::warn!(error = %err, "error event not written");
                     }
                 }
-                Err(e)
-                    if e.error.retryable
-                        && !cancelled
-                        && !events.output_sent()
-                        && delivery < self.settings.max_deliveries =>
-                {
+                AfterRun::Retry(e) => {
                     let delay = Backoff::delay_for(retry_base, retry_max, delivery as u32);
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "handler failed; retrying");
                     if sleep_or_shutdown(delay, &self.stopping).await {
@@ -284,10 +326,7 @@ impl Inner {
                         }
                     }
                 }
-                Err(e) if cancelled => {
-                    tracing::info!(error = %e, "handler ended after cancel");
-                }
-                Err(e) => {
+                AfterRun::DeadLetter(e) => {
                     tracing::error!(error = %e, "handler failed for good; dead-lettered");
                     self.dead_letter(&id, &fields, Some(&raw), &e.to_string(), delivery)
                         .await;
@@ -601,5 +640,103 @@ impl Inner {
         if let Err(e) = written {
             tracing::error!(error = %e, entry_id = id, "dead-letter write failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: u64 = 3;
+
+    fn retryable() -> Result<(), HandlerError> {
+        Err(HandlerError::retryable(
+            "provider",
+            "upstream_error",
+            "HTTP 502",
+        ))
+    }
+
+    fn fatal() -> Result<(), HandlerError> {
+        Err(HandlerError::fatal("worker", "internal", "broken"))
+    }
+
+    fn rejected() -> Result<(), HandlerError> {
+        Err(HandlerError::rejected("invalid_payload", "bad"))
+    }
+
+    #[test]
+    fn a_finished_run_succeeds() {
+        assert!(matches!(
+            after_run(Ok(()), false, true, 1, MAX),
+            AfterRun::Succeed
+        ));
+        // Even on the last delivery, with output sent.
+        assert!(matches!(
+            after_run(Ok(()), false, true, MAX, MAX),
+            AfterRun::Succeed
+        ));
+    }
+
+    #[test]
+    fn a_run_that_ends_after_a_cancel_finishes_cancelled() {
+        assert!(matches!(
+            after_run(Ok(()), true, true, 1, MAX),
+            AfterRun::FinishCancelled(None)
+        ));
+        // A retryable failure after a cancel is not retried, nor dead-lettered.
+        assert!(matches!(
+            after_run(retryable(), true, false, 1, MAX),
+            AfterRun::FinishCancelled(Some(_))
+        ));
+        assert!(matches!(
+            after_run(fatal(), true, false, 1, MAX),
+            AfterRun::FinishCancelled(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_rejection_is_rejected_whatever_else_holds() {
+        for (cancelled, output, delivery) in
+            [(false, false, 1), (true, false, 1), (false, true, MAX)]
+        {
+            assert!(matches!(
+                after_run(rejected(), cancelled, output, delivery, MAX),
+                AfterRun::Reject(e) if e.error.code == "invalid_payload"
+            ));
+        }
+    }
+
+    #[test]
+    fn a_retryable_failure_before_output_is_retried_while_deliveries_are_left() {
+        assert!(matches!(
+            after_run(retryable(), false, false, 1, MAX),
+            AfterRun::Retry(_)
+        ));
+        assert!(matches!(
+            after_run(retryable(), false, false, MAX - 1, MAX),
+            AfterRun::Retry(_)
+        ));
+    }
+
+    #[test]
+    fn a_retryable_failure_is_dead_lettered_after_output_or_on_the_last_delivery() {
+        // Output reached the client: a retry would repeat it.
+        assert!(matches!(
+            after_run(retryable(), false, true, 1, MAX),
+            AfterRun::DeadLetter(_)
+        ));
+        assert!(matches!(
+            after_run(retryable(), false, false, MAX, MAX),
+            AfterRun::DeadLetter(_)
+        ));
+    }
+
+    #[test]
+    fn a_fatal_failure_is_dead_lettered() {
+        assert!(matches!(
+            after_run(fatal(), false, false, 1, MAX),
+            AfterRun::DeadLetter(e) if e.error.code == "internal"
+        ));
     }
 }
