@@ -6,6 +6,7 @@ mod payload;
 mod persist;
 mod stream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +28,7 @@ pub const GENERATE: &str = common::payloads::chat::GENERATE;
 
 /// Streams chat completions.
 pub struct ChatHandler {
-    providers: Providers,
+    providers: Arc<Providers>,
     pool: PgPool,
     history_budget: usize,
     history_max_messages: i64,
@@ -38,8 +39,8 @@ pub struct ChatHandler {
 }
 
 impl ChatHandler {
-    /// A handler over the given providers.
-    pub fn new(providers: Providers, pool: PgPool, settings: &Settings) -> Self {
+    /// A handler over the given providers, shared with the other handlers.
+    pub fn new(providers: Arc<Providers>, pool: PgPool, settings: &Settings) -> Self {
         Self {
             providers,
             pool,

@@ -26,24 +26,22 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let Some(pool) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
-    let providers = providers::Providers::from_settings(&settings)?;
+    // One set of clients (and so one HTTP connection pool per provider) serves both handlers.
+    let providers = Arc::new(providers::Providers::from_settings(&settings)?);
     let configured = providers.configured();
     if configured.is_empty() {
         tracing::info!("no provider configured: the offline dummy provider answers every request");
     } else {
         tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
     }
-    // The naming handler gets clients of its own: `Providers` is not shared, and building it is
-    // cheap (a registry and one HTTP client per configured provider).
-    let naming_providers = providers::Providers::from_settings(&settings)?;
     let handler = Arc::new(dispatch::Dispatcher::new(vec![
         Arc::new(handler::ChatHandler::new(
-            providers,
+            Arc::clone(&providers),
             pool.clone(),
             &settings,
         )),
         Arc::new(naming::NamingHandler::new(
-            naming_providers,
+            providers,
             pool.clone(),
             &settings,
         )),

@@ -4,6 +4,7 @@
 //! With the offline `dummy` provider (no provider key configured) the title is the first words of
 //! the first user message instead: deterministic, and more useful than the dummy's echo.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,14 +52,14 @@ struct NamePayload {
 
 /// Titles sessions.
 pub struct NamingHandler {
-    providers: Providers,
+    providers: Arc<Providers>,
     pool: PgPool,
     idle_timeout: Duration,
 }
 
 impl NamingHandler {
-    /// A handler over the given providers.
-    pub fn new(providers: Providers, pool: PgPool, settings: &Settings) -> Self {
+    /// A handler over the given providers, shared with the other handlers.
+    pub fn new(providers: Arc<Providers>, pool: PgPool, settings: &Settings) -> Self {
         Self {
             providers,
             pool,
