@@ -92,6 +92,16 @@ impl EventType {
     }
 }
 
+impl std::str::FromStr for EventType {
+    type Err = String;
+
+    /// The type of a wire name (`text_chunk`); unknown names are an error.
+    fn from_str(name: &str) -> Result<Self, String> {
+        serde_json::from_value(Value::String(name.to_owned()))
+            .map_err(|_| format!("unknown event type {name:?}"))
+    }
+}
+
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -139,6 +149,88 @@ impl ErrorData {
             message: message.into(),
             retryable,
             retry_after_secs: None,
+        }
+    }
+}
+
+/// The `code`s of `error` events that more than one service acts on. Workers may send other
+/// codes; those read as [`ErrorCode::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The session (or what the task names) is not the caller's, or does not exist.
+    NotFound,
+    /// The model is not in the registry.
+    UnknownModel,
+    /// The action's payload can never run as it is.
+    InvalidPayload,
+    /// The model cannot take this input (images, tools).
+    UnsupportedInput,
+    /// The request is malformed.
+    BadRequest,
+    /// The envelope could not be read.
+    InvalidEnvelope,
+    /// Over a rate limit (the provider's or ours); `retry_after_secs` may say when to retry.
+    RateLimited,
+    /// No provider serving the model is configured.
+    ProviderUnavailable,
+    /// Redis could not be written.
+    BusUnavailable,
+    /// The chat history could not be written.
+    PersistenceFailed,
+    /// The provider failed.
+    UpstreamError,
+    /// No answer in time.
+    Timeout,
+    /// The action's deadline passed before it ran.
+    DeadlineExceeded,
+    /// Any other code.
+    #[serde(other)]
+    Other,
+}
+
+/// What an `error` means for the caller, whatever surface answers it (REST status, OpenAI error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller's request was wrong (400).
+    Client,
+    /// Not there, or not the caller's (404).
+    NotFound,
+    /// Retry later (429).
+    RateLimited,
+    /// Something of this deployment is down (503).
+    Unavailable,
+    /// The provider failed (502).
+    Upstream,
+}
+
+impl ErrorCode {
+    /// The code of a wire name (`not_found`), [`ErrorCode::Other`] for any other.
+    pub fn parse(code: &str) -> Self {
+        serde_json::from_value(Value::String(code.to_owned())).unwrap_or(Self::Other)
+    }
+
+    /// What an `error` of this code and `stage` means for the caller.
+    pub fn fault(self, stage: &str) -> Fault {
+        match self {
+            Self::NotFound => Fault::NotFound,
+            Self::UnknownModel
+            | Self::InvalidPayload
+            | Self::UnsupportedInput
+            | Self::BadRequest
+            | Self::InvalidEnvelope => Fault::Client,
+            Self::RateLimited => Fault::RateLimited,
+            Self::ProviderUnavailable | Self::BusUnavailable | Self::PersistenceFailed => {
+                Fault::Unavailable
+            }
+            Self::UpstreamError | Self::Timeout | Self::DeadlineExceeded | Self::Other
+                if stage == "persistence" =>
+            {
+                Fault::Unavailable
+            }
+            Self::UpstreamError | Self::Timeout | Self::DeadlineExceeded | Self::Other => {
+                Fault::Upstream
+            }
         }
     }
 }

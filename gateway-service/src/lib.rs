@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod task;
 
 use std::path::Path;
 use std::time::Duration;

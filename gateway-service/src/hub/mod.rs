@@ -87,6 +87,7 @@ impl Shard {
 
 /// A live subscription to one response stream; unsubscribes when dropped.
 pub struct Subscription {
+    hub: Hub,
     shard: Arc<Shard>,
     key: String,
     subscriber: u64,
@@ -111,6 +112,21 @@ pub enum Lagged {
 }
 
 impl Subscription {
+    /// The next entry after the last one delivered. A subscriber that fell behind (its buffer
+    /// overflowed and the hub dropped it) subscribes again from the last entry it delivered, so
+    /// nothing is lost and no caller handles lag itself.
+    pub async fn next(&mut self) -> Entry {
+        loop {
+            match self.recv().await {
+                Ok(entry) => return entry,
+                Err(Lagged::Lagged) => {
+                    tracing::debug!(key = %self.key, "subscriber fell behind; subscribing again");
+                    *self = self.hub.subscribe(&self.key, self.last);
+                }
+            }
+        }
+    }
+
     /// The next entry after the last one delivered; `Err(Lagged)` if this subscriber fell behind
     /// (its buffer overflowed): resubscribe from `last_id()` to continue without loss.
     pub async fn recv(&mut self) -> Result<Entry, Lagged> {
@@ -220,6 +236,7 @@ impl Hub {
             shard.kick_needed.notify_one();
         }
         Subscription {
+            hub: self.clone(),
             shard,
             key: key.to_owned(),
             subscriber,

@@ -11,15 +11,14 @@ use axum::Json;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::auth::{Claims, unix_now};
-use uuid::Uuid;
+use serde_json::json;
 
 use super::chunks::ChunkWriter;
 use super::error::OpenAiError;
 use super::request::CompletionRequest;
 use super::response::{CompletionMeta, TaskEvent, Transcript};
-use crate::hub::Subscription;
-use crate::session::entry_task;
 use crate::state::AppState;
+use crate::task::{Abandon, TaskFeed};
 
 /// Interval of SSE keep-alive comments while the model is silent.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -38,16 +37,12 @@ pub async fn create(
     }
 }
 
-/// A published completion task and the subscription to its events. Dropped before it finished
-/// (the client went away), it cancels the task.
+/// A published completion task and the feed of its events. Dropped before it finished (the
+/// client went away), it cancels the task.
 struct CompletionTask {
     state: AppState,
-    sub: Subscription,
-    session_id: Uuid,
-    task_id: Uuid,
+    feed: TaskFeed,
     meta: CompletionMeta,
-    /// Cancel the task on drop.
-    armed: bool,
 }
 
 impl CompletionTask {
@@ -67,53 +62,39 @@ impl CompletionTask {
         let created = unix_now();
         // Each request is a conversation of its own: the client sends the whole history.
         let session_id = state.claim_session(claims, None).await?;
-        let sub = state.subscribe_live(session_id).await?;
-        let started = state.publish_chat_data(claims, session_id, data).await?;
+        let feed = TaskFeed::chat(state, claims, session_id, data, Abandon::Cancel).await?;
+        let task_id = feed.task_id().unwrap_or_default();
         Ok(Self {
             state: state.clone(),
-            sub,
-            session_id,
-            task_id: started.task_id,
+            feed,
             meta: CompletionMeta {
-                id: format!("chatcmpl-{}", started.task_id),
+                id: format!("chatcmpl-{task_id}"),
                 created,
                 model: request.model.clone(),
             },
-            armed: true,
         })
     }
 
-    /// The task's next event.
+    /// The task's next event; an `error` when the gateway shuts down meanwhile.
     async fn next(&mut self) -> TaskEvent {
-        loop {
-            match self.sub.recv().await {
-                Ok(entry) if entry_task(&entry) == Some(self.task_id) => {
-                    return TaskEvent::from_entry(&entry);
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    // Fell behind: continue after the last entry seen, losing nothing.
-                    let (key, last) = (self.sub.key().to_owned(), self.sub.last_id());
-                    self.sub = self.state.hub().subscribe(&key, last);
-                }
-            }
+        match self.feed.next().await {
+            Some(event) => TaskEvent::new(&event.entry.kind, event.data()),
+            None => TaskEvent::new(
+                "error",
+                json!({"stage": "gateway", "code": "bus_unavailable",
+                    "message": "the gateway is shutting down", "retryable": true}),
+            ),
         }
     }
 
-    /// The task is over (or ends by itself): nothing to cancel.
+    /// The task is over (or ends by itself after an error): nothing to cancel.
     async fn finished(&mut self) {
-        self.armed = false;
-        self.state
-            .task_finished(self.session_id, self.task_id)
-            .await;
+        self.feed.finished().await;
     }
 
     /// Gives up on the task and cancels it.
     async fn abandon(&mut self) {
-        self.armed = false;
-        if let Err(e) = self.state.cancel_task(self.task_id).await {
-            tracing::warn!(task_id = %self.task_id, error = %e, "could not cancel the task");
-        }
+        self.feed.abandon().await;
     }
 
     fn wait(&self) -> Duration {
@@ -121,25 +102,6 @@ impl CompletionTask {
     }
 }
 
-impl Drop for CompletionTask {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (state, task_id) = (self.state.clone(), self.task_id);
-        tracing::info!(%task_id, "client went away before the answer was complete");
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let cancel = async move {
-                if let Err(e) = state.cancel_task(task_id).await {
-                    tracing::warn!(%task_id, error = %e, "could not cancel the task");
-                }
-            };
-            runtime.spawn(self.state.tracker().track_future(cancel));
-        }
-    }
-}
-
-/// Waits for `complete` and answers with the whole `chat.completion`.
 async fn whole(mut task: CompletionTask) -> Result<Response, OpenAiError> {
     let wait = task.wait();
     let mut transcript = Transcript::new(task.meta.clone());

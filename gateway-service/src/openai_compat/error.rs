@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::auth::AuthError;
 use common::error::AppError;
+use common::events::ErrorCode;
 use common::models::UnknownModel;
 use serde_json::{Value, json};
 
@@ -112,8 +113,8 @@ impl OpenAiError {
             .as_str()
             .filter(|m| !m.is_empty())
             .unwrap_or("The model provider failed to answer.");
-        match code {
-            "rate_limited" => {
+        match ErrorCode::parse(code) {
+            ErrorCode::RateLimited => {
                 let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
                     .code("rate_limit_exceeded");
                 e.retry_after_secs = Some(
@@ -123,21 +124,21 @@ impl OpenAiError {
                 );
                 e
             }
-            "unknown_model" => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message)
+            ErrorCode::UnknownModel => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message)
                 .param("model")
                 .code("model_not_found"),
-            "invalid_payload" | "unsupported_input" | "bad_request" => {
+            ErrorCode::InvalidPayload | ErrorCode::UnsupportedInput | ErrorCode::BadRequest => {
                 Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message).code(code)
             }
             // The model exists but this deployment has no provider for it: not the upstream's
             // fault (502) but ours, and possibly temporary.
-            "provider_unavailable" => Self::new(
+            ErrorCode::ProviderUnavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 API_ERROR,
                 "No provider serving this model is configured on this server.",
             )
             .code("model_unavailable"),
-            "timeout" | "deadline_exceeded" => {
+            ErrorCode::Timeout | ErrorCode::DeadlineExceeded => {
                 Self::new(StatusCode::GATEWAY_TIMEOUT, API_ERROR, message).code(code)
             }
             _ => Self::new(StatusCode::BAD_GATEWAY, API_ERROR, message).code(code),

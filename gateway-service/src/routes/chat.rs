@@ -9,15 +9,17 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::error::AppError;
+use common::events::EventType;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::extract::{AuthUser, json_body};
-use crate::hub::{Entry, StreamId, Subscription};
-use crate::session::{AbandonGuard, ChatInput, client_event, entry_task, task_error};
+use crate::hub::StreamId;
+use crate::session::{ChatInput, client_event};
 use crate::state::AppState;
+use crate::task::{Abandon, TaskEvent, TaskFeed, task_error};
 
 /// What `POST /chat` gathers from a task's events.
 #[derive(Default)]
@@ -31,20 +33,22 @@ struct Answer {
 }
 
 impl Answer {
-    fn absorb(&mut self, entry: &Entry) {
-        let event: Value = serde_json::from_str(&entry.payload).unwrap_or(Value::Null);
-        let data = &event["data"];
-        match entry.kind.as_str() {
-            "model_in_use" => self.model = data.clone(),
-            "text_chunk" => self
+    fn absorb(&mut self, event: &TaskEvent) {
+        let Some(kind) = event.kind else {
+            return;
+        };
+        match kind {
+            EventType::ModelInUse => self.model = event.data(),
+            EventType::TextChunk => self
                 .content
-                .push_str(data["content"].as_str().unwrap_or_default()),
-            "text_completed" => {
+                .push_str(event.data()["content"].as_str().unwrap_or_default()),
+            EventType::TextCompleted => {
+                let data = event.data();
                 self.usage = data["usage"].clone();
                 self.finish_reason = data["finish_reason"].clone();
             }
-            "error" => self.errors.push(data.clone()),
-            "cancelled" => self.cancelled = true,
+            EventType::Error => self.errors.push(event.data()),
+            EventType::Cancelled => self.cancelled = true,
             _ => {}
         }
     }
@@ -59,38 +63,23 @@ pub async fn chat(
     let input: ChatInput = json_body(&body)?;
     input.validate()?;
     let session_id = state.claim_session(&claims, input.session_id).await?;
-    let mut sub = state.subscribe_live(session_id).await?;
-    let started = state.publish_chat(&claims, session_id, &input).await?;
-    let mut guard = AbandonGuard::new(&state, session_id, Some(started.task_id), false);
+    let data = chat_data(&input)?;
+    let mut feed = TaskFeed::chat(&state, &claims, session_id, data, Abandon::Cancel).await?;
     let timeout = Duration::from_secs(state.settings().chat_timeout_secs);
     let mut answer = Answer::default();
-    let shutdown = state.shutdown().clone();
     let waited = tokio::time::timeout(timeout, async {
-        loop {
-            if shutdown.is_cancelled() {
-                return false;
-            }
-            let Ok(entry) = sub.recv().await else {
-                let last = sub.last_id();
-                let key = sub.key().to_owned();
-                sub = state.hub().subscribe(&key, last);
-                continue;
-            };
-            if entry_task(&entry) != Some(started.task_id) {
-                continue;
-            }
-            if entry.kind == "complete" {
+        while let Some(event) = feed.next().await {
+            if event.is_complete() {
                 return true;
             }
-            answer.absorb(&entry);
+            answer.absorb(&event);
         }
-    });
-    let waited = tokio::select! {
-        w = waited => w,
-        () = shutdown.cancelled() => Ok(false),
-    };
+        false
+    })
+    .await;
     match waited {
         Err(_) => {
+            feed.abandon().await;
             return Err(AppError::Timeout(format!(
                 "no answer within {} s; the task was cancelled",
                 timeout.as_secs()
@@ -101,9 +90,8 @@ pub async fn chat(
                 "gateway shutting down"
             )));
         }
-        Ok(true) => guard.disarm(),
+        Ok(true) => {}
     }
-    state.task_finished(session_id, started.task_id).await;
     if answer.content.is_empty()
         && let Some(error) = answer.errors.first()
     {
@@ -111,7 +99,7 @@ pub async fn chat(
     }
     Ok(common::error::ok(json!({
         "session_id": session_id,
-        "task_id": started.task_id,
+        "task_id": feed.task_id(),
         "content": answer.content,
         "model": answer.model,
         "usage": answer.usage,
@@ -120,6 +108,12 @@ pub async fn chat(
         "errors": answer.errors,
     }))
     .into_response())
+}
+
+/// The action `data` of a chat request.
+fn chat_data(input: &ChatInput) -> Result<Value, AppError> {
+    serde_json::to_value(input.payload())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("chat payload: {e}")))
 }
 
 /// The body of a `POST /chat/stream` that resumes (with `Last-Event-ID`).
@@ -140,7 +134,7 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (sub, task, session_id, guarded) = match last_event_id {
+    let feed = match last_event_id {
         Some(id) => {
             let after: StreamId = id
                 .parse()
@@ -150,80 +144,45 @@ pub async fn stream(
                 .claim_session(&claims, Some(resume.session_id))
                 .await?;
             state.mark_resumed(session_id).await?;
-            let stream = state.bus().names().response_stream(session_id);
             let running = state.running_task(session_id).await?;
-            (
-                state.hub().subscribe(&stream, after),
-                None,
+            TaskFeed::resume(
+                &state,
                 session_id,
+                after,
                 running,
+                Abandon::CancelUnlessResumed,
             )
         }
         None => {
             let input: ChatInput = json_body(&body)?;
             input.validate()?;
             let session_id = state.claim_session(&claims, input.session_id).await?;
-            let sub = state.subscribe_live(session_id).await?;
-            let started = state.publish_chat(&claims, session_id, &input).await?;
-            (
-                sub,
-                Some(started.task_id),
+            let data = chat_data(&input)?;
+            TaskFeed::chat(
+                &state,
+                &claims,
                 session_id,
-                Some(started.task_id),
+                data,
+                Abandon::CancelUnlessResumed,
             )
+            .await?
         }
     };
-    let guard = AbandonGuard::new(&state, session_id, guarded, true);
-    let events = sse_events(state, sub, task, guard);
-    Ok(Sse::new(events)
+    Ok(Sse::new(sse_events(feed))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
 
 /// The events of one task (or, when resuming, of whatever task completes first), ending after its
-/// `complete`.
-fn sse_events(
-    state: AppState,
-    sub: Subscription,
-    task: Option<Uuid>,
-    guard: AbandonGuard,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold(Some((state, sub, guard)), move |st| async move {
-        let (state, mut sub, mut guard) = st?;
-        loop {
-            // The stream ends when the gateway shuts down; the client resumes elsewhere.
-            let received = tokio::select! {
-                r = sub.recv() => r,
-                () = state.shutdown().cancelled() => return None,
-            };
-            let entry = match received {
-                Ok(e) => e,
-                Err(_) => {
-                    let (key, last) = (sub.key().to_owned(), sub.last_id());
-                    sub = state.hub().subscribe(&key, last);
-                    continue;
-                }
-            };
-            let this = entry_task(&entry);
-            if task.is_some() && this != task {
-                continue;
-            }
-            let event = SseEvent::default()
-                .id(entry.id.to_string())
-                .data(client_event(&entry));
-            if entry.kind == "complete" {
-                guard.disarm();
-                if let (Some(t), Some(session)) = (this, session_of(&entry)) {
-                    state.task_finished(session, t).await;
-                }
-                return Some((Ok(event), None));
-            }
-            return Some((Ok(event), Some((state, sub, guard))));
-        }
+/// `complete`, or when the gateway shuts down (the client resumes elsewhere).
+fn sse_events(feed: TaskFeed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(Some(feed), |feed| async move {
+        let mut feed = feed?;
+        let event = feed.next().await?;
+        let sse = SseEvent::default()
+            .id(event.entry.id.to_string())
+            .data(client_event(&event.entry));
+        let rest = (!event.is_complete()).then_some(feed);
+        Some((Ok(sse), rest))
     })
-}
-
-fn session_of(entry: &Entry) -> Option<Uuid> {
-    let v: Value = serde_json::from_str(&entry.payload).ok()?;
-    v["session_id"].as_str()?.parse().ok()
 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::extract::auth_error;
-use crate::hub::{Entry, Lagged, StreamId, Subscription};
+use crate::hub::{Entry, StreamId, Subscription};
 use crate::protocol::{self, ClientMessage};
 use crate::rate_limit;
 use crate::session::{ChatInput, client_event, entry_task, error_event, local_event};
@@ -94,9 +94,9 @@ fn read_failed(e: axum::Error) -> Flow {
     }
 }
 
-async fn next_entry(sub: &mut Option<Subscription>) -> Result<Entry, Lagged> {
+async fn next_entry(sub: &mut Option<Subscription>) -> Entry {
     match sub {
-        Some(s) => s.recv().await,
+        Some(s) => s.next().await,
         None => std::future::pending().await,
     }
 }
@@ -253,20 +253,7 @@ impl Connection {
     }
 
     /// Sends one response-stream entry to the client; false when the client is gone.
-    async fn forward(&mut self, entry: Result<Entry, Lagged>) -> bool {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(Lagged::Lagged) => {
-                // Fell behind: continue from the last entry sent, losing nothing.
-                if let Some(sub) = self.subscription.take() {
-                    let key = sub.key().to_owned();
-                    let last = sub.last_id();
-                    drop(sub);
-                    self.subscription = Some(self.state.hub().subscribe(&key, last));
-                }
-                return true;
-            }
-        };
+    async fn forward(&mut self, entry: Entry) -> bool {
         if entry.kind == "complete" {
             let task = entry_task(&entry);
             if task.is_some() && task == self.running {
