@@ -275,6 +275,7 @@ impl<T: Turn> Playback<T> {
                 Step::Cut => return Some(self.cut().await),
                 Step::Tail(_) => continue,
             };
+            self.guard.event_sent();
             // A tail right behind this event may turn out empty, which makes this the last one.
             self.expand_tail();
             // Settling when the last event is handed over, rather than when the stream is polled

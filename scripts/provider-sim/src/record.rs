@@ -61,6 +61,12 @@ pub struct RequestRecord {
     /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
     /// pieces, or Gemini's whole function calls.
     pub chunks_sent: usize,
+    /// When the reply's first event was handed to the connection: a stream's opening events
+    /// (ahead of the first-token delay), else the whole response. `None` while nothing went out.
+    pub first_event_at: Option<Instant>,
+    /// When each paced unit was handed to the connection, oldest first (`chunks_sent` of them),
+    /// so tests check the pacing on the simulator's clock rather than their own.
+    pub unit_sent_at: Vec<Instant>,
     /// The simulator handed over the whole reply.
     pub finished: bool,
     /// The client dropped the connection or body before the simulator finished.
@@ -167,6 +173,8 @@ impl Recorder {
             behaviour,
             received_at: Instant::now(),
             chunks_sent: 0,
+            first_event_at: None,
+            unit_sent_at: Vec::new(),
             finished: false,
             client_closed: false,
             closed_at: None,
@@ -251,14 +259,32 @@ impl ResponseGuard {
         }
     }
 
+    /// A paced unit is being handed over.
     pub(crate) fn chunk_sent(&self) {
-        self.recorder.update(self.id, |r| r.chunks_sent += 1);
+        let now = Instant::now();
+        self.recorder.update(self.id, |r| {
+            r.chunks_sent += 1;
+            r.unit_sent_at.push(now);
+            r.first_event_at.get_or_insert(now);
+        });
+    }
+
+    /// An event of a streamed reply is being handed over.
+    pub(crate) fn event_sent(&self) {
+        let now = Instant::now();
+        self.recorder.update(self.id, |r| {
+            r.first_event_at.get_or_insert(now);
+        });
     }
 
     /// The whole reply has been handed over.
     pub(crate) fn finish(&mut self) {
         self.settled = true;
-        self.recorder.update(self.id, |r| r.finished = true);
+        let now = Instant::now();
+        self.recorder.update(self.id, |r| {
+            r.finished = true;
+            r.first_event_at.get_or_insert(now);
+        });
     }
 
     /// The simulator itself cut the reply short, so the drop that follows is not the client's.

@@ -1,6 +1,6 @@
 //! Well-formed replies: streamed text, usage, pacing, non-streamed completions and tool calls.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use provider_sim::{Behaviour, SimConfig};
 use serde_json::{Value, json};
@@ -128,39 +128,40 @@ async fn role_chunk_precedes_first_token_delay() {
         ..config(2, 0)
     })
     .await;
-    let started = Instant::now();
     let mut reader = SseReader::new(post_chat(&sim, &chat_body(true)).await);
     let role = json_of(&reader.next().await.unwrap().unwrap());
-    let role_at = started.elapsed();
     let first = json_of(&reader.next().await.unwrap().unwrap());
-    let first_at = started.elapsed();
 
     assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(first["choices"][0]["delta"]["content"], "tok ");
+    // The simulator's own send times: the test's clock would measure the network and scheduler.
+    let record = &sim.requests()[0];
+    let opened = record.first_event_at.expect("the role chunk went out");
+    let first_unit = record.unit_sent_at[0];
     assert!(
-        first_at >= Duration::from_millis(400),
-        "first token at {first_at:?}"
-    );
-    assert!(
-        first_at - role_at >= Duration::from_millis(300),
-        "role chunk at {role_at:?} should come well before the first token at {first_at:?}"
+        first_unit.duration_since(opened) >= Duration::from_millis(400),
+        "the role chunk goes out before the first-token delay: {:?} between them",
+        first_unit.duration_since(opened)
     );
 }
 
 #[tokio::test]
 async fn chunk_interval_paces_the_stream() {
     let sim = start(config(5, 60)).await;
-    let started = Instant::now();
     let events = SseReader::new(post_chat(&sim, &chat_body(true)).await)
         .all()
         .await;
-    let elapsed = started.elapsed();
     assert_eq!(events.len(), 8);
-    // Four gaps of 60 ms between five chunks.
-    assert!(
-        elapsed >= Duration::from_millis(240),
-        "stream took {elapsed:?}"
-    );
+    let sent = &sim.requests()[0].unit_sent_at;
+    assert_eq!(sent.len(), 5);
+    for (i, pair) in sent.windows(2).enumerate() {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(60),
+            "chunk {} went out {gap:?} after chunk {i}",
+            i + 1
+        );
+    }
 }
 
 #[tokio::test]
