@@ -1,5 +1,12 @@
 //! Helpers for the services' integration tests (feature `testing`): isolated settings, reading
-//! response streams until `complete`, and a private Redis server that a test may restart.
+//! response streams until `complete`, a private Redis server that a test may restart, and a worker
+//! harness with a handler driven by the action's data for tests of the runtime itself.
+
+mod handler;
+mod harness;
+
+pub use handler::{Fail, TestData, TestHandler, test_action};
+pub use harness::{WAIT, WorkerHarness, fast_worker_settings};
 
 use std::collections::HashMap;
 use std::net::TcpListener;
