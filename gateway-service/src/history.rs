@@ -69,8 +69,9 @@ fn not_found() -> AppError {
     AppError::NotFound("session not found".into())
 }
 
+/// Kept for `naming` (its `map_err`): the one database mapping, `AppError: From<sqlx::Error>`.
 fn db_error(e: sqlx::Error) -> AppError {
-    AppError::Unavailable(e.into())
+    e.into()
 }
 
 /// A page size: `(default, max)` when absent, at most `max`; 400 below 1.
@@ -104,9 +105,8 @@ pub async fn list_sessions(
     let only_user = viewer.list_filter(all)?;
     let limit = page_size(limit, SESSIONS_PAGE)?;
     let after = cursor.map(|c| cursor::decode(c, "cursor")).transpose()?;
-    let mut sessions = history::list_sessions(db, viewer.tenant_id, only_user, after, limit + 1)
-        .await
-        .map_err(db_error)?;
+    let mut sessions =
+        history::list_sessions(db, viewer.tenant_id, only_user, after, limit + 1).await?;
     let more = sessions.len() as i64 > limit;
     sessions.truncate(limit as usize);
     let next_cursor = sessions
@@ -142,13 +142,10 @@ pub async fn read_session(
     let limit = page_size(limit, MESSAGES_PAGE)?;
     let before = before.map(|c| cursor::decode(c, "before")).transpose()?;
     let session = history::find_session(db, viewer.tenant_id, session_id, viewer.owner_filter())
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(not_found)?;
     let mut messages =
-        history::messages_before(db, viewer.tenant_id, session_id, before, limit + 1)
-            .await
-            .map_err(db_error)?;
+        history::messages_before(db, viewer.tenant_id, session_id, before, limit + 1).await?;
     let more = messages.len() as i64 > limit;
     messages.truncate(limit as usize);
     let next_before = messages
@@ -177,15 +174,11 @@ pub async fn rename_session(
 ) -> Result<SessionSummary, AppError> {
     let title = valid_title(title)?;
     let only_user = viewer.owner_filter();
-    if !history::set_title(db, viewer.tenant_id, session_id, only_user, title)
-        .await
-        .map_err(db_error)?
-    {
+    if !history::set_title(db, viewer.tenant_id, session_id, only_user, title).await? {
         return Err(not_found());
     }
     history::find_session(db, viewer.tenant_id, session_id, only_user)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(not_found)
 }
 
@@ -209,8 +202,7 @@ pub async fn delete_session(
     let only_user = viewer.owner_filter();
     // Visibility first: another tenant's Redis keys must never be touched.
     history::find_session(db, viewer.tenant_id, session_id, only_user)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(not_found)?;
     if let Some(task) = state.running_task(session_id).await? {
         state.cancel_task(task).await?;
@@ -231,10 +223,7 @@ pub async fn delete_session(
     }
     let mut conn = state.bus().conn();
     let _: () = pipe.query_async(&mut conn).await?;
-    if !history::delete_session(db, viewer.tenant_id, session_id, only_user)
-        .await
-        .map_err(db_error)?
-    {
+    if !history::delete_session(db, viewer.tenant_id, session_id, only_user).await? {
         return Err(not_found());
     }
     // A late event of the cancelled task cannot recreate the stream: events use NOMKSTREAM.
@@ -286,8 +275,7 @@ pub async fn search(
         HEADLINE_OPTIONS,
         limit,
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     for hit in &mut results {
         hit.snippet = html_snippet(&hit.snippet);
     }

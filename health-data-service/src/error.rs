@@ -1,10 +1,7 @@
-//! Errors of the REST surface: `common::error::AppError` for everything it covers, plus the one
-//! answer it has no variant for: an import rejected as a whole, with every bad row (422).
+//! The detail of the service's errors (all `common::error::AppError`): the bad rows of an import
+//! rejected as a whole (422, every row in `data.errors`), and "not found".
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use common::error::{ApiEnvelope, AppError};
+use common::error::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -37,49 +34,14 @@ pub struct Rejected {
     pub errors: Vec<RowError>,
 }
 
-/// The error of a REST handler.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The common errors (400, 401, 403, 404, 503, 500...).
-    #[error(transparent)]
-    App(#[from] AppError),
-    /// An import with bad rows: nothing was written (422, every bad row in `data.errors`).
-    #[error("the file has {} bad row(s); nothing was imported", .0.len())]
-    Rejected(Vec<RowError>),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::App(e) => e.into_response(),
-            Self::Rejected(errors) => {
-                let status = StatusCode::UNPROCESSABLE_ENTITY;
-                tracing::debug!(bad_rows = errors.len(), "import rejected");
-                let body = ApiEnvelope {
-                    code: status.as_u16(),
-                    success: false,
-                    message: format!(
-                        "the file has {} bad row(s); nothing was imported",
-                        errors.len()
-                    ),
-                    data: Rejected { errors },
-                };
-                (status, Json(body)).into_response()
-            }
-        }
-    }
-}
-
-/// A database failure as the client sees it: unavailable when PostgreSQL cannot be reached,
-/// internal otherwise (the cause is logged once, by `AppError`'s response).
-pub fn db(e: sqlx::Error) -> AppError {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => AppError::Unavailable(e.into()),
-        other => AppError::Internal(other.into()),
-    }
+/// An import with bad rows: nothing was written (422, every bad row in `data.errors`).
+pub fn rejected(errors: Vec<RowError>) -> AppError {
+    tracing::debug!(bad_rows = errors.len(), "import rejected");
+    let message = format!(
+        "the file has {} bad row(s); nothing was imported",
+        errors.len()
+    );
+    AppError::unprocessable(message, &Rejected { errors })
 }
 
 /// "Not found" for one kind of thing (also for another user's or tenant's).

@@ -1,7 +1,7 @@
 //! Accounts: registration (a new tenant with its first admin, or a user added by a tenant's
 //! admin), login with Argon2id-hashed passwords issuing JWTs, and the caller's own account.
-//! The route handlers unpack requests and call these functions; only [`AccountError`] knows
-//! its HTTP answer. Request types have no `Debug`, so a password can never be logged by accident.
+//! The route handlers unpack requests and call these functions, which answer with
+//! `common::error::AppError` (a taken email is its 409 `Conflict`). Request types have no `Debug`, so a password can never be logged by accident.
 
 mod password;
 pub mod usage;
@@ -9,12 +9,9 @@ mod validate;
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use common::auth::{Claims, JwtAuth, Role};
-use common::error::{ApiEnvelope, AppError};
+use common::error::AppError;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -106,39 +103,6 @@ pub struct Me {
     pub registered: bool,
 }
 
-/// Errors of the account endpoints: the shared ones, plus 409 for a taken email.
-#[derive(Debug)]
-pub enum AccountError {
-    /// Any shared error (400, 401, 403, 5xx).
-    App(AppError),
-    /// The email already has an account (409 `conflict`).
-    Conflict(String),
-}
-
-impl From<AppError> for AccountError {
-    fn from(e: AppError) -> Self {
-        Self::App(e)
-    }
-}
-
-impl IntoResponse for AccountError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::App(e) => e.into_response(),
-            Self::Conflict(message) => {
-                tracing::debug!(status = 409, %message, "request refused");
-                let body = ApiEnvelope {
-                    code: StatusCode::CONFLICT.as_u16(),
-                    success: false,
-                    message,
-                    data: serde_json::Value::Null,
-                };
-                (StatusCode::CONFLICT, Json(body)).into_response()
-            }
-        }
-    }
-}
-
 /// A short, stable pseudonym of an email for logs and rate-limit keys: the first 16 hex digits
 /// of the SHA-256 of the trimmed, lower-cased address. The same account always maps to the
 /// same value; the address itself never reaches a log line.
@@ -165,25 +129,15 @@ fn parse_role(stored: &str) -> Role {
     }
 }
 
-/// Database trouble: unreachable or exhausted → 503, anything else → 500; never sent to clients.
-pub(crate) fn db_error(e: sqlx::Error) -> AppError {
-    match e {
-        sqlx::Error::Database(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            AppError::Internal(e.into())
-        }
-        other => AppError::Unavailable(other.into()),
-    }
-}
-
 /// Registers an account. Without `creator`: a new tenant (named `tenant_name`, or the email's
 /// domain) and its first user, an admin. With an admin `creator`: a user of the admin's tenant
-/// with the requested role (`user` by default). A taken email is [`AccountError::Conflict`].
+/// with the requested role (`user` by default). A taken email is [`AppError::Conflict`].
 pub async fn register(
     db: &PgPool,
     passwords: &Passwords,
     creator: Option<&Claims>,
     request: RegisterRequest,
-) -> Result<User, AccountError> {
+) -> Result<User, AppError> {
     let email = valid_email(&request.email)?;
     valid_password(&request.password)?;
     let display_name = valid_name(request.display_name.as_deref(), "display_name")?;
@@ -191,7 +145,7 @@ pub async fn register(
     let (tenant_id, role, new_tenant) = match creator {
         None => {
             if request.role.is_some() {
-                return Err(bad("role can only be chosen by an admin creating a user").into());
+                return Err(bad("role can only be chosen by an admin creating a user"));
             }
             let domain = email.rsplit('@').next().unwrap_or_default().to_lowercase();
             let name = tenant_name.unwrap_or(domain);
@@ -201,18 +155,17 @@ pub async fn register(
             if tenant_name.is_some() {
                 return Err(bad(
                     "tenant_name cannot be set here: the user joins the admin's tenant",
-                )
-                .into());
+                ));
             }
             (claims.tenant_id, request.role.unwrap_or(Role::User), None)
         }
         Some(_) => {
-            return Err(AppError::Forbidden("only an admin can create users".into()).into());
+            return Err(AppError::Forbidden("only an admin can create users".into()));
         }
     };
     let password_hash = passwords.hash(request.password).await?;
     let user_id = Uuid::now_v7();
-    let mut tx = db.begin().await.map_err(db_error)?;
+    let mut tx = db.begin().await?;
     match &new_tenant {
         Some(name) => {
             sqlx::query!(
@@ -221,8 +174,7 @@ pub async fn register(
                 name
             )
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
         // A tenant known so far only from signed tokens gets its row now (named by its id).
         None => {
@@ -231,8 +183,7 @@ pub async fn register(
                 tenant_id
             )
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
     }
     let created_at = sqlx::query_scalar!(
@@ -250,11 +201,11 @@ pub async fn register(
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.constraint() == Some("users_email_key") => {
-            AccountError::Conflict("an account with this email already exists".into())
+            AppError::Conflict("an account with this email already exists".into())
         }
-        _ => db_error(e).into(),
+        _ => e.into(),
     })?;
-    tx.commit().await.map_err(db_error)?;
+    tx.commit().await?;
     tracing::info!(%user_id, %tenant_id, role = role_name(role), new_tenant = new_tenant.is_some(), "account registered");
     Ok(User {
         id: user_id,
@@ -283,8 +234,7 @@ pub async fn login(
         request.email.trim()
     )
     .fetch_optional(db)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
     let verified = passwords.verify(request.password, stored).await?;
     let Some(row) = row.filter(|_| verified) else {
@@ -321,8 +271,7 @@ pub async fn me(db: &PgPool, claims: &Claims) -> Result<Me, AppError> {
         claims.tenant_id
     )
     .fetch_optional(db)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(match row {
         Some(r) => Me {
             id: claims.sub,
@@ -362,8 +311,7 @@ pub async fn list_users(
         offset
     )
     .fetch_all(db)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| User {

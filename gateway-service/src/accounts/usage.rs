@@ -6,8 +6,6 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::db_error;
-
 /// Usage of one model at one provider.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelUsage {
@@ -99,8 +97,7 @@ pub async fn report(
         to
     )
     .fetch_all(db)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let totals = by_model.iter().fold(Totals::default(), |t, m| Totals {
         messages: t.messages + m.messages,
         input_tokens: t.input_tokens + m.input_tokens,

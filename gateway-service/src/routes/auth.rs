@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::error::{ApiEnvelope, AppError};
 
-use crate::accounts::{self, AccountError, LoginResponse, Me};
+use crate::accounts::{self, LoginResponse, Me};
 use crate::extract::{AuthUser, ClientAddr};
 use crate::state::AppState;
 
@@ -20,7 +20,7 @@ pub async fn register(
     ClientAddr(client): ClientAddr,
     creator: Option<AuthUser>,
     body: Bytes,
-) -> Result<Response, AccountError> {
+) -> Result<Response, AppError> {
     let request: accounts::RegisterRequest = accounts::parse_body(&body)?;
     if creator.is_none() {
         // Self-registration is unauthenticated: bounded per client address like a login.

@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::blood::{csv, store};
-use crate::error::{ApiError, db, not_found};
+use crate::error::{not_found, rejected};
 use crate::extract::{AuthUser, Params, id};
 use crate::page::{Page, PageParams, RangeParams};
 use crate::state::AppState;
@@ -90,11 +90,9 @@ pub async fn import(
     State(state): State<AppState>,
     user: AuthUser,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let rows = csv::parse(&body).map_err(ApiError::Rejected)?;
-    let report = store::import(state.db(), user.owner(), &rows)
-        .await
-        .map_err(db)?;
+) -> Result<Response, AppError> {
+    let rows = csv::parse(&body).map_err(rejected)?;
+    let report = store::import(state.db(), user.owner(), &rows).await?;
     Ok(ok(report).into_response())
 }
 
@@ -124,8 +122,7 @@ pub async fn panels(
         date_id(&p)?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -141,8 +138,7 @@ pub async fn panel(
 ) -> Result<Response, AppError> {
     let id = id(path, "panel")?;
     let panel = store::panel(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("panel"))?;
     Ok(ok(panel).into_response())
 }
@@ -178,9 +174,7 @@ pub async fn markers(
         limit: q.limit,
         cursor: q.cursor.clone(),
     };
-    let page = store::markers(state.db(), user.owner(), &filter, date_id(&p)?, p.limit()?)
-        .await
-        .map_err(db)?;
+    let page = store::markers(state.db(), user.owner(), &filter, date_id(&p)?, p.limit()?).await?;
     Ok(ok(page).into_response())
 }
 
@@ -192,9 +186,7 @@ pub async fn marker_names(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Response, AppError> {
-    let names = store::marker_names(state.db(), user.owner())
-        .await
-        .map_err(db)?;
+    let names = store::marker_names(state.db(), user.owner()).await?;
     Ok(ok(names).into_response())
 }
 
@@ -216,8 +208,6 @@ pub async fn trend(
         to: q.to,
     }
     .checked()?;
-    let trend = store::trend(state.db(), user.owner(), marker, range)
-        .await
-        .map_err(db)?;
+    let trend = store::trend(state.db(), user.owner(), marker, range).await?;
     Ok(ok(trend).into_response())
 }

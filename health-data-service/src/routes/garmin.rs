@@ -13,7 +13,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::error::{db, not_found};
+use crate::error::not_found;
 use crate::extract::{AuthUser, Params, id};
 use crate::garmin::{analysis, import, query as data};
 use crate::page::{self, PageParams, RangeParams};
@@ -100,7 +100,7 @@ impl PeriodQuery {
     security(("bearer" = [])),
     responses((status = 200, body = inline(crate::openapi::Envelope<data::Status>))))]
 pub async fn status(State(state): State<AppState>, user: AuthUser) -> Result<Response, AppError> {
-    let s = data::status(state.db(), user.owner()).await.map_err(db)?;
+    let s = data::status(state.db(), user.owner()).await?;
     Ok(ok(s).into_response())
 }
 
@@ -121,8 +121,7 @@ pub async fn daily(
         p.date_cursor()?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -143,8 +142,7 @@ pub async fn sleep(
         p.date_cursor()?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -165,8 +163,7 @@ pub async fn hrv(
         p.date_cursor()?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -187,8 +184,7 @@ pub async fn body(
         p.time_cursor()?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -222,8 +218,7 @@ pub async fn activities(
         after,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -239,8 +234,7 @@ pub async fn activity(
 ) -> Result<Response, AppError> {
     let id = id(path, "activity")?;
     let a = data::activity(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("activity"))?;
     Ok(ok(a).into_response())
 }
@@ -255,9 +249,7 @@ pub async fn sleep_vs_load(
     Params(q): Params<PeriodQuery>,
 ) -> Result<Response, AppError> {
     let (from, to) = q.checked()?;
-    let a = analysis::sleep_vs_load(state.db(), user.owner(), from, to)
-        .await
-        .map_err(db)?;
+    let a = analysis::sleep_vs_load(state.db(), user.owner(), from, to).await?;
     Ok(ok(a).into_response())
 }
 
@@ -271,9 +263,7 @@ pub async fn weekly(
     Params(q): Params<PeriodQuery>,
 ) -> Result<Response, AppError> {
     let (from, to) = q.checked()?;
-    let weeks = analysis::weekly(state.db(), user.owner(), from, to)
-        .await
-        .map_err(db)?;
+    let weeks = analysis::weekly(state.db(), user.owner(), from, to).await?;
     Ok(ok(weeks).into_response())
 }
 
@@ -325,9 +315,7 @@ pub async fn import(
     security(("bearer" = [])),
     responses((status = 200, body = inline(crate::openapi::Envelope<Vec<import::Job>>))))]
 pub async fn imports(State(state): State<AppState>, user: AuthUser) -> Result<Response, AppError> {
-    let jobs = import::list(state.db(), user.owner(), page::DEFAULT_LIMIT)
-        .await
-        .map_err(db)?;
+    let jobs = import::list(state.db(), user.owner(), page::DEFAULT_LIMIT).await?;
     Ok(ok(jobs).into_response())
 }
 
@@ -343,8 +331,7 @@ pub async fn import_job(
 ) -> Result<Response, AppError> {
     let id = id(path, "import")?;
     let job = import::get(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("import"))?;
     Ok(ok(job).into_response())
 }

@@ -7,7 +7,6 @@ use common::error::{AppError, ok};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::db;
 use crate::extract::{AuthUser, Params};
 use crate::page::RangeParams;
 use crate::state::AppState;
@@ -41,8 +40,6 @@ pub async fn summary(
     if from > to {
         return Err(AppError::BadRequest("from must not be after to".into()));
     }
-    let s = crate::summary::summary(state.db(), user.owner(), from, to)
-        .await
-        .map_err(db)?;
+    let s = crate::summary::summary(state.db(), user.owner(), from, to).await?;
     Ok(ok(s).into_response())
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::error::{ApiError, db, not_found};
+use crate::error::{not_found, rejected};
 use crate::extract::{AdminUser, AuthUser, Params, id};
 use crate::page::{self, Page, PageParams, RangeParams};
 use crate::scope::Owner;
@@ -84,11 +84,9 @@ pub async fn import_fighters(
     State(state): State<AppState>,
     AdminUser(claims): AdminUser,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let rows = csv::fighters(&body).map_err(ApiError::Rejected)?;
-    let report = import::fighters(state.db(), Owner::of(&claims), &rows)
-        .await
-        .map_err(db)?;
+) -> Result<Response, AppError> {
+    let rows = csv::fighters(&body).map_err(rejected)?;
+    let report = import::fighters(state.db(), Owner::of(&claims), &rows).await?;
     Ok(ok(report).into_response())
 }
 
@@ -103,13 +101,11 @@ pub async fn import_fights(
     State(state): State<AppState>,
     AdminUser(claims): AdminUser,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let owner = Owner::of(&claims);
-    let catalogue = import::catalogue(state.db(), owner.tenant_id)
-        .await
-        .map_err(db)?;
-    let rows = csv::fights(&body, &catalogue).map_err(ApiError::Rejected)?;
-    let report = import::fights(state.db(), owner, &rows).await.map_err(db)?;
+    let catalogue = import::catalogue(state.db(), owner.tenant_id).await?;
+    let rows = csv::fights(&body, &catalogue).map_err(rejected)?;
+    let report = import::fights(state.db(), owner, &rows).await?;
     Ok(ok(report).into_response())
 }
 
@@ -141,8 +137,7 @@ pub async fn fighters(
         p.keyed_cursor()?,
         p.limit()?,
     )
-    .await
-    .map_err(db)?;
+    .await?;
     Ok(ok(page).into_response())
 }
 
@@ -158,8 +153,7 @@ pub async fn fighter(
 ) -> Result<Response, AppError> {
     let id = id(path, "fighter")?;
     let f = store::fighter_detail(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("fighter"))?;
     Ok(ok(f).into_response())
 }
@@ -176,8 +170,7 @@ pub async fn follow(
 ) -> Result<Response, AppError> {
     let id = id(path, "fighter")?;
     let s = store::follow(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("fighter"))?;
     Ok(ok(s).into_response())
 }
@@ -193,10 +186,7 @@ pub async fn unfollow(
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
     let id = id(path, "fighter")?;
-    if !store::unfollow(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
-    {
+    if !store::unfollow(state.db(), user.owner(), id).await? {
         return Err(not_found("subscription"));
     }
     Ok(ok(json!({"fighter_id": id, "followed": false})).into_response())
@@ -225,9 +215,7 @@ pub async fn events(
         .map(|(day, id)| day.parse().map(|d| (d, id)).map_err(|_| bad_cursor()))
         .transpose()?;
     let text = q.q.as_deref().filter(|s| !s.trim().is_empty());
-    let page = store::events(state.db(), user.owner(), range, text, after, p.limit()?)
-        .await
-        .map_err(db)?;
+    let page = store::events(state.db(), user.owner(), range, text, after, p.limit()?).await?;
     Ok(ok(page).into_response())
 }
 
@@ -243,8 +231,7 @@ pub async fn event(
 ) -> Result<Response, AppError> {
     let id = id(path, "event")?;
     let e = store::event_detail(state.db(), user.owner(), id)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| not_found("event"))?;
     Ok(ok(e).into_response())
 }
@@ -266,8 +253,6 @@ pub async fn subscriptions(
         .keyed_cursor()?
         .map(|(at, id)| page::parse_instant(&at).map(|at| (at, id)))
         .transpose()?;
-    let page = store::subscriptions(state.db(), user.owner(), after, p.limit()?)
-        .await
-        .map_err(db)?;
+    let page = store::subscriptions(state.db(), user.owner(), after, p.limit()?).await?;
     Ok(ok(page).into_response())
 }

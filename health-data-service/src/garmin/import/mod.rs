@@ -155,9 +155,7 @@ pub async fn start(
                 .into(),
         ));
     }
-    let job = create(pool, o, unpacked.files.len(), unpacked.skipped)
-        .await
-        .map_err(crate::error::db)?;
+    let job = create(pool, o, unpacked.files.len(), unpacked.skipped).await?;
     let (pool, id) = (pool.clone(), job.id);
     tracker.spawn(async move {
         let ran = run(&pool, o, id, unpacked.files, &stop, &|_, _| {}).await;
