@@ -278,6 +278,34 @@ struct Flags {
     result: std::sync::Mutex<Option<Value>>,
 }
 
+impl Flags {
+    /// The completion rules for one event, without Redis: `complete` is refused, nothing is
+    /// admitted after it, and what the event settles is noted (text, speech, cancel, output).
+    fn admit(&self, kind: EventType) -> Result<bool, EmitError> {
+        if kind == EventType::Complete {
+            return Err(EmitError::NotOwner);
+        }
+        if self.completed.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match kind {
+            EventType::TextCompleted | EventType::TextNotRequested => {
+                self.text_done.store(true, Ordering::SeqCst);
+            }
+            EventType::TtsCompleted | EventType::TtsNotRequested => {
+                self.tts_done.store(true, Ordering::SeqCst);
+            }
+            EventType::Cancelled => self.cancelled_sent.store(true, Ordering::SeqCst),
+            EventType::TextChunk
+            | EventType::ReasoningChunk
+            | EventType::ToolStart
+            | EventType::AudioChunk => self.output_sent.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
 /// Sends a task's events to its response stream. Cloneable; cannot complete the task.
 #[derive(Clone)]
 pub struct TaskEvents {
@@ -421,28 +449,11 @@ impl TaskEvents {
 
     /// Whether an event may be written now, noting what it means for the completion rules.
     fn admit(&self, kind: EventType) -> Result<bool, EmitError> {
-        if kind == EventType::Complete {
-            return Err(EmitError::NotOwner);
-        }
-        if self.flags.completed.load(Ordering::SeqCst) {
+        let admitted = self.flags.admit(kind)?;
+        if !admitted {
             tracing::warn!(event = %kind, task_id = %self.target.task_id, "event after complete dropped");
-            return Ok(false);
         }
-        match kind {
-            EventType::TextCompleted | EventType::TextNotRequested => {
-                self.flags.text_done.store(true, Ordering::SeqCst);
-            }
-            EventType::TtsCompleted | EventType::TtsNotRequested => {
-                self.flags.tts_done.store(true, Ordering::SeqCst);
-            }
-            EventType::Cancelled => self.flags.cancelled_sent.store(true, Ordering::SeqCst),
-            EventType::TextChunk
-            | EventType::ReasoningChunk
-            | EventType::ToolStart
-            | EventType::AudioChunk => self.flags.output_sent.store(true, Ordering::Relaxed),
-            _ => {}
-        }
-        Ok(true)
+        Ok(admitted)
     }
 
     /// Sends an `error` event.
@@ -666,5 +677,97 @@ impl Completion {
             self.events.send(EventType::Cancelled, json!({})).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(flag: &AtomicBool) -> bool {
+        flag.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn complete_is_refused_to_task_events() {
+        let flags = Flags::default();
+        assert!(matches!(
+            flags.admit(EventType::Complete),
+            Err(EmitError::NotOwner)
+        ));
+        // Even after completion.
+        flags.completed.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            flags.admit(EventType::Complete),
+            Err(EmitError::NotOwner)
+        ));
+    }
+
+    #[test]
+    fn events_after_completion_are_dropped_and_change_nothing() {
+        let flags = Flags::default();
+        flags.completed.store(true, Ordering::SeqCst);
+        for kind in [
+            EventType::TextChunk,
+            EventType::TextCompleted,
+            EventType::TtsCompleted,
+            EventType::Cancelled,
+            EventType::Error,
+        ] {
+            assert!(!flags.admit(kind).unwrap_or(true), "{kind}");
+        }
+        assert!(!set(&flags.text_done) && !set(&flags.tts_done));
+        assert!(!set(&flags.cancelled_sent) && !set(&flags.output_sent));
+    }
+
+    #[test]
+    fn text_and_speech_are_settled_by_their_completed_or_not_requested_events() {
+        for kind in [EventType::TextCompleted, EventType::TextNotRequested] {
+            let flags = Flags::default();
+            assert!(flags.admit(kind).unwrap_or(false));
+            assert!(set(&flags.text_done) && !set(&flags.tts_done), "{kind}");
+        }
+        for kind in [EventType::TtsCompleted, EventType::TtsNotRequested] {
+            let flags = Flags::default();
+            assert!(flags.admit(kind).unwrap_or(false));
+            assert!(set(&flags.tts_done) && !set(&flags.text_done), "{kind}");
+        }
+        // Starting speech settles nothing.
+        let flags = Flags::default();
+        assert!(flags.admit(EventType::TtsStarted).unwrap_or(false));
+        assert!(!set(&flags.tts_done));
+    }
+
+    #[test]
+    fn output_is_what_a_retry_would_repeat() {
+        for kind in [
+            EventType::TextChunk,
+            EventType::ReasoningChunk,
+            EventType::ToolStart,
+            EventType::AudioChunk,
+        ] {
+            let flags = Flags::default();
+            assert!(flags.admit(kind).unwrap_or(false));
+            assert!(set(&flags.output_sent), "{kind}");
+        }
+        for kind in [
+            EventType::Working,
+            EventType::ModelInUse,
+            EventType::Progress,
+            EventType::Error,
+            EventType::TextCompleted,
+        ] {
+            let flags = Flags::default();
+            assert!(flags.admit(kind).unwrap_or(false));
+            assert!(!set(&flags.output_sent), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_cancelled_event_is_noted_so_the_runtime_does_not_send_another() {
+        let flags = Flags::default();
+        assert!(!set(&flags.cancelled_sent));
+        assert!(flags.admit(EventType::Cancelled).unwrap_or(false));
+        assert!(set(&flags.cancelled_sent));
     }
 }
