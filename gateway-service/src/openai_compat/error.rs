@@ -170,7 +170,10 @@ impl From<AppError> for OpenAiError {
     fn from(e: AppError) -> Self {
         let status = e.status_code();
         match e {
-            AppError::BadRequest(m) => Self::new(status, INVALID_REQUEST, m),
+            AppError::BadRequest(m) | AppError::Conflict(m) => {
+                Self::new(status, INVALID_REQUEST, m)
+            }
+            AppError::Unprocessable { message, .. } => Self::new(status, INVALID_REQUEST, message),
             AppError::Unauthorized(m) => {
                 Self::new(status, INVALID_REQUEST, m).code("invalid_api_key")
             }
