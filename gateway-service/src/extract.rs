@@ -1,14 +1,17 @@
 //! Request extractors: the caller's identity from `Authorization: Bearer` (counted against the
-//! tenant's rate limit), the admin role, and JSON bodies whose errors use the REST envelope.
+//! tenant's rate limit), the admin role, and the client's address. The token, role and body
+//! parsing are `common::http`'s, shared with the other services.
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use common::auth::{AuthError, Claims, Role};
+use common::auth::Claims;
 use common::error::AppError;
-use serde::de::DeserializeOwned;
+use common::http::{admin_only, bearer_claims};
 
 use crate::state::AppState;
+
+pub use common::http::{auth_error, is_admin, json_body};
 
 /// The authenticated caller. Extracting it counts one request against the tenant's rate limit.
 #[derive(Debug, Clone)]
@@ -18,30 +21,11 @@ pub struct AuthUser(pub Claims);
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub Claims);
 
-/// The one role check of the gateway: whether these claims may use admin-only endpoints and views.
-pub fn is_admin(claims: &Claims) -> bool {
-    claims.role == Role::Admin
-}
-
-/// Maps a token failure to the client-facing error.
-pub fn auth_error(e: AuthError) -> AppError {
-    AppError::Unauthorized(e.to_string())
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| auth_error(AuthError::Missing))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| auth_error(AuthError::Missing))?;
-        let claims = state.auth().verify(token.trim()).map_err(auth_error)?;
+        let claims = bearer_claims(parts, state.auth())?;
         state.rate_limiter().admit(claims.tenant_id).await?;
         Ok(AuthUser(claims))
     }
@@ -71,12 +55,7 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let AuthUser(claims) =
             <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
-        if !is_admin(&claims) {
-            return Err(AppError::Forbidden(
-                "this endpoint needs the admin role".into(),
-            ));
-        }
-        Ok(AdminUser(claims))
+        admin_only(claims, "this endpoint needs the admin role").map(AdminUser)
     }
 }
 
@@ -94,10 +73,4 @@ impl FromRequestParts<AppState> for ClientAddr {
         let trust = state.settings().auth.trust_forwarded_for;
         Ok(Self(common::http::client_addr(parts, trust)))
     }
-}
-
-/// Parses a JSON body, answering 400 with the envelope when it is not valid.
-pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(body)
-        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
 }

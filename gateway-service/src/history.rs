@@ -12,6 +12,7 @@ pub mod naming;
 use common::auth::Claims;
 use common::error::AppError;
 use common::history::{self, Message, SearchHit, SessionSummary};
+use common::http::{PageRule, truncate_page};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -19,11 +20,11 @@ use uuid::Uuid;
 use crate::state::AppState;
 
 /// Sessions per page: default and maximum.
-pub const SESSIONS_PAGE: (i64, i64) = (20, 100);
+pub const SESSIONS_PAGE: PageRule = PageRule::new(20, 100);
 /// Messages per read: default and maximum.
-pub const MESSAGES_PAGE: (i64, i64) = (100, 500);
+pub const MESSAGES_PAGE: PageRule = PageRule::new(100, 500);
 /// Search hits: default and maximum.
-pub const SEARCH_PAGE: (i64, i64) = (20, 100);
+pub const SEARCH_PAGE: PageRule = PageRule::new(20, 100);
 /// Longest title a client may set, in characters.
 pub const MAX_TITLE_CHARS: usize = history::title::MAX_CHARS;
 /// Longest search query, in characters.
@@ -46,7 +47,7 @@ impl Viewer {
         Self {
             tenant_id: claims.tenant_id,
             user_id: claims.sub,
-            admin: crate::extract::is_admin(claims),
+            admin: common::http::is_admin(claims),
         }
     }
 
@@ -74,17 +75,6 @@ fn db_error(e: sqlx::Error) -> AppError {
     e.into()
 }
 
-/// A page size: `(default, max)` when absent, at most `max`; 400 below 1.
-pub fn page_size(limit: Option<i64>, (default, max): (i64, i64)) -> Result<i64, AppError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if n < 1 => Err(AppError::BadRequest(format!(
-            "limit must be between 1 and {max}"
-        ))),
-        Some(n) => Ok(n.min(max)),
-    }
-}
-
 /// A page of sessions.
 #[derive(Debug, Serialize)]
 pub struct SessionPage {
@@ -103,12 +93,11 @@ pub async fn list_sessions(
     cursor: Option<&str>,
 ) -> Result<SessionPage, AppError> {
     let only_user = viewer.list_filter(all)?;
-    let limit = page_size(limit, SESSIONS_PAGE)?;
+    let limit = SESSIONS_PAGE.limit(limit)?;
     let after = cursor.map(|c| cursor::decode(c, "cursor")).transpose()?;
     let mut sessions =
         history::list_sessions(db, viewer.tenant_id, only_user, after, limit + 1).await?;
-    let more = sessions.len() as i64 > limit;
-    sessions.truncate(limit as usize);
+    let more = truncate_page(&mut sessions, limit);
     let next_cursor = sessions
         .last()
         .filter(|_| more)
@@ -139,15 +128,14 @@ pub async fn read_session(
     limit: Option<i64>,
     before: Option<&str>,
 ) -> Result<SessionDetail, AppError> {
-    let limit = page_size(limit, MESSAGES_PAGE)?;
+    let limit = MESSAGES_PAGE.limit(limit)?;
     let before = before.map(|c| cursor::decode(c, "before")).transpose()?;
     let session = history::find_session(db, viewer.tenant_id, session_id, viewer.owner_filter())
         .await?
         .ok_or_else(not_found)?;
     let mut messages =
         history::messages_before(db, viewer.tenant_id, session_id, before, limit + 1).await?;
-    let more = messages.len() as i64 > limit;
-    messages.truncate(limit as usize);
+    let more = truncate_page(&mut messages, limit);
     let next_before = messages
         .last()
         .filter(|_| more)
@@ -266,7 +254,7 @@ pub async fn search(
     }
     common::payloads::storable(query, "q").map_err(|e| AppError::BadRequest(e.0))?;
     let only_user = viewer.list_filter(all)?;
-    let limit = page_size(limit, SEARCH_PAGE)?;
+    let limit = SEARCH_PAGE.limit(limit)?;
     let mut results = history::search_messages(
         db,
         viewer.tenant_id,
@@ -319,9 +307,10 @@ mod tests {
 
     #[test]
     fn limits_and_titles_are_checked() {
-        assert_eq!(page_size(None, SESSIONS_PAGE).unwrap(), 20);
-        assert_eq!(page_size(Some(1000), SESSIONS_PAGE).unwrap(), 100);
-        assert!(page_size(Some(0), SESSIONS_PAGE).is_err());
+        assert_eq!(SESSIONS_PAGE.limit(None).unwrap(), 20);
+        // The one page rule (common::http::page): an oversized limit is refused, not clamped.
+        assert!(SESSIONS_PAGE.limit(Some(1000)).is_err());
+        assert!(SESSIONS_PAGE.limit(Some(0)).is_err());
         assert_eq!(valid_title("  Trip  ").unwrap(), "Trip");
         assert!(valid_title(" ").is_err());
         assert!(valid_title(&"é".repeat(201)).is_err());

@@ -220,7 +220,8 @@ async fn sessions_are_listed_newest_first_page_by_page() {
     assert!(admin.list_ids("").await.is_empty());
     assert_eq!(admin.list_ids("all=true&limit=100").await, expected);
 
-    for bad in ["limit=0", "limit=x", "cursor=garbage"] {
+    // limit=101: over the maximum is refused, not shortened (the one page rule).
+    for bad in ["limit=0", "limit=101", "limit=x", "cursor=garbage"] {
         let (status, body) = api.get(&format!("/api/v1/chat/sessions?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }

@@ -1,17 +1,15 @@
-//! Request extractors: the caller from `Authorization: Bearer <JWT>`, the admin role, query
-//! parameters checked by the text rule (`crate::text`), and query and path errors answered with
-//! the REST envelope.
+//! Request extractors: the caller from `Authorization: Bearer <JWT>` and the admin role
+//! (`common::http::auth`), and query parameters checked by the text rule (`crate::text`), all
+//! refused with the REST envelope.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, Query};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use common::auth::{AuthError, Claims};
+use common::auth::Claims;
 use common::error::AppError;
+use common::http::{admin_only, bearer_claims, query};
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
-use crate::scope::{Owner, is_admin};
+use crate::scope::Owner;
 use crate::state::AppState;
 use crate::text;
 
@@ -30,25 +28,11 @@ impl AuthUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub Claims);
 
-fn unauthorized(e: AuthError) -> AppError {
-    AppError::Unauthorized(e.to_string())
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| unauthorized(AuthError::Missing))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| unauthorized(AuthError::Missing))?;
-        let claims = state.auth().verify(token.trim()).map_err(unauthorized)?;
-        Ok(Self(claims))
+        bearer_claims(parts, state.auth()).map(Self)
     }
 }
 
@@ -58,19 +42,15 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let AuthUser(claims) =
             <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
-        if !is_admin(&claims) {
-            return Err(AppError::Forbidden(
-                "importing the tenant's UFC catalogue needs the admin role".into(),
-            ));
-        }
-        Ok(Self(claims))
+        let refusal = "importing the tenant's UFC catalogue needs the admin role";
+        admin_only(claims, refusal).map(Self)
     }
 }
 
-/// The query string as `T`, once every parameter, known to `T` or not, passed the text rule: no
-/// NUL or other control character, at most [`text::MAX_PARAM_CHARS`] characters
-/// ([`text::MAX_CURSOR_CHARS`] for `cursor`). 400 with the REST envelope, naming the parameter,
-/// otherwise. Every handler reads its query through this, so no value skips the rule.
+/// The query string as `T` (`common::http::query`), once every parameter, known to `T` or not,
+/// passed the text rule: no NUL or other control character, at most [`text::MAX_PARAM_CHARS`]
+/// characters ([`text::MAX_CURSOR_CHARS`] for `cursor`). 400 with the REST envelope, naming the
+/// parameter, otherwise. Every handler reads its query through this, so no value skips the rule.
 #[derive(Debug, Clone)]
 pub struct Params<T>(pub T);
 
@@ -82,8 +62,7 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        let bad = |e: axum::extract::rejection::QueryRejection| AppError::BadRequest(e.body_text());
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(bad)?;
+        let pairs: Vec<(String, String)> = query(&parts.uri)?;
         for (name, value) in &pairs {
             if text::has_controls(name) || name.chars().count() > text::MAX_PARAM_CHARS {
                 return Err(AppError::BadRequest(
@@ -97,13 +76,6 @@ where
             };
             text::check(name, value, max).map_err(AppError::BadRequest)?;
         }
-        let Query(params) = Query::<T>::try_from_uri(&parts.uri).map_err(bad)?;
-        Ok(Self(params))
+        query(&parts.uri).map(Self)
     }
-}
-
-/// A UUID path segment; 400 when it is not one.
-pub fn id(p: Result<Path<Uuid>, PathRejection>, what: &str) -> Result<Uuid, AppError> {
-    p.map(|Path(id)| id)
-        .map_err(|_| AppError::BadRequest(format!("{what} id is not a UUID")))
 }

@@ -1,11 +1,12 @@
-//! Pagination and date ranges shared by every list: `limit` (default 50, at most 500), an opaque
-//! `cursor` naming the last item of the previous page (keyset pagination), and `from`/`to`
-//! calendar dates, both inclusive.
+//! Pagination and date ranges shared by every list: `limit` (default 50, at most 500, by the one
+//! page rule of `common::http::page`), an opaque `cursor` naming the last item of the previous
+//! page (keyset pagination), and `from`/`to` calendar dates, both inclusive.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use common::error::AppError;
+use common::http::{PageRule, truncate_page};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -14,6 +15,8 @@ use uuid::Uuid;
 pub const DEFAULT_LIMIT: i64 = 50;
 /// The largest `limit`.
 pub const MAX_LIMIT: i64 = 500;
+/// Every list's `limit` rule.
+pub const LIST_PAGE: PageRule = PageRule::new(DEFAULT_LIMIT, MAX_LIMIT);
 
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,13 +60,7 @@ impl RangeParams {
 impl PageParams {
     /// The page size; 400 outside 1..=500.
     pub fn limit(&self) -> Result<i64, AppError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(AppError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            ))),
-        }
+        LIST_PAGE.limit(self.limit)
     }
 
     /// The cursor's plain text, if one was given.
@@ -139,9 +136,7 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, AppError> {
 
 /// A page from `limit + 1` fetched rows: the extra row only says that another page exists.
 pub fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
+    let next_cursor = if truncate_page(&mut rows, limit) {
         rows.last().map(|last| encode(&key(last)))
     } else {
         None

@@ -1,6 +1,6 @@
 //! Whose data a request or an action reaches: one tenant and one user, always both.
 
-use common::auth::{Claims, Role};
+use common::auth::Claims;
 use uuid::Uuid;
 
 /// The owner of the rows a query may touch. Every query filters by both ids, so another user's
@@ -23,9 +23,4 @@ impl Owner {
     pub fn of(claims: &Claims) -> Self {
         Self::new(claims.tenant_id, claims.sub)
     }
-}
-
-/// Whether a token carries the admin role (the tenant's UFC catalogue is imported by admins).
-pub fn is_admin(claims: &Claims) -> bool {
-    claims.role == Role::Admin
 }

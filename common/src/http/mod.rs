@@ -1,6 +1,19 @@
-//! What the HTTP services share at the socket and response level: serving with a header read
-//! timeout (so half-open connections do not pile up), a request-body idle timeout, the client's
-//! address for handlers, and the security headers of every response.
+//! The HTTP service skeleton the services share. Here, at the socket and response level: serving
+//! with a header read timeout (so half-open connections do not pile up), a request-body idle
+//! timeout, the client's address for handlers, and the security headers of every response. In
+//! the submodules: the caller from a bearer token ([`auth`]), query, path and body parsing whose
+//! refusals are the REST envelope ([`extract`]), the one `limit` rule of lists ([`page`]), and
+//! the liveness and readiness answers ([`probe`]).
+
+pub mod auth;
+pub mod extract;
+pub mod page;
+pub mod probe;
+
+pub use auth::{admin_only, auth_error, bearer_claims, is_admin};
+pub use extract::{Params, json_body, path_id, query};
+pub use page::{PageRule, truncate_page};
+pub use probe::{Dependency, health, readiness};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

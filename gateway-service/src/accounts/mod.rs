@@ -12,11 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::auth::{Claims, JwtAuth, Role};
 use common::error::AppError;
+use common::http::is_admin;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-use crate::extract::is_admin;
 
 pub use password::Passwords;
 pub use validate::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, parse_body};

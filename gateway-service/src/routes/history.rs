@@ -2,14 +2,15 @@
 //! delete, full-text search). Handlers unpack the request and call `crate::history`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use common::error::{AppError, ok};
+use common::http::{Params, json_body, path_id};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::extract::{AuthUser, json_body};
+use crate::extract::AuthUser;
 use crate::history::{self, Viewer};
 use crate::state::AppState;
 
@@ -45,24 +46,16 @@ struct RenameBody {
     title: String,
 }
 
-/// Query-string errors as 400 with the REST envelope.
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AppError> {
-    q.map(|Query(t)| t)
-        .map_err(|e| AppError::BadRequest(e.body_text()))
-}
-
 fn session_id(p: Result<Path<Uuid>, PathRejection>) -> Result<Uuid, AppError> {
-    p.map(|Path(id)| id)
-        .map_err(|_| AppError::BadRequest("session id is not a UUID".into()))
+    path_id(p, "session")
 }
 
 /// `GET /api/v1/chat/sessions?limit=&cursor=&all=`: the caller's sessions, newest first.
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-    params: Result<Query<ListParams>, QueryRejection>,
+    Params(p): Params<ListParams>,
 ) -> Result<Response, AppError> {
-    let p = query(params)?;
     let viewer = Viewer::new(&claims);
     let page =
         history::list_sessions(state.db(), viewer, p.all, p.limit, p.cursor.as_deref()).await?;
@@ -74,9 +67,9 @@ pub async fn read(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     id: Result<Path<Uuid>, PathRejection>,
-    params: Result<Query<ReadParams>, QueryRejection>,
+    Params(p): Params<ReadParams>,
 ) -> Result<Response, AppError> {
-    let (id, p) = (session_id(id)?, query(params)?);
+    let id = session_id(id)?;
     let detail = history::read_session(
         state.db(),
         Viewer::new(&claims),
@@ -117,9 +110,8 @@ pub async fn delete(
 pub async fn search(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
-    params: Result<Query<SearchParams>, QueryRejection>,
+    Params(p): Params<SearchParams>,
 ) -> Result<Response, AppError> {
-    let p = query(params)?;
     let results = history::search(state.db(), Viewer::new(&claims), p.all, &p.q, p.limit).await?;
     Ok(ok(results).into_response())
 }

@@ -7,13 +7,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{AppError, ok};
+use common::http::path_id;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::blood::{csv, store};
 use crate::error::{not_found, rejected};
-use crate::extract::{AuthUser, Params, id};
+use crate::extract::{AuthUser, Params};
 use crate::page::{Page, PageParams, RangeParams};
 use crate::state::AppState;
 
@@ -136,7 +137,7 @@ pub async fn panel(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "panel")?;
+    let id = path_id(path, "panel")?;
     let panel = store::panel(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("panel"))?;

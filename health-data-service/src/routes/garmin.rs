@@ -9,12 +9,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{ApiEnvelope, AppError, ok};
+use common::http::path_id;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::not_found;
-use crate::extract::{AuthUser, Params, id};
+use crate::extract::{AuthUser, Params};
 use crate::garmin::{analysis, import, query as data};
 use crate::page::{self, PageParams, RangeParams};
 use crate::state::AppState;
@@ -232,7 +233,7 @@ pub async fn activity(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "activity")?;
+    let id = path_id(path, "activity")?;
     let a = data::activity(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("activity"))?;
@@ -329,7 +330,7 @@ pub async fn import_job(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "import")?;
+    let id = path_id(path, "import")?;
     let job = import::get(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("import"))?;

@@ -1,40 +1,27 @@
-//! Liveness and readiness (open, no token).
+//! Liveness and readiness (open, no token): `common::http::probe`'s answers.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::Response;
 use common::error::ApiEnvelope;
-use serde_json::json;
+use common::http::{Dependency, readiness};
 
 use crate::state::AppState;
 
 /// `GET /health`: the process answers.
 #[utoipa::path(get, path = "/health", tag = "probes",
     responses((status = 200, description = "the process answers")))]
-pub async fn health() -> impl IntoResponse {
-    common::error::ok(json!({"status": "ok"}))
+pub async fn health() -> Json<ApiEnvelope<serde_json::Value>> {
+    common::http::health()
 }
 
 /// `GET /ready`: Redis and PostgreSQL (both required) answer now.
 #[utoipa::path(get, path = "/ready", tag = "probes",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn ready(State(state): State<AppState>) -> Response {
     let (redis, postgres) = tokio::join!(state.bus().ping(), common::db::ping(state.db()));
-    let ready = redis && postgres;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = ApiEnvelope {
-        code: status.as_u16(),
-        success: ready,
-        message: if ready { "ready" } else { "not ready" }.into(),
-        data: json!({"dependencies": {
-            "redis": {"required": true, "ok": redis},
-            "postgres": {"required": true, "ok": postgres},
-        }}),
-    };
-    (status, Json(body))
+    readiness(&[
+        Dependency::required("redis", redis),
+        Dependency::required("postgres", postgres),
+    ])
 }

@@ -8,13 +8,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use common::error::{AppError, ok};
+use common::http::path_id;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::{not_found, rejected};
-use crate::extract::{AdminUser, AuthUser, Params, id};
+use crate::extract::{AdminUser, AuthUser, Params};
 use crate::page::{self, Page, PageParams, RangeParams};
 use crate::scope::Owner;
 use crate::state::AppState;
@@ -151,7 +152,7 @@ pub async fn fighter(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "fighter")?;
+    let id = path_id(path, "fighter")?;
     let f = store::fighter_detail(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("fighter"))?;
@@ -168,7 +169,7 @@ pub async fn follow(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "fighter")?;
+    let id = path_id(path, "fighter")?;
     let s = store::follow(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("fighter"))?;
@@ -185,7 +186,7 @@ pub async fn unfollow(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "fighter")?;
+    let id = path_id(path, "fighter")?;
     if !store::unfollow(state.db(), user.owner(), id).await? {
         return Err(not_found("subscription"));
     }
@@ -229,7 +230,7 @@ pub async fn event(
     user: AuthUser,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, AppError> {
-    let id = id(path, "event")?;
+    let id = path_id(path, "event")?;
     let e = store::event_detail(state.db(), user.owner(), id)
         .await?
         .ok_or_else(|| not_found("event"))?;
