@@ -42,7 +42,7 @@ fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
 impl Bus {
     /// Connects once; fails if Redis does not answer.
     pub async fn connect(settings: &CoreSettings) -> RedisResult<Self> {
-        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let client = redis::Client::open(settings.redis_url.expose())?;
         let conn = ConnectionManager::new_with_config(
             client.clone(),
             manager_config(Duration::from_secs(5)),

@@ -65,8 +65,8 @@ pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-outside-dev";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct CoreSettings {
-    /// The Redis URL of the bus.
-    pub redis_url: String,
+    /// The Redis URL of the bus (`REDIS_URL`); a secret: it may carry a password.
+    pub redis_url: Secret,
     /// First part of every key.
     pub stream_prefix: String,
     /// Second part of every key; `dev` enables dev-only defaults.
@@ -121,7 +121,7 @@ impl Default for DbSettings {
 impl Default for CoreSettings {
     fn default() -> Self {
         Self {
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_url: Secret::new("redis://127.0.0.1:6379"),
             stream_prefix: PROJECT.into(),
             app_env: "dev".into(),
             jwt_secret: None,
@@ -293,7 +293,11 @@ mod tests {
         assert_eq!(s.stream_prefix, "x");
         assert_eq!(s.bus.response_ttl_secs, 5);
         assert_eq!(s.bus.action_maxlen, 100_000);
-        assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(s.redis_url.expose(), "redis://127.0.0.1:6379");
+        assert!(
+            !format!("{s:?}").contains("redis://"),
+            "the URL may carry a password"
+        );
         s.check().unwrap();
     }
 

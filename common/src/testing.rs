@@ -38,7 +38,9 @@ pub fn test_database_url() -> String {
 /// test run's database.
 pub fn isolated_settings() -> CoreSettings {
     CoreSettings {
-        redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        redis_url: Secret::new(
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        ),
         stream_prefix: format!("test{}", Uuid::now_v7().simple()),
         jwt_secret: Some(Secret::new(TEST_SECRET)),
         database_url: Secret::new(test_database_url()),

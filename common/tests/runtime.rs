@@ -38,7 +38,7 @@ fn say(text: &str) -> DomainAction {
 }
 
 async fn redis(core: &CoreSettings) -> (redis::Client, redis::aio::ConnectionManager) {
-    let client = redis::Client::open(core.redis_url.as_str()).unwrap();
+    let client = redis::Client::open(core.redis_url.expose()).unwrap();
     let conn = client.get_connection_manager().await.unwrap();
     (client, conn)
 }

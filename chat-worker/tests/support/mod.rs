@@ -68,7 +68,7 @@ impl Harness {
         tokio::spawn(chat_worker::run(settings, shutdown.clone()));
         Self {
             bus: Bus::connect(&core).await.unwrap(),
-            client: redis::Client::open(core.redis_url.as_str()).unwrap(),
+            client: redis::Client::open(core.redis_url.expose()).unwrap(),
             db,
             shutdown,
         }

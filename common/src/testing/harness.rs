@@ -66,7 +66,7 @@ impl WorkerHarness {
             .await
             .unwrap_or_else(|e| panic!("redis: {e}"));
         let client =
-            redis::Client::open(core.redis_url.as_str()).unwrap_or_else(|e| panic!("redis: {e}"));
+            redis::Client::open(core.redis_url.expose()).unwrap_or_else(|e| panic!("redis: {e}"));
         let shutdown = CancellationToken::new();
         let worker = Worker::new(bus.clone(), settings, service, handler);
         let handle = tokio::spawn(worker.run(shutdown.clone()));

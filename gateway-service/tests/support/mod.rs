@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chat_worker::config::DummySettings;
 use common::auth::{JwtAuth, Role};
-use common::settings::CoreSettings;
+use common::settings::{CoreSettings, Secret};
 use common::testing::{TEST_SECRET, isolated_settings};
 use common::worker::WorkerSettings;
 use futures::{SinkExt, StreamExt};
@@ -68,10 +68,10 @@ impl Opts {
 
     /// Uses another Redis for every process.
     pub fn redis_url(mut self, url: &str) -> Self {
-        self.core.redis_url = url.to_owned();
-        self.gateway.core.redis_url = url.to_owned();
+        self.core.redis_url = Secret::new(url);
+        self.gateway.core.redis_url = Secret::new(url);
         if let Some(w) = &mut self.worker {
-            w.core.redis_url = url.to_owned();
+            w.core.redis_url = Secret::new(url);
         }
         self
     }
@@ -171,7 +171,7 @@ impl System {
     }
 
     pub fn redis(&self) -> redis::Client {
-        redis::Client::open(self.core.redis_url.as_str()).unwrap()
+        redis::Client::open(self.core.redis_url.expose()).unwrap()
     }
 }
 

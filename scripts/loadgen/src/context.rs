@@ -21,8 +21,13 @@ pub struct Common {
     /// Provider simulator root URL (its OpenAI API is under `/v1`).
     #[arg(long, env = "LOADGEN_SIM", default_value = "http://127.0.0.1:9100")]
     pub sim: String,
-    /// The Redis of the bus.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    /// The Redis of the bus (its value is never printed: it may carry a password).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
     /// Key namespace, first part (must match the services').
     #[arg(long, env = "STREAM_PREFIX", default_value = "aibackend")]
@@ -131,7 +136,7 @@ impl Ctx {
     /// Settings for a bus client in the services' namespace.
     pub fn core_settings(&self, action_maxlen: usize) -> CoreSettings {
         let mut core = CoreSettings {
-            redis_url: self.common.redis_url.clone(),
+            redis_url: common::settings::Secret::new(self.common.redis_url.clone()),
             stream_prefix: self.common.stream_prefix.clone(),
             app_env: self.common.app_env.clone(),
             jwt_secret: self.common.jwt_secret.clone().map(Secret::new),

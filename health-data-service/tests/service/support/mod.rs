@@ -241,7 +241,7 @@ impl Service {
 
     /// A Redis client on the service's Redis.
     pub fn redis(&self) -> redis::Client {
-        redis::Client::open(self.core.redis_url.as_str()).unwrap()
+        redis::Client::open(self.core.redis_url.expose()).unwrap()
     }
 }
 
