@@ -70,11 +70,6 @@ fn not_found() -> AppError {
     AppError::NotFound("session not found".into())
 }
 
-/// Kept for `naming` (its `map_err`): the one database mapping, `AppError: From<sqlx::Error>`.
-fn db_error(e: sqlx::Error) -> AppError {
-    e.into()
-}
-
 /// A page of sessions.
 #[derive(Debug, Serialize)]
 pub struct SessionPage {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Viewer, db_error, not_found};
+use super::{Viewer, not_found};
 use crate::session::traced_action;
 use crate::state::AppState;
 use crate::task::{Abandon, TaskFeed, task_error};
@@ -49,8 +49,7 @@ pub async fn name_session(
         session_id,
         viewer.owner_filter(),
     )
-    .await
-    .map_err(db_error)?
+    .await?
     .ok_or_else(not_found)?;
     let session_id = state.claim_session(claims, Some(session_id)).await?;
     let mut data = json!({});
