@@ -16,18 +16,6 @@ use serde_json::{Value, json};
 use support::{Opts, System, kinds, text};
 use uuid::Uuid;
 
-async fn post(system: &System, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}{path}", system.http))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn bus(system: &System) -> Bus {
     Bus::connect(&system.core).await.unwrap()
 }
@@ -49,24 +37,20 @@ async fn another_user_of_the_tenant_cannot_use_a_session() {
     let tenant = Uuid::now_v7();
     let (alice, mallory) = (system.token(tenant), system.token(tenant));
 
-    let (status, body) = post(
-        &system,
-        &alice,
-        "/chat",
-        json!({"prompt": "my secret plan"}),
-    )
-    .await;
+    let (status, body) = system
+        .post(&alice, "/chat", json!({"prompt": "my secret plan"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let session = body["data"]["session_id"].as_str().unwrap().to_owned();
 
     // POST /chat into it: not found, and nothing of Alice's reaches Mallory's prompt.
-    let (status, body) = post(
-        &system,
-        &mallory,
-        "/chat",
-        json!({"prompt": "what was said?", "session_id": session}),
-    )
-    .await;
+    let (status, body) = system
+        .post(
+            &mallory,
+            "/chat",
+            json!({"prompt": "what was said?", "session_id": session}),
+        )
+        .await;
     assert_eq!(status, 404, "{body}");
 
     // Replay with SSE from the start: not found.
@@ -141,13 +125,13 @@ async fn another_user_of_the_tenant_cannot_use_a_session() {
 async fn the_nil_session_id_is_refused() {
     let system = System::start(Opts::new()).await;
     let token = system.token(Uuid::now_v7());
-    let (status, body) = post(
-        &system,
-        &token,
-        "/chat",
-        json!({"prompt": "hi", "session_id": Uuid::nil()}),
-    )
-    .await;
+    let (status, body) = system
+        .post(
+            &token,
+            "/chat",
+            json!({"prompt": "hi", "session_id": Uuid::nil()}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     system.stop().await;
 }

@@ -10,18 +10,6 @@ use serde_json::{Value, json};
 use support::{Opts, System};
 use uuid::Uuid;
 
-async fn post(system: &System, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}{path}", system.http))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn dead_letters(system: &System) -> usize {
     let names = system.core.names();
     let client = system.redis();
@@ -45,7 +33,7 @@ async fn unstorable_and_out_of_range_inputs_are_refused_at_the_edge() {
         json!({"prompt": "hi", "settings": {"system_prompt": "\u{0}"}}),
     ];
     for body in &bad {
-        let (status, answer) = post(&system, &token, "/chat", body.clone()).await;
+        let (status, answer) = system.post(&token, "/chat", body.clone()).await;
         assert_eq!(status, 400, "{body} → {answer}");
         assert_eq!(answer["success"], false);
     }
@@ -65,13 +53,13 @@ async fn unstorable_and_out_of_range_inputs_are_refused_at_the_edge() {
     let events = ws.until_complete().await;
     assert!(support::text(&events).contains("still here"));
     // And /v1, in OpenAI's format.
-    let (status, answer) = post(
-        &system,
-        &token,
-        "/v1/chat/completions",
-        json!({"model": "dummy", "messages": [{"role": "user", "content": "\u{0}"}]}),
-    )
-    .await;
+    let (status, answer) = system
+        .post(
+            &token,
+            "/v1/chat/completions",
+            json!({"model": "dummy", "messages": [{"role": "user", "content": "\u{0}"}]}),
+        )
+        .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["type"], "invalid_request_error");
     // A search for a NUL is a bad request, not a database failure.
@@ -101,7 +89,9 @@ async fn a_long_prompt_of_distinct_words_is_answered_stored_and_found() {
         n += 7919;
     }
     let prompt = words.join(" ");
-    let (status, answer) = post(&system, &token, "/chat", json!({"prompt": prompt})).await;
+    let (status, answer) = system
+        .post(&token, "/chat", json!({"prompt": prompt}))
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert!(
         answer["data"]["errors"].as_array().unwrap().is_empty(),

@@ -170,6 +170,19 @@ impl System {
         (ws, session)
     }
 
+    /// `POST {path}` with a JSON body as `token`; the status and the JSON answer (null if none).
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.http))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn redis(&self) -> redis::Client {
         redis::Client::open(self.core.redis_url.expose()).unwrap()
     }
