@@ -663,3 +663,56 @@ async fn a_session_of_another_owner_is_refused_on_the_callers_own_stream() {
     assert_eq!(text(&events), "still mine");
     worker.stop().await;
 }
+
+/// The status of `GET path` on `addr`, by hand (HTTP/1.1, one request).
+async fn get_status(addr: &str, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok()?;
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn a_worker_answers_health_and_says_when_it_lost_redis() {
+    let mut server = common::testing::RedisServer::start().await;
+    let mut core = isolated_settings();
+    core.redis_url = common::settings::Secret::new(server.url());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let settings = WorkerSettings {
+        probe_addr: Some(addr.clone()),
+        ..fast_worker_settings()
+    };
+    let worker = start_with(&core, settings).await;
+    let status_until = |wanted: u16| {
+        let addr = addr.clone();
+        async move {
+            for _ in 0..200 {
+                if get_status(&addr, "/ready").await == Some(wanted) {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(status_until(200).await, "ready while Redis answers");
+    assert_eq!(get_status(&addr, "/health").await, Some(200));
+    server.stop();
+    assert!(status_until(503).await, "not ready without Redis");
+    assert_eq!(get_status(&addr, "/health").await, Some(200), "still alive");
+    server.restart().await;
+    assert!(status_until(200).await, "ready again");
+    worker.stop().await;
+}

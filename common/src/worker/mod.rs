@@ -1,6 +1,7 @@
 //! The worker runtime (DESIGN §4): consumer groups, concurrency, ack after the handler, retries,
 //! reclaim of dead consumers' entries, heartbeats, dead letters and graceful shutdown.
 
+mod probes;
 mod process;
 mod reclaim;
 
@@ -47,6 +48,10 @@ pub struct WorkerSettings {
     pub retry_max_ms: u64,
     /// Time in-flight handlers get to finish after SIGTERM, seconds.
     pub shutdown_grace_secs: u64,
+    /// Where this worker process answers `/health` and `/ready` (`WORKER__PROBE_ADDR`, e.g.
+    /// `0.0.0.0:8090`); no probes when unset.
+    #[serde(deserialize_with = "crate::settings::optional_string")]
+    pub probe_addr: Option<String>,
 }
 
 impl Default for WorkerSettings {
@@ -61,6 +66,7 @@ impl Default for WorkerSettings {
             retry_base_ms: 200,
             retry_max_ms: 10_000,
             shutdown_grace_secs: 30,
+            probe_addr: None,
         }
     }
 }
@@ -146,6 +152,8 @@ struct Inner {
     handler: Arc<dyn Handler>,
     /// Checked before a task writes anything to its session.
     owners: SessionOwners,
+    /// The database the worker has, if any (session store, readiness).
+    db: Option<sqlx::PgPool>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
     cancels: CancelRegistry,
@@ -209,6 +217,7 @@ impl Worker {
                 settings,
                 handler,
                 owners,
+                db: None,
                 permits: Arc::new(Semaphore::new(concurrency)),
                 tracker: TaskTracker::new(),
                 cancels: CancelRegistry::default(),
@@ -226,8 +235,9 @@ impl Worker {
             inner.bus.conn(),
             inner.bus.names().clone(),
             inner.bus.settings().session_owner_ttl_secs(),
-            Some(db),
+            Some(db.clone()),
         );
+        inner.db = Some(db);
         self
     }
 
@@ -239,6 +249,12 @@ impl Worker {
     /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let inner = Arc::new(self.inner);
+        let probes = match &inner.settings.probe_addr {
+            Some(addr) => Some(
+                probes::start(addr, inner.bus.clone(), inner.db.clone(), shutdown.clone()).await?,
+            ),
+            None => None,
+        };
         let stopping = inner.stopping.clone();
         let link = tokio::spawn(async move {
             shutdown.cancelled().await;
@@ -272,6 +288,9 @@ impl Worker {
         listening.cancel();
         listener.abort();
         link.abort();
+        if let Some(probes) = probes {
+            probes.abort();
+        }
         tracing::info!(consumer = %inner.consumer, "worker stopped");
         Ok(())
     }
