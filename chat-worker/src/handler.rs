@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
 
 use common::backoff::Backoff;
-use common::events::{ErrorData, EventType, TaskEvents};
+use common::events::{ErrorData, TaskEvents};
 use common::worker::{Handler, HandlerError, Task};
 use sqlx::PgPool;
 
@@ -151,14 +150,9 @@ impl ChatHandler {
 
         let mut last_error: Option<ProviderError> = None;
         for candidate in &plan.candidates {
-            let mut model_in_use =
-                json!({"provider": candidate.provider_name, "model": candidate.model});
-            if let Some(note) = plan.note {
-                model_in_use["note"] = json!(note);
-            }
             progress.set_answered_by(&candidate.provider_name, &candidate.model);
             // Announced once per candidate, while its first request is on its way.
-            let mut announce = Some(model_in_use);
+            let mut announce = Some(plan.note);
             for attempt in 0..=self.retries {
                 match self
                     .attempt(task, candidate, payload, progress, announce.take())
@@ -194,20 +188,22 @@ impl ChatHandler {
 }
 
 impl ChatHandler {
-    /// One call to one provider, streamed to the client until it ends. `model_in_use`, when
-    /// given, is sent while the request opens: it is written before any output all the same.
+    /// One call to one provider, streamed to the client until it ends. `model_in_use` (its
+    /// note), when given, is sent while the request opens: it is written before any output all
+    /// the same.
     async fn attempt(
         &self,
         task: &Task,
         candidate: &Candidate,
         payload: &ChatPayload,
         progress: &mut Progress,
-        model_in_use: Option<serde_json::Value>,
+        model_in_use: Option<Option<&str>>,
     ) -> Result<StreamEnd, HandlerError> {
         let request = payload.request_for(candidate);
         let announced = async {
-            if let Some(data) = model_in_use {
-                task.events.send(EventType::ModelInUse, data).await?;
+            if let Some(note) = model_in_use {
+                let (provider, model) = (&candidate.provider_name, &candidate.model);
+                task.events.model_in_use(provider, model, note).await?;
             }
             Ok::<(), HandlerError>(())
         };

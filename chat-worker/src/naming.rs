@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use common::events::{ErrorData, EventType};
+use common::events::{ErrorData, TextCompleted};
 use common::history::{self, Message};
 use common::worker::{Handler, HandlerError, Task};
 
@@ -107,12 +107,9 @@ impl Handler for NamingHandler {
         let mut written = None;
         let mut last_error = None;
         for candidate in &plan.candidates {
-            let mut model_in_use =
-                json!({"provider": candidate.provider_name, "model": candidate.model});
-            if let Some(note) = plan.note {
-                model_in_use["note"] = json!(note);
-            }
-            events.send(EventType::ModelInUse, model_in_use).await?;
+            events
+                .model_in_use(&candidate.provider_name, &candidate.model, plan.note)
+                .await?;
             if candidate.provider.kind() == "dummy" {
                 written = Some((derived_title(&messages), None));
                 break;
@@ -124,7 +121,7 @@ impl Handler for NamingHandler {
                     break;
                 }
                 Asked::Cancelled => {
-                    events.send(EventType::Cancelled, json!({})).await?;
+                    events.cancelled().await?;
                     return Ok(());
                 }
                 Asked::Failed(e) => {
@@ -226,16 +223,10 @@ impl NamingHandler {
             }
         }
         events
-            .send(
-                EventType::TextCompleted,
-                json!({"content": title, "usage": usage, "finish_reason": "stop"}),
-            )
+            .text_completed(&TextCompleted::new(title, json!(usage), "stop"))
             .await?;
         events
-            .send(
-                EventType::DbOperationExecuted,
-                json!({"operation": "session_titled", "session_id": action.session_id}),
-            )
+            .db_operation("session_titled", json!({"session_id": action.session_id}))
             .await?;
         Ok(())
     }

@@ -235,6 +235,36 @@ impl ErrorCode {
     }
 }
 
+/// The `data` of `text_completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextCompleted {
+    /// The whole text.
+    pub content: String,
+    /// Token counts, `null` when unknown.
+    pub usage: Value,
+    /// `stop`, `length`, `tool_calls`, `cancelled`, `error`, ...
+    pub finish_reason: String,
+    /// The tool calls, in OpenAI's format, when the model made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<Value>>,
+    /// A structured result beside the text (e.g. a health action's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl TextCompleted {
+    /// A text answer that ended for `finish_reason`.
+    pub fn new(content: impl Into<String>, usage: Value, finish_reason: &str) -> Self {
+        Self {
+            content: content.into(),
+            usage,
+            finish_reason: finish_reason.to_owned(),
+            tool_calls: None,
+            data: None,
+        }
+    }
+}
+
 /// Where a task's events go and how long they stay.
 #[derive(Debug, Clone)]
 pub struct ResponseTarget {
@@ -459,6 +489,76 @@ impl TaskEvents {
     /// Sends an `error` event.
     pub async fn error(&self, error: &ErrorData) -> Result<Option<String>, EmitError> {
         self.send(EventType::Error, json!(error)).await
+    }
+
+    /// `model_in_use`: who answers (`note` says why, e.g. the offline dummy provider).
+    pub async fn model_in_use(
+        &self,
+        provider: &str,
+        model: &str,
+        note: Option<&str>,
+    ) -> Result<Option<String>, EmitError> {
+        let mut data = json!({"provider": provider, "model": model});
+        if let Some(note) = note {
+            data["note"] = json!(note);
+        }
+        self.send(EventType::ModelInUse, data).await
+    }
+
+    /// `tool_start`: the model calls a tool.
+    pub async fn tool_start(
+        &self,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Result<Option<String>, EmitError> {
+        let data = json!({"call_id": call_id, "name": name, "arguments": arguments});
+        self.send(EventType::ToolStart, data).await
+    }
+
+    /// `text_completed`: the text answer as it ended.
+    pub async fn text_completed(&self, done: &TextCompleted) -> Result<Option<String>, EmitError> {
+        self.send(EventType::TextCompleted, json!(done)).await
+    }
+
+    /// `cancelled`.
+    pub async fn cancelled(&self) -> Result<Option<String>, EmitError> {
+        self.send(EventType::Cancelled, json!({})).await
+    }
+
+    /// `progress` of a long task: `stage`, `fraction` (0 to 1) where known, a sentence.
+    pub async fn progress(
+        &self,
+        stage: &str,
+        fraction: Option<f64>,
+        message: &str,
+    ) -> Result<Option<String>, EmitError> {
+        let data = json!({"stage": stage, "fraction": fraction, "message": message});
+        self.send(EventType::Progress, data).await
+    }
+
+    /// `audio_chunk`: a piece of audio, base64, numbered from 0.
+    pub async fn audio_chunk(
+        &self,
+        format: &str,
+        data_base64: &str,
+        sequence: u64,
+    ) -> Result<Option<String>, EmitError> {
+        let data = json!({"format": format, "data": data_base64, "sequence": sequence});
+        self.send(EventType::AudioChunk, data).await
+    }
+
+    /// `db_operation_executed`: what was persisted (`operation` and the ids written).
+    pub async fn db_operation(
+        &self,
+        operation: &str,
+        ids: Value,
+    ) -> Result<Option<String>, EmitError> {
+        let mut data = json!({"operation": operation});
+        if let (Some(out), Value::Object(ids)) = (data.as_object_mut(), ids) {
+            out.extend(ids);
+        }
+        self.send(EventType::DbOperationExecuted, data).await
     }
 
     /// Whether any output (text, reasoning, tool call, audio) reached the client.

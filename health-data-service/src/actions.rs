@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use common::envelope::DomainAction;
-use common::events::{ErrorData, EventType};
+use common::events::{ErrorData, TextCompleted};
 use common::worker::{Handler, HandlerError, Task};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -94,12 +94,9 @@ impl Handler for HealthHandler {
             }
         };
         let (content, result) = answered;
-        events
-            .send(
-                EventType::TextCompleted,
-                json!({"content": content, "data": result, "finish_reason": "stop", "usage": null}),
-            )
-            .await?;
+        let mut done = TextCompleted::new(content, Value::Null, "stop");
+        done.data = Some(result);
+        events.text_completed(&done).await?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use common::backoff::Backoff;
 use common::envelope::DomainAction;
-use common::events::{ErrorData, EventType, TaskEvents};
+use common::events::{ErrorData, TaskEvents};
 use common::history::{self, NewMessage};
 use common::worker::HandlerError;
 
@@ -192,13 +192,9 @@ pub async fn finish(
     };
     match retried("assistant reply", || history::save_message(pool, &message)).await {
         Ok(id) => {
-            events
-                .send(
-                    EventType::DbOperationExecuted,
-                    json!({"operation": "chat_turn_saved", "session_id": action.session_id,
-                        "user_message_id": turn.user_message, "assistant_message_id": id}),
-                )
-                .await?;
+            let ids = json!({"session_id": action.session_id,
+                "user_message_id": turn.user_message, "assistant_message_id": id});
+            events.db_operation("chat_turn_saved", ids).await?;
             Ok(())
         }
         Err(e) => report(events, "assistant reply", &e).await,

@@ -7,7 +7,7 @@ use futures::{FutureExt as _, StreamExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use common::events::{ErrorData, EventType, TaskEvents};
+use common::events::{ErrorData, EventType, TaskEvents, TextCompleted};
 use common::worker::HandlerError;
 
 use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
@@ -199,12 +199,7 @@ impl Progress {
             } else {
                 call.arguments.clone()
             };
-            events
-                .send(
-                    EventType::ToolStart,
-                    json!({"call_id": id, "name": call.name, "arguments": arguments}),
-                )
-                .await?;
+            events.tool_start(&id, &call.name, &arguments).await?;
             calls.push(json!({"id": id, "type": "function",
                 "function": {"name": call.name, "arguments": arguments}}));
         }
@@ -223,20 +218,19 @@ impl Progress {
         finish: &str,
         tool_calls: Vec<Value>,
     ) -> Result<(), HandlerError> {
-        let mut data =
-            json!({"content": self.content, "usage": self.usage, "finish_reason": finish});
+        let mut done = TextCompleted::new(self.content.clone(), json!(self.usage), finish);
         if !tool_calls.is_empty() {
-            data["tool_calls"] = json!(tool_calls);
+            done.tool_calls = Some(tool_calls.clone());
         }
         self.final_finish = finish.to_owned();
         self.final_calls = tool_calls;
-        events.send(EventType::TextCompleted, data).await?;
+        events.text_completed(&done).await?;
         Ok(())
     }
 
     /// `cancelled`, then `text_completed` with what was streamed.
     pub async fn cancelled(&mut self, events: &TaskEvents) -> Result<(), HandlerError> {
-        events.send(EventType::Cancelled, json!({})).await?;
+        events.cancelled().await?;
         self.text_completed(events, "cancelled", Vec::new()).await
     }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::envelope::DomainAction;
-use crate::events::EventType;
+use crate::events::{EventType, TextCompleted};
 use crate::worker::{Handler, HandlerError, Task};
 
 /// How the test handler fails (`data.fail`).
@@ -145,12 +145,9 @@ impl Handler for TestHandler {
                 }
             }
             if task.cancel.is_cancelled() {
-                events.send(EventType::Cancelled, json!({})).await?;
+                events.cancelled().await?;
                 events
-                    .send(
-                        EventType::TextCompleted,
-                        json!({"content": sent, "finish_reason": "cancelled"}),
-                    )
+                    .text_completed(&TextCompleted::new(sent, Value::Null, "cancelled"))
                     .await?;
                 return Ok(());
             }
@@ -163,10 +160,7 @@ impl Handler for TestHandler {
             return Err(failure(fail));
         }
         events
-            .send(
-                EventType::TextCompleted,
-                json!({"content": sent, "finish_reason": "stop"}),
-            )
+            .text_completed(&TextCompleted::new(sent, Value::Null, "stop"))
             .await?;
         Ok(())
     }
