@@ -45,6 +45,13 @@ pub fn user_of(tenant: Uuid) -> Uuid {
     Uuid::from_u128(tenant.as_u128() ^ 1)
 }
 
+/// An action of `tenant`'s user in `session`.
+fn action_of(action_type: &str, tenant: Uuid, session: Uuid, data: Value) -> DomainAction {
+    let mut action = DomainAction::new(action_type, "test", tenant, session, data);
+    action.user_id = Some(user_of(tenant));
+    action
+}
+
 /// A running chat-worker and what a test needs to talk to it.
 pub struct Harness {
     pub bus: Bus,
@@ -82,8 +89,7 @@ impl Harness {
         session: Uuid,
         data: Value,
     ) -> DomainAction {
-        let mut action = DomainAction::new(action_type, "test", tenant, session, data);
-        action.user_id = Some(user_of(tenant));
+        let action = action_of(action_type, tenant, session, data);
         self.bus.publish(&action).await.unwrap();
         action
     }
@@ -97,8 +103,7 @@ impl Harness {
         session: Uuid,
         data: Value,
     ) -> Vec<Received> {
-        let mut action = DomainAction::new(action_type, "test", tenant, session, data);
-        action.user_id = Some(user_of(tenant));
+        let mut action = action_of(action_type, tenant, session, data);
         let callback = self
             .bus
             .names()
