@@ -20,6 +20,7 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod worker;
 
 pub use bus::Bus;

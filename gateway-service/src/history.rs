@@ -247,7 +247,6 @@ pub async fn search(
             "q must be 1 to {MAX_QUERY_CHARS} characters"
         )));
     }
-    common::payloads::storable(query, "q").map_err(|e| AppError::BadRequest(e.0))?;
     let only_user = viewer.list_filter(all)?;
     let limit = SEARCH_PAGE.limit(limit)?;
     let mut results = history::search_messages(

@@ -70,6 +70,19 @@ async fn unstorable_and_out_of_range_inputs_are_refused_at_the_edge() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+    // Every query parameter passes the same text rule (common::http::Params), a cursor too.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/chat/sessions?cursor=a%01b", system.http))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("cursor"),
+        "{body}"
+    );
     assert_eq!(dead_letters(&system).await, 0);
     system.stop().await;
 }

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use common::auth::Claims;
 use common::error::AppError;
-use common::http::{admin_only, bearer_claims, query};
+use common::http::{admin_only, bearer_claims, checked_query};
 use serde::de::DeserializeOwned;
 
 use crate::scope::Owner;
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// The query string as `T` (`common::http::query`), once every parameter, known to `T` or not,
+/// The query string as `T` (`common::http::checked_query`), once every parameter, known to `T` or not,
 /// passed the text rule: no NUL or other control character, at most [`text::MAX_PARAM_CHARS`]
 /// characters ([`text::MAX_CURSOR_CHARS`] for `cursor`). 400 with the REST envelope, naming the
 /// parameter, otherwise. Every handler reads its query through this, so no value skips the rule.
@@ -62,20 +62,10 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> = query(&parts.uri)?;
-        for (name, value) in &pairs {
-            if text::has_controls(name) || name.chars().count() > text::MAX_PARAM_CHARS {
-                return Err(AppError::BadRequest(
-                    "a query parameter's name is not a name".into(),
-                ));
-            }
-            let max = if name == "cursor" {
-                text::MAX_CURSOR_CHARS
-            } else {
-                text::MAX_PARAM_CHARS
-            };
-            text::check(name, value, max).map_err(AppError::BadRequest)?;
-        }
-        query(&parts.uri).map(Self)
+        let max = |name: &str| match name {
+            "cursor" => text::MAX_CURSOR_CHARS,
+            _ => text::MAX_PARAM_CHARS,
+        };
+        checked_query(&parts.uri, max).map(Self)
     }
 }

@@ -10,7 +10,12 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 
-/// The query string as `T`; 400 with axum's explanation when it does not parse.
+/// The longest value of any query parameter (a cursor, a search) unless a service says less.
+pub const MAX_QUERY_VALUE_CHARS: usize = 2000;
+
+/// The query string as `T`, once every parameter, known to `T` or not, passed the text rule
+/// (`common::text`: no NUL or other control character, at most [`MAX_QUERY_VALUE_CHARS`]
+/// characters); 400 with the REST envelope, naming the parameter, otherwise.
 #[derive(Debug, Clone)]
 pub struct Params<T>(pub T);
 
@@ -22,8 +27,26 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        query(&parts.uri).map(Self)
+        checked_query(&parts.uri, |_| MAX_QUERY_VALUE_CHARS).map(Self)
     }
+}
+
+/// The query string of `uri` as `T`, once every parameter passed the text rule with at most
+/// `max_chars(name)` characters; 400 with the envelope, naming the parameter, otherwise.
+pub fn checked_query<T: DeserializeOwned>(
+    uri: &Uri,
+    max_chars: impl Fn(&str) -> usize,
+) -> Result<T, AppError> {
+    let pairs: Vec<(String, String)> = query(uri)?;
+    for (name, value) in &pairs {
+        if crate::text::has_controls(name) || name.chars().count() > MAX_QUERY_VALUE_CHARS {
+            return Err(AppError::BadRequest(
+                "a query parameter's name is not a name".into(),
+            ));
+        }
+        crate::text::check(name, value, max_chars(name)).map_err(AppError::BadRequest)?;
+    }
+    query(uri)
 }
 
 /// The query string of `uri` as `T`; 400 with axum's explanation when it does not parse.

@@ -11,7 +11,7 @@ pub mod page;
 pub mod probe;
 
 pub use auth::{admin_only, auth_error, bearer_claims, is_admin};
-pub use extract::{Params, json_body, path_id, query};
+pub use extract::{Params, checked_query, json_body, path_id, query};
 pub use page::{PageRule, truncate_page};
 pub use probe::{Dependency, health, readiness};
 
