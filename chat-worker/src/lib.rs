@@ -2,15 +2,14 @@
 //! and streams provider output to the session.
 
 pub mod config;
-pub mod dispatch;
-pub mod handler;
-pub mod naming;
+pub mod handlers;
 pub mod providers;
 
 use std::sync::Arc;
 
 use common::Bus;
-use common::worker::Worker;
+use common::payloads::chat;
+use common::worker::{Actions, Worker};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Settings;
@@ -34,19 +33,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     } else {
         tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
     }
-    let handler = Arc::new(dispatch::Dispatcher::new(vec![
-        Arc::new(handler::ChatHandler::new(
-            Arc::clone(&providers),
-            pool.clone(),
-            &settings,
-        )),
-        Arc::new(naming::NamingHandler::new(
-            providers,
-            pool.clone(),
-            &settings,
-        )),
-    ]));
-    Worker::new(bus, settings.worker.clone(), SERVICE, handler)
+    let actions = Actions::new()
+        .action(
+            chat::GENERATE,
+            handlers::chat::ChatHandler::new(Arc::clone(&providers), pool.clone(), &settings),
+        )
+        .action(
+            chat::NAME,
+            handlers::naming::NamingHandler::new(providers, pool.clone(), &settings),
+        );
+    Worker::new(bus, settings.worker.clone(), SERVICE, Arc::new(actions))
         .with_session_store(pool)
         .run(shutdown)
         .await

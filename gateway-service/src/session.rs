@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::auth::Claims;
 use common::envelope::DomainAction;
 use common::error::AppError;
+use common::payloads::Payload;
 use common::payloads::chat::{ChatPayload, ChatSettings};
 use common::sessions::{Owner, SessionError};
 use redis::AsyncCommands;

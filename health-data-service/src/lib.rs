@@ -3,7 +3,6 @@
 //! FIT files and CSV files, and answers `health.*` actions from its stream through the shared
 //! worker runtime, in the same process.
 
-pub mod actions;
 pub mod blood;
 pub mod config;
 pub mod csvfile;
@@ -11,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod garmin;
+pub mod handlers;
 pub mod openapi;
 pub mod page;
 pub mod report;
@@ -63,8 +63,8 @@ pub async fn serve(
         settings.clone(),
         shutdown.child_token(),
     );
-    let handler = Arc::new(actions::HealthHandler::new(db.clone()));
-    let worker = Worker::new(bus, settings.worker.clone(), SERVICE, handler).with_session_store(db);
+    let actions = Arc::new(handlers::actions(db.clone()));
+    let worker = Worker::new(bus, settings.worker.clone(), SERVICE, actions).with_session_store(db);
     let app = common::http::harden(routes::router(state.clone()), &settings.http);
     // The worker stops with the process, or when the HTTP server ends for any other reason.
     let worker_stop = shutdown.child_token();

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::{Invalid, storable, storable_json};
+use super::{Invalid, Payload, storable, storable_json};
 
 /// The action type of a chat turn.
 pub const GENERATE: &str = "chat.completion.generate";
+/// The action type that titles a session.
+pub const NAME: &str = "chat.session.name";
 
 /// Most earlier messages one action may carry.
 pub const MAX_MESSAGES: usize = 2048;
@@ -17,22 +20,38 @@ pub const MAX_TOKENS: u32 = 1_000_000;
 /// Longest model name, in bytes.
 pub const MAX_MODEL_BYTES: usize = 200;
 
-/// The `data` of a `chat.completion.generate` action.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The `data` of a `chat.completion.generate` action: a prompt, or a non-empty `messages` list,
+/// or both. No string of `prompt`, `messages` or `settings.system_prompt` may hold a NUL
+/// character or be longer than 1 MiB (1,048,576 bytes). A payload that breaks a rule gets an
+/// `error` event (stage `validation`, code `invalid_payload`, not retryable) and the completion
+/// events; it is not dead-lettered. Unknown fields are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChatPayload {
-    /// The user's message (a string or a list of parts); optional when `messages` is given.
+    /// The user's message, sent last as a `user` message: a string that is not blank, or a
+    /// non-empty list of content parts in OpenAI's chat format
+    /// (`{"type":"text","text":"..."}`, `{"type":"image_url","image_url":{"url":"..."}}`). May
+    /// be absent or null when `messages` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Prompt>)]
     pub prompt: Option<Value>,
-    /// The model (a registry name or alias); the default when absent.
+    /// A model name or alias of the model registry (`config/models.toml`), 1 to 200 bytes of
+    /// UTF-8. Absent or null: the registry's default model. An unknown name fails the task with
+    /// an `error` event (code `unknown_model`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
-    /// Earlier turns in OpenAI's message format, oldest first.
+    /// The conversation before the prompt, oldest first, in OpenAI's message format; at most
+    /// 2048. When empty, the worker loads the session's earlier turns from the chat history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<ChatMessage>, max_items = 2048)]
     pub messages: Vec<Value>,
-    /// Tools in OpenAI's format (`{"type":"function","function":{...}}`).
+    /// Tools the model may call, in OpenAI's format
+    /// (`{"type":"function","function":{"name","description","parameters"}}`); at most 128.
+    /// Entries that do not parse are left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>, max_items = 128)]
     pub tools: Vec<Value>,
-    /// OpenAI's `tool_choice`.
+    /// OpenAI's `tool_choice` (`auto`, `none`, `required`, or a named function), passed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
     /// Generation settings.
@@ -41,32 +60,98 @@ pub struct ChatPayload {
     /// Keep the turn in the chat history (the default). `false`: a stateless turn, neither
     /// read from nor written to PostgreSQL.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub store: bool,
+}
+
+/// The JSON Schema of [`ChatPayload`], with the rule the types cannot say: a prompt or messages.
+pub fn generate_schema() -> Value {
+    let mut schema = super::schema::<ChatPayload>(GENERATE);
+    schema["anyOf"] = serde_json::json!([
+        {"required": ["prompt"], "properties": {"prompt": {"$ref": "#/$defs/Prompt"}}},
+        {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+    ]);
+    schema
 }
 
 fn yes() -> bool {
     true
 }
 
-/// Per-request generation settings. Fields this version does not know are carried through.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The user's message: a string that is not blank, or a non-empty list of content parts.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Prompt {
+    /// Plain text.
+    Text(String),
+    /// Content parts in OpenAI's chat format.
+    Parts(Vec<Value>),
+}
+
+/// One message in OpenAI's chat format. The worker requires an object with a string `role`;
+/// the rest is passed to the provider.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    role: String,
+    /// A string, a list of content parts, or null (an assistant turn that only calls tools).
+    content: Option<Value>,
+    /// On an assistant message: the calls it made.
+    #[schema(value_type = Option<Vec<Object>>)]
+    tool_calls: Option<()>,
+    /// On a tool message: the call it answers.
+    tool_call_id: Option<String>,
+}
+
+/// Per-request generation settings. Settings this version does not know are carried through as
+/// they came.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ChatSettings {
-    /// Sampling temperature, 0 to 2 (clamped to the model's range; dropped where the model
-    /// refuses one).
+    /// Sampling temperature, 0 to 2; then clamped to the model's range, dropped for models that
+    /// refuse one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
-    /// Output token limit, 1 to [`MAX_TOKENS`] (capped at the model's maximum).
+    /// Output token limit, 1 to 1,000,000; capped at the model's `max_output_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<u32>,
-    /// A system prompt put first.
+    /// A system message put first; ignored when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
-    /// Ask for the model's reasoning where it can stream it.
+    /// Ask for the model's reasoning where the model and provider can stream it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reasoning: bool,
     /// Other settings, kept as they came.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: Map<String, Value>,
+}
+
+/// The `data` of a `chat.session.name` action: titles the session from its first messages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct NamePayload {
+    /// The model that writes the title; the registry's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
+    pub model: Option<String>,
+}
+
+impl Payload for NamePayload {
+    fn validate(&self) -> Result<(), Invalid> {
+        check_model(self.model.as_deref())
+    }
+}
+
+fn check_model(model: Option<&str>) -> Result<(), Invalid> {
+    if model.is_some_and(|m| m.is_empty() || m.len() > MAX_MODEL_BYTES) {
+        return Err(Invalid(format!(
+            "model must be 1 to {MAX_MODEL_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 impl ChatPayload {
@@ -82,17 +167,12 @@ impl ChatPayload {
             store: true,
         }
     }
+}
 
-    /// Parses an action's `data` and checks it.
-    pub fn parse(data: &Value) -> Result<Self, Invalid> {
-        let payload = Self::deserialize(data).map_err(|e| Invalid(e.to_string()))?;
-        payload.validate()?;
-        Ok(payload)
-    }
-
-    /// The rules every chat payload meets, wherever it comes from: what the worker would refuse
-    /// and what could not be stored, so a client hears it before anything runs.
-    pub fn validate(&self) -> Result<(), Invalid> {
+/// The rules every chat payload meets, wherever it comes from: what the worker would refuse and
+/// what could not be stored, so a client hears it before anything runs.
+impl Payload for ChatPayload {
+    fn validate(&self) -> Result<(), Invalid> {
         let prompt_ok = match &self.prompt {
             None => !self.messages.is_empty(),
             Some(Value::String(s)) => !s.trim().is_empty(),
@@ -127,15 +207,7 @@ impl ChatPayload {
         if self.tools.len() > MAX_TOOLS {
             return Err(Invalid(format!("at most {MAX_TOOLS} tools")));
         }
-        if self
-            .model
-            .as_ref()
-            .is_some_and(|m| m.is_empty() || m.len() > MAX_MODEL_BYTES)
-        {
-            return Err(Invalid(format!(
-                "model must be 1 to {MAX_MODEL_BYTES} bytes"
-            )));
-        }
+        check_model(self.model.as_deref())?;
         self.settings.validate()
     }
 }

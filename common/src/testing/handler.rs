@@ -3,16 +3,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::envelope::DomainAction;
 use crate::events::{EventType, TextCompleted};
-use crate::worker::{Handler, HandlerError, Task};
+use crate::payloads::{Invalid, Payload};
+use crate::worker::{Action, Actions, HandlerError, Task};
 
 /// How the test handler fails (`data.fail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fail {
     /// [`HandlerError::retryable`].
@@ -27,7 +28,7 @@ pub enum Fail {
 
 /// What an action asks of the test handler. Unknown fields, wrong types and NUL characters are
 /// refused as `invalid_payload` (a rejection), like a real handler's payload.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TestData {
     /// The answer, streamed in `chunks` pieces whose concatenation is the text.
@@ -57,20 +58,25 @@ impl Default for TestData {
     }
 }
 
-/// Handles `<service>.test.run` actions: streams `text_chunk`s and a `text_completed` (its
-/// `finish_reason` `stop`, or `cancelled` after a `cancelled` event when `task.cancel` fired), or
-/// fails as `data` says.
-#[derive(Debug, Clone)]
-pub struct TestHandler {
-    action_type: String,
+impl Payload for TestData {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.text.contains('\0') {
+            return Err(Invalid("text must not contain NUL characters".into()));
+        }
+        Ok(())
+    }
 }
 
+/// Serves `<service>.test.run` actions: streams `text_chunk`s and a `text_completed` (its
+/// `finish_reason` `stop`, or `cancelled` after a `cancelled` event when `task.cancel` fired), or
+/// fails as `data` says.
+#[derive(Debug, Clone, Copy)]
+pub struct TestHandler;
+
 impl TestHandler {
-    /// A handler for the actions of `service`.
-    pub fn new(service: &str) -> Self {
-        Self {
-            action_type: Self::action_type(service),
-        }
+    /// The action table of a test worker of `service`: its one action type with this handler.
+    pub fn actions(service: &str) -> Actions {
+        Actions::new().action(&Self::action_type(service), TestHandler)
     }
 
     /// The action type it handles for `service`.
@@ -115,20 +121,8 @@ fn pieces(text: &str, n: u32) -> Vec<String> {
 }
 
 #[async_trait]
-impl Handler for TestHandler {
-    fn handles(&self, action_type: &str) -> bool {
-        action_type == self.action_type
-    }
-
-    async fn handle(&self, task: Task) -> Result<(), HandlerError> {
-        let data: TestData = serde_json::from_value(task.action.data.clone())
-            .map_err(|e| HandlerError::rejected("invalid_payload", e.to_string()))?;
-        if data.text.contains('\0') {
-            return Err(HandlerError::rejected(
-                "invalid_payload",
-                "text must not contain NUL characters",
-            ));
-        }
+impl Action<TestData> for TestHandler {
+    async fn run(&self, task: Task, data: TestData) -> Result<(), HandlerError> {
         let fail = data
             .fail
             .filter(|_| data.fail_times.is_none_or(|k| task.delivery <= k));

@@ -52,7 +52,13 @@ impl Drop for WorkerHarness {
 impl WorkerHarness {
     /// Starts a worker of `service` with the [`TestHandler`].
     pub async fn start(core: &CoreSettings, settings: WorkerSettings, service: &str) -> Self {
-        Self::start_with(core, settings, service, Arc::new(TestHandler::new(service))).await
+        Self::start_with(
+            core,
+            settings,
+            service,
+            Arc::new(TestHandler::actions(service)),
+        )
+        .await
     }
 
     /// Starts a worker of `service` with any handler.

@@ -1,6 +1,7 @@
 //! The worker runtime (DESIGN §4): consumer groups, concurrency, ack after the handler, retries,
 //! reclaim of dead consumers' entries, heartbeats, dead letters and graceful shutdown.
 
+mod actions;
 mod probes;
 mod process;
 mod reclaim;
@@ -25,6 +26,8 @@ use crate::cancel::{self, CancelRegistry};
 use crate::envelope::DomainAction;
 use crate::events::{ErrorData, TaskEvents};
 use crate::sessions::SessionOwners;
+
+pub use actions::{Action, Actions};
 
 /// How a worker process consumes its stream.
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +130,8 @@ impl From<crate::events::EmitError> for HandlerError {
     }
 }
 
-/// The service-specific work behind a worker.
+/// The service-specific work behind a worker. Workers declare their action types in an
+/// [`Actions`] table, which implements this; implement it directly only to route by hand.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Whether this handler knows the action type (others go to the dead-letter stream).

@@ -6,17 +6,16 @@ use std::time::Duration;
 use common::auth::Claims;
 use common::error::AppError;
 use common::events::EventType;
+use common::payloads::Payload;
+use common::payloads::chat::{NAME, NamePayload};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Viewer, not_found};
 use crate::session::traced_action;
 use crate::state::AppState;
 use crate::task::{Abandon, TaskFeed, task_error};
-
-/// The action type that titles a session.
-pub const NAME_ACTION: &str = "chat.session.name";
 
 /// A session's new title.
 #[derive(Debug, Serialize)]
@@ -42,6 +41,12 @@ pub async fn name_session(
     session_id: Uuid,
     model: Option<&str>,
 ) -> Result<Named, AppError> {
+    let payload = NamePayload {
+        model: model.map(str::to_owned),
+    };
+    payload
+        .validate()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let viewer = Viewer::new(claims);
     common::history::find_session(
         state.db(),
@@ -52,11 +57,8 @@ pub async fn name_session(
     .await?
     .ok_or_else(not_found)?;
     let session_id = state.claim_session(claims, Some(session_id)).await?;
-    let mut data = json!({});
-    if let Some(model) = model {
-        data["model"] = json!(model);
-    }
-    let (action, _span) = traced_action(NAME_ACTION, claims, session_id, data);
+    let data = serde_json::to_value(&payload).map_err(|e| AppError::Internal(e.into()))?;
+    let (action, _span) = traced_action(NAME, claims, session_id, data);
     let mut feed = TaskFeed::action(state, &action, Abandon::Finish).await?;
     let timeout = Duration::from_secs(state.settings().chat_timeout_secs);
     let Ok(outcome) = tokio::time::timeout(timeout, wait(&mut feed)).await else {

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::auth::{Claims, unix_now};
+use common::payloads::Payload;
 use serde_json::json;
 
 use super::chunks::ChunkWriter;

@@ -9,20 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
 use common::events::{ErrorData, TextCompleted};
 use common::history::{self, Message};
-use common::worker::{Handler, HandlerError, Task};
+use common::payloads::chat::NamePayload;
+use common::worker::{Action, HandlerError, Task};
 
 use crate::config::Settings;
-use crate::handler::send_error;
+use crate::handlers::chat::send_error;
 use crate::providers::{Candidate, ChatRequest, Delta, ProviderError, Providers, Usage};
-
-/// The action type this handler serves.
-pub const NAME: &str = "chat.session.name";
 
 /// Messages of the session's start shown to the model.
 const CONTEXT_MESSAGES: i64 = 6;
@@ -41,14 +38,6 @@ const UNTITLED: &str = "Untitled chat";
 const INSTRUCTIONS: &str = "You write titles for chat conversations. Reply with a title of at \
 most six words that says what the conversation is about, in the conversation's language. Reply \
 with the title only: no quotes, no trailing punctuation, no preamble.";
-
-/// The `data` of a `chat.session.name` action.
-#[derive(Debug, Default, Deserialize)]
-struct NamePayload {
-    /// The model that writes the title; the registry default when absent.
-    #[serde(default)]
-    model: Option<String>,
-}
 
 /// Titles sessions.
 pub struct NamingHandler {
@@ -69,15 +58,9 @@ impl NamingHandler {
 }
 
 #[async_trait]
-impl Handler for NamingHandler {
-    fn handles(&self, action_type: &str) -> bool {
-        action_type == NAME
-    }
-
-    async fn handle(&self, task: Task) -> Result<(), HandlerError> {
+impl Action<NamePayload> for NamingHandler {
+    async fn run(&self, task: Task, payload: NamePayload) -> Result<(), HandlerError> {
         let (events, action) = (&task.events, &task.action);
-        let payload: NamePayload = serde_json::from_value(action.data.clone())
-            .map_err(|e| HandlerError::rejected("invalid_payload", e.to_string()))?;
         let messages = history::first_messages(
             &self.pool,
             action.tenant_id,

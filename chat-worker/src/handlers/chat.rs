@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use common::backoff::Backoff;
 use common::events::{ErrorData, TaskEvents};
-use common::worker::{Handler, HandlerError, Task};
+use common::worker::{Action, HandlerError, Task};
 use sqlx::PgPool;
 
 use crate::config::Settings;
@@ -21,9 +21,6 @@ use crate::providers::{Candidate, ProviderError, Providers};
 pub use payload::ChatPayload;
 use payload::ProviderRequest;
 use stream::{Progress, StreamEnd};
-
-/// The action type this handler serves.
-pub const GENERATE: &str = common::payloads::chat::GENERATE;
 
 /// Streams chat completions.
 pub struct ChatHandler {
@@ -67,17 +64,9 @@ pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<
 }
 
 #[async_trait]
-impl Handler for ChatHandler {
-    fn handles(&self, action_type: &str) -> bool {
-        action_type == GENERATE
-    }
-
-    async fn handle(&self, task: Task) -> Result<(), HandlerError> {
+impl Action<ChatPayload> for ChatHandler {
+    async fn run(&self, task: Task, mut payload: ChatPayload) -> Result<(), HandlerError> {
         let events = &task.events;
-        let mut payload = match ChatPayload::parse(&task.action.data) {
-            Ok(p) => p,
-            Err(e) => return Err(HandlerError::rejected("invalid_payload", e.to_string())),
-        };
         let mut progress = Progress::default();
         if !payload.store {
             return self.generate(&task, &payload, &mut progress).await;
