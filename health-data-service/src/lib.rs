@@ -4,6 +4,7 @@
 //! worker runtime, in the same process.
 
 pub mod blood;
+pub mod cli;
 pub mod config;
 pub mod csvfile;
 pub mod demo;
