@@ -2,6 +2,7 @@
 //! reclaim of dead consumers' entries, heartbeats, dead letters and graceful shutdown.
 
 mod actions;
+mod finish;
 mod probes;
 mod process;
 mod reclaim;
