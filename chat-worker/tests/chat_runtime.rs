@@ -6,6 +6,7 @@
 mod support;
 
 use chat_worker::config::DummySettings;
+use common::envelope::DomainAction;
 use common::testing::{isolated_settings, xrange_all};
 use serde_json::json;
 use support::{Harness, kinds};
@@ -68,4 +69,36 @@ async fn a_cancelled_chat_ends_with_its_partial_answer_stored() {
         "cancelled"
     );
     assert!(k.iter().filter(|k| **k == "text_chunk").count() < 500);
+}
+
+#[tokio::test]
+async fn a_chat_naming_a_callback_action_type_gets_its_answer_as_a_new_action() {
+    let core = isolated_settings();
+    let h = Harness::start(support::settings(&core)).await;
+    let mut action = support::action_of(
+        "chat.completion.generate",
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        json!({"prompt": "call me back", "store": false}),
+    );
+    action.callback_action_type = Some("billing.chat.answered".into());
+    h.bus.publish(&action).await.unwrap();
+    let events = h.wait(&action, "complete").await;
+    let answer = support::joined(&events, "text_chunk");
+    assert!(!answer.is_empty(), "{:?}", kinds(&events));
+    let replies = xrange_all(&mut h.bus.conn(), &h.bus.names().action_stream("billing")).await;
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    let reply = DomainAction::parse(&replies[0].event.to_string()).unwrap();
+    assert_eq!(reply.action_type, "billing.chat.answered");
+    assert_eq!(reply.correlation_id, Some(action.action_id));
+    assert_eq!(
+        (reply.tenant_id, reply.user_id, reply.session_id),
+        (action.tenant_id, action.user_id, action.session_id)
+    );
+    assert_eq!(
+        reply.data["request_action_type"],
+        "chat.completion.generate"
+    );
+    assert_eq!(reply.data["content"], json!(answer));
+    assert_eq!(reply.data["finish_reason"], "stop");
 }

@@ -46,7 +46,7 @@ pub fn user_of(tenant: Uuid) -> Uuid {
 }
 
 /// An action of `tenant`'s user in `session`.
-fn action_of(action_type: &str, tenant: Uuid, session: Uuid, data: Value) -> DomainAction {
+pub fn action_of(action_type: &str, tenant: Uuid, session: Uuid, data: Value) -> DomainAction {
     let mut action = DomainAction::new(action_type, "test", tenant, session, data);
     action.user_id = Some(user_of(tenant));
     action
