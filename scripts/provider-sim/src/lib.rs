@@ -33,6 +33,7 @@
 //! a thinking budget below 1024 or not below `max_tokens`), Gemini without `contents`.
 
 mod anthropic;
+mod audio;
 mod config;
 mod content;
 mod engine;
