@@ -41,6 +41,7 @@ mod gemini;
 mod openai;
 mod record;
 mod server;
+mod speech;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::content::{THINKING_PIECES, new_id, tool_arguments};
 use crate::engine::{self, Failure, Turn};
-use crate::record::WireFormat;
+use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
 mod request;
@@ -74,12 +74,8 @@ pub(crate) async fn models(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| query.get("key").cloned());
-    let (behaviour, guard) = shared.begin(
-        WireFormat::Gemini,
-        uri.path().to_owned(),
-        authorization,
-        body,
-    );
+    let (behaviour, guard) =
+        shared.begin(Incoming::new(WireFormat::Gemini, &uri, authorization, body));
     tracing::debug!(?behaviour, action, "gemini generate content");
     engine::respond(
         turn,
