@@ -36,6 +36,7 @@ mod anthropic;
 mod audio;
 mod config;
 mod content;
+mod elevenlabs;
 mod engine;
 mod gemini;
 mod openai;

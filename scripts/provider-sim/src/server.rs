@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Behaviour, SimConfig};
 use crate::record::{Incoming, RecordView, Recorder, ResponseGuard};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, elevenlabs, gemini, openai};
 
 /// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -87,6 +87,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/audio/speech", post(openai::audio_speech))
         .route("/audio/speech", post(openai::audio_speech))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/text-to-speech/{voice_id}", post(elevenlabs::convert))
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream",
+            post(elevenlabs::convert_stream),
+        )
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream-input",
+            get(elevenlabs::stream_input),
+        )
         .route("/v1beta/models/{model_action}", post(gemini::models))
         .route("/_sim/script", post(push_script))
         .route("/_sim/requests", get(list_requests))
