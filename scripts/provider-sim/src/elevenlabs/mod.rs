@@ -81,22 +81,23 @@ async fn text_to_speech(
     let query = query_of(&uri);
     let format = match output_format(&query) {
         Ok(format) => format,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(err) => {
-            return validation_error(
-                "json_invalid",
-                "0",
-                format!("JSON decode error: {err}"),
-                Value::Null,
-            );
+            return Rejected::Validation {
+                kind: "json_invalid",
+                field: "0",
+                msg: format!("JSON decode error: {err}"),
+                input: Value::Null,
+            }
+            .into_response();
         }
     };
     let request = match SpeechRequest::parse(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let config = shared.config();
     let duration = audio::speech_duration(&request.text, config.speech_per_char, request.speed);
@@ -125,24 +126,24 @@ struct SpeechRequest {
 }
 
 impl SpeechRequest {
-    fn parse(body: &Value) -> Result<Self, Response> {
+    fn parse(body: &Value) -> Result<Self, Rejected> {
         let text = match body.get("text") {
             Some(Value::String(text)) => text.clone(),
             Some(other) => {
-                return Err(validation_error(
-                    "string_type",
-                    "text",
-                    "Input should be a valid string".to_owned(),
-                    other.clone(),
-                ));
+                return Err(Rejected::Validation {
+                    kind: "string_type",
+                    field: "text",
+                    msg: "Input should be a valid string".to_owned(),
+                    input: other.clone(),
+                });
             }
             None => {
-                return Err(validation_error(
-                    "missing",
-                    "text",
-                    "Field required".to_owned(),
-                    body.clone(),
-                ));
+                return Err(Rejected::Validation {
+                    kind: "missing",
+                    field: "text",
+                    msg: "Field required".to_owned(),
+                    input: body.clone(),
+                });
             }
         };
         let model = body
@@ -153,13 +154,13 @@ impl SpeechRequest {
         let limit = character_limit(&model);
         let length = text.chars().count();
         if length > limit {
-            return Err(detail_error(
-                StatusCode::BAD_REQUEST,
-                "max_character_limit_exceeded",
-                format!(
+            return Err(Rejected::Detail {
+                status: StatusCode::BAD_REQUEST,
+                detail_status: "max_character_limit_exceeded",
+                message: format!(
                     "This request's text has {length} characters and exceeds the character limit of {limit} characters."
                 ),
-            ));
+            });
         }
         Ok(Self {
             text,
@@ -205,25 +206,60 @@ fn query_of(uri: &Uri) -> HashMap<String, String> {
 }
 
 /// The encoding named by the `output_format` query parameter.
-fn output_format(query: &HashMap<String, String>) -> Result<AudioFormat, Response> {
+fn output_format(query: &HashMap<String, String>) -> Result<AudioFormat, Rejected> {
     let name = query
         .get("output_format")
         .map_or(DEFAULT_OUTPUT_FORMAT, String::as_str);
     match parse_output_format(name) {
         OutputFormat::Supported(format) => Ok(format),
-        OutputFormat::Unsupported => Err(detail_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_in_simulator",
-            format!(
+        OutputFormat::Unsupported => Err(Rejected::Detail {
+            status: StatusCode::BAD_REQUEST,
+            detail_status: "unsupported_in_simulator",
+            message: format!(
                 "provider-sim cannot encode {name}; ask for pcm_*, wav_*, mp3_* (silent frames), ulaw_8000 or alaw_8000."
             ),
-        )),
-        OutputFormat::Unknown => Err(validation_error(
-            "enum",
-            "output_format",
-            format!("Input should be a valid output format, got '{name}'"),
-            Value::String(name.to_owned()),
-        )),
+        }),
+        OutputFormat::Unknown => Err(Rejected::Validation {
+            kind: "enum",
+            field: "output_format",
+            msg: format!("Input should be a valid output format, got '{name}'"),
+            input: Value::String(name.to_owned()),
+        }),
+    }
+}
+
+/// Why a request is refused before it is served.
+enum Rejected {
+    /// `{"detail": {"status": …, "message": …}}` with an HTTP status.
+    Detail {
+        status: StatusCode,
+        detail_status: &'static str,
+        message: String,
+    },
+    /// A 422 for one invalid field.
+    Validation {
+        kind: &'static str,
+        field: &'static str,
+        msg: String,
+        input: Value,
+    },
+}
+
+impl Rejected {
+    fn into_response(self) -> Response {
+        match self {
+            Rejected::Detail {
+                status,
+                detail_status,
+                message,
+            } => detail_error(status, detail_status, message),
+            Rejected::Validation {
+                kind,
+                field,
+                msg,
+                input,
+            } => validation_error(kind, field, msg, input),
+        }
     }
 }
 

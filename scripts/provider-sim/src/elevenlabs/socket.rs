@@ -64,7 +64,7 @@ pub(crate) async fn stream_input(
     let query = query_of(&uri);
     let format = match output_format(&query) {
         Ok(format) => format,
-        Err(response) => return response,
+        Err(rejected) => return rejected.into_response(),
     };
     let inactivity = query
         .get("inactivity_timeout")
