@@ -101,6 +101,11 @@ pub enum Behaviour {
     /// - OpenAI: a `data:` line holding `{"error":{"message":…,"type":"server_error",…}}`, which
     ///   the official SDKs raise as an API error; no `[DONE]` follows.
     /// - Gemini: a chunk holding `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`.
+    /// - OpenAI speech with `stream_format: "sse"`: the same error object as a chat stream's.
+    /// - ElevenLabs WebSocket: `{"message":…,"error":"internal_error","code":1011}`, then a close
+    ///   frame with code 1011.
+    /// - Raw audio bodies (OpenAI `stream_format: "audio"`, ElevenLabs HTTP): the connection is
+    ///   cut, as they have no way to carry an error.
     ///
     /// A non-streamed request gets the format's "overloaded" HTTP error after the first-token
     /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`.
