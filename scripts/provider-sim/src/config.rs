@@ -18,6 +18,11 @@ pub struct SimConfig {
     pub chunk_text: String,
     /// Behaviour for requests that arrive while the script queue is empty.
     pub behaviour: Behaviour,
+    /// Length of simulated speech per input character, at speed 1.0 (text-to-speech replies).
+    pub speech_per_char: Duration,
+    /// Audio carried by one streamed chunk of a text-to-speech reply (rounded to whole MP3
+    /// frames); ElevenLabs' WebSocket sends one audio message per generation instead.
+    pub audio_chunk: Duration,
 }
 
 impl Default for SimConfig {
@@ -28,6 +33,8 @@ impl Default for SimConfig {
             chunk_interval: Duration::ZERO,
             chunk_text: "tok ".to_owned(),
             behaviour: Behaviour::Normal,
+            speech_per_char: Duration::from_millis(60),
+            audio_chunk: Duration::from_millis(100),
         }
     }
 }
@@ -35,7 +42,14 @@ impl Default for SimConfig {
 /// What the simulator does with one request.
 ///
 /// `after_chunks` counts paced units: text chunks, reasoning (thinking) deltas, tool-argument
-/// pieces, or Gemini's whole function calls — the units `RequestRecord::chunks_sent` counts.
+/// pieces, Gemini's whole function calls, or audio chunks (ElevenLabs WebSocket: audio messages)
+/// — the units `RequestRecord::chunks_sent` counts.
+///
+/// Text-to-speech replies that are raw audio bytes (OpenAI `stream_format: "audio"`, ElevenLabs
+/// HTTP) have no events: there `MalformedLine` and `BadAudio` end the body with half a sample
+/// (one stray byte) and `ErrorEvent` cuts the connection like `DropMidStream`. An ElevenLabs
+/// WebSocket gets `ServerError`, `RateLimited` and `Refused` as the HTTP answer to its upgrade
+/// request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
@@ -72,6 +86,13 @@ pub enum Behaviour {
         /// Content chunks sent before the malformed event.
         after_chunks: usize,
     },
+    /// Sends that many audio chunks, then one whose audio is not valid base64 (an OpenAI
+    /// `speech.audio.delta`, an ElevenLabs WebSocket audio message, a Gemini `inlineData`), then
+    /// the format's terminator. Formats without audio treat it as `MalformedLine`.
+    BadAudio {
+        /// Audio chunks sent before the bad one.
+        after_chunks: usize,
+    },
     /// Sends that many content chunks, then the format's own mid-stream error, then ends the body
     /// cleanly (no terminator), as the real APIs report a failure after the headers are out.
     ///
@@ -80,6 +101,11 @@ pub enum Behaviour {
     /// - OpenAI: a `data:` line holding `{"error":{"message":…,"type":"server_error",…}}`, which
     ///   the official SDKs raise as an API error; no `[DONE]` follows.
     /// - Gemini: a chunk holding `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`.
+    /// - OpenAI speech with `stream_format: "sse"`: the same error object as a chat stream's.
+    /// - ElevenLabs WebSocket: `{"message":…,"error":"internal_error","code":1011}`, then a close
+    ///   frame with code 1011.
+    /// - Raw audio bodies (OpenAI `stream_format: "audio"`, ElevenLabs HTTP): the connection is
+    ///   cut, as they have no way to carry an error.
     ///
     /// A non-streamed request gets the format's "overloaded" HTTP error after the first-token
     /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`.

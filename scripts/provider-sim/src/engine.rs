@@ -58,12 +58,27 @@ pub(crate) trait Turn: Send + 'static {
     fn closing(&mut self) -> Vec<Bytes>;
     /// A malformed event followed by whatever terminator the format uses.
     fn malformed(&mut self) -> Vec<Bytes>;
+    /// An event whose audio is not valid base64, then the terminator; formats without audio
+    /// send their malformed event instead.
+    fn bad_audio(&mut self) -> Vec<Bytes> {
+        self.malformed()
+    }
+    /// Whether the format can report an error inside the body; raw audio bytes cannot, so there
+    /// `Behaviour::ErrorEvent` cuts the connection instead.
+    fn has_error_event(&self) -> bool {
+        true
+    }
     /// The format's mid-stream error report; the body ends cleanly after it.
     fn error_event(&mut self) -> Vec<Bytes>;
     /// The whole reply as one non-streamed response.
     fn complete(&self) -> Response;
     /// A non-streamed response whose body is not valid JSON.
     fn malformed_complete(&self) -> Response;
+    /// A non-streamed response whose audio is not valid base64; formats without audio send
+    /// their malformed response instead.
+    fn bad_audio_complete(&self) -> Response {
+        self.malformed_complete()
+    }
     /// The format's error response for `failure`.
     fn failure(&self, failure: Failure) -> Response;
     /// Content type of a streamed reply.
@@ -88,6 +103,25 @@ impl From<&SimConfig> for Timing {
     }
 }
 
+/// The HTTP error `behaviour` answers with before any reply, if it is one of those.
+pub(crate) fn upfront_failure(behaviour: &Behaviour) -> Option<Failure> {
+    match behaviour {
+        Behaviour::ServerError => Some(Failure::Server),
+        Behaviour::RateLimited { retry_after_secs } => Some(Failure::RateLimited {
+            retry_after_secs: *retry_after_secs,
+        }),
+        Behaviour::Refused { status, message } => Some(Failure::Refused {
+            status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            message: message.clone(),
+        }),
+        Behaviour::Normal
+        | Behaviour::DropMidStream { .. }
+        | Behaviour::MalformedLine { .. }
+        | Behaviour::BadAudio { .. }
+        | Behaviour::ErrorEvent { .. } => None,
+    }
+}
+
 /// Produces the response for one request according to `behaviour`.
 pub(crate) async fn respond<T: Turn>(
     mut turn: T,
@@ -96,28 +130,9 @@ pub(crate) async fn respond<T: Turn>(
     mut guard: ResponseGuard,
     stop: CancellationToken,
 ) -> Response {
-    match behaviour {
-        Behaviour::ServerError => {
-            guard.finish();
-            return turn.failure(Failure::Server);
-        }
-        Behaviour::RateLimited { retry_after_secs } => {
-            guard.finish();
-            return turn.failure(Failure::RateLimited {
-                retry_after_secs: *retry_after_secs,
-            });
-        }
-        Behaviour::Refused { status, message } => {
-            guard.finish();
-            return turn.failure(Failure::Refused {
-                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-                message: message.clone(),
-            });
-        }
-        Behaviour::Normal
-        | Behaviour::DropMidStream { .. }
-        | Behaviour::MalformedLine { .. }
-        | Behaviour::ErrorEvent { .. } => {}
+    if let Some(failure) = upfront_failure(behaviour) {
+        guard.finish();
+        return turn.failure(failure);
     }
 
     if turn.streaming() {
@@ -145,6 +160,10 @@ pub(crate) async fn respond<T: Turn>(
         Behaviour::MalformedLine { .. } => {
             guard.finish();
             turn.malformed_complete()
+        }
+        Behaviour::BadAudio { .. } => {
+            guard.finish();
+            turn.bad_audio_complete()
         }
         Behaviour::ErrorEvent { .. } => {
             guard.finish();
@@ -181,6 +200,7 @@ enum Step {
 enum Tail {
     Closing,
     Malformed,
+    BadAudio,
     ErrorEvent,
 }
 
@@ -189,6 +209,7 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
     let (units, complete) = match behaviour {
         Behaviour::DropMidStream { after_chunks }
         | Behaviour::MalformedLine { after_chunks }
+        | Behaviour::BadAudio { after_chunks }
         | Behaviour::ErrorEvent { after_chunks } => ((*after_chunks).min(turn.units()), false),
         Behaviour::Normal
         | Behaviour::ServerError
@@ -212,6 +233,8 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
     steps.push_back(match behaviour {
         Behaviour::DropMidStream { .. } => Step::Cut,
         Behaviour::MalformedLine { .. } => Step::Tail(Tail::Malformed),
+        Behaviour::BadAudio { .. } => Step::Tail(Tail::BadAudio),
+        Behaviour::ErrorEvent { .. } if !turn.has_error_event() => Step::Cut,
         Behaviour::ErrorEvent { .. } => Step::Tail(Tail::ErrorEvent),
         Behaviour::Normal
         | Behaviour::ServerError
@@ -244,6 +267,7 @@ impl<T: Turn> Playback<T> {
             let events = match tail {
                 Tail::Closing => self.turn.closing(),
                 Tail::Malformed => self.turn.malformed(),
+                Tail::BadAudio => self.turn.bad_audio(),
                 Tail::ErrorEvent => self.turn.error_event(),
             };
             for event in events.into_iter().rev() {

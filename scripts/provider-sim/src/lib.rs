@@ -1,5 +1,5 @@
-//! Local stand-in for LLM providers, speaking their real streaming wire formats with scriptable
-//! failures.
+//! Local stand-in for LLM and text-to-speech providers, speaking their real wire formats with
+//! scriptable failures.
 //!
 //! Integration tests and benchmarks start a [`Simulator`] on port 0, point their client at it,
 //! script failures with [`Simulator::push_script`] and inspect what was received with
@@ -11,11 +11,15 @@
 //! | OpenAI Chat Completions | `POST /v1/chat/completions` (and `/chat/completions`) | [`Simulator::base_url`] (`…/v1`) |
 //! | Anthropic Messages | `POST /v1/messages` | [`Simulator::root_url`] |
 //! | Google Gemini | `POST /v1beta/models/{model}:streamGenerateContent` (`?alt=sse` for SSE, else a JSON array), `POST /v1beta/models/{model}:generateContent` | [`Simulator::root_url`] |
+//! | OpenAI text to speech | `POST /v1/audio/speech` (and `/audio/speech`) | [`Simulator::base_url`] |
+//! | ElevenLabs text to speech | `POST /v1/text-to-speech/{voice_id}`, `POST /v1/text-to-speech/{voice_id}/stream`, WebSocket `GET /v1/text-to-speech/{voice_id}/stream-input` | [`Simulator::root_url`] |
+//! | Gemini text to speech | the Gemini paths with `generationConfig.responseModalities: ["AUDIO"]` | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
 //! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
-//! ([`SimConfig::chunks`] × [`SimConfig::chunk_text`]), reasoning deltas, tool-argument pieces
-//! or a whole Gemini function call — framed by each format's opening and closing events.
+//! ([`SimConfig::chunks`] × [`SimConfig::chunk_text`]), reasoning deltas, tool-argument pieces,
+//! a whole Gemini function call, or audio chunks — framed by each format's opening and closing
+//! events. [`RequestRecord::unit_sent_at`] holds when each unit went out, on the simulator's clock.
 //!
 //! What the simulated model says:
 //! - **Text**: `chunks` deltas of `chunk_text`.
@@ -26,20 +30,32 @@
 //! - **Reasoning**: Anthropic `thinking: {"type":"enabled"|"adaptive"}` gets a thinking block
 //!   (two `thinking_delta`s and a `signature_delta`) before the answer; Gemini
 //!   `generationConfig.thinkingConfig.includeThoughts: true` gets two `thought: true` chunks.
+//! - **Speech**: a 440 Hz tone lasting [`SimConfig::speech_per_char`] per character of the text
+//!   (divided by the requested speed), cut into [`SimConfig::audio_chunk`] chunks; PCM, WAV,
+//!   μ-law and A-law carry the tone, MP3 carries valid frames of silence of the same length, and
+//!   formats that would need an encoder (Opus, AAC, FLAC) are refused with a 400
+//!   (`unsupported_in_simulator`). [`RequestRecord::texts`] holds the text each request (or
+//!   ElevenLabs WebSocket session) asked to speak.
 //! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
 //!
 //! Requests the real API would refuse get its 400 in its own error shape and are not recorded:
 //! OpenAI without `model`/`messages`, Anthropic without `model`/`max_tokens`/`messages` (or with
-//! a thinking budget below 1024 or not below `max_tokens`), Gemini without `contents`.
+//! a thinking budget below 1024 or not below `max_tokens`), Gemini without `contents` (or with an
+//! unknown prebuilt voice), OpenAI speech without a Bearer key (401) or with an input, voice,
+//! format, speed or stream format the API refuses, ElevenLabs HTTP without `xi-api-key` (401),
+//! with an unknown `output_format` or no `text` (422) or over the model's character limit.
 
 mod anthropic;
+mod audio;
 mod config;
 mod content;
+mod elevenlabs;
 mod engine;
 mod gemini;
 mod openai;
 mod record;
 mod server;
+mod speech;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -10,17 +10,22 @@ use provider_sim::{Behaviour, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
 /// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
-/// Gemini) with scriptable failures.
+/// Gemini) and text-to-speech APIs (OpenAI, ElevenLabs, Gemini) with scriptable failures.
 #[derive(Parser, Debug)]
 #[command(
     name = "provider-sim",
     version,
     after_help = "\
-Endpoints (base URLs: OpenAI http://ADDR/v1, Anthropic and Gemini http://ADDR):
+Endpoints (base URLs: OpenAI http://ADDR/v1, Anthropic, Gemini and ElevenLabs http://ADDR):
   POST /v1/chat/completions, /chat/completions       OpenAI Chat Completions
   POST /v1/messages                                  Anthropic Messages
   POST /v1beta/models/{model}:streamGenerateContent  Gemini (?alt=sse for SSE, else a JSON array)
   POST /v1beta/models/{model}:generateContent        Gemini, not streamed
+      with generationConfig.responseModalities [\"AUDIO\"]: Gemini TTS (24 kHz PCM inlineData)
+  POST /v1/audio/speech, /audio/speech               OpenAI TTS (pcm, wav, mp3 as silent frames;
+                                                     stream_format \"sse\" for speech.audio.* events)
+  POST /v1/text-to-speech/{voice_id}[/stream]        ElevenLabs TTS (?output_format=pcm_24000, ...)
+  GET  /v1/text-to-speech/{voice_id}/stream-input    ElevenLabs TTS WebSocket (input streaming)
   POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
   GET  /_sim/requests   requests served so far, with the API format and key received
   GET  /health"
@@ -48,9 +53,16 @@ struct Args {
     /// `Retry-After` seconds for `--behaviour rate-limited`.
     #[arg(long, env = "PROVIDER_SIM_RETRY_AFTER_SECS", default_value_t = 1)]
     retry_after_secs: u64,
-    /// Chunks sent before the failure for `drop-mid-stream`, `malformed-line` and `error-event`.
+    /// Chunks sent before the failure for `drop-mid-stream`, `malformed-line`, `bad-audio` and
+    /// `error-event`.
     #[arg(long, env = "PROVIDER_SIM_AFTER_CHUNKS", default_value_t = 2)]
     after_chunks: usize,
+    /// Milliseconds of simulated speech per input character (text to speech, speed 1.0).
+    #[arg(long, env = "PROVIDER_SIM_SPEECH_MS_PER_CHAR", default_value_t = 60)]
+    speech_ms_per_char: u64,
+    /// Milliseconds of audio per streamed chunk (text to speech).
+    #[arg(long, env = "PROVIDER_SIM_AUDIO_CHUNK_MS", default_value_t = 100)]
+    audio_chunk_ms: u64,
 }
 
 /// Flag-friendly names of the behaviours; their parameters come from separate flags.
@@ -61,6 +73,8 @@ enum Kind {
     RateLimited,
     DropMidStream,
     MalformedLine,
+    /// An audio chunk whose base64 does not decode (text to speech).
+    BadAudio,
     /// The format's own mid-stream error (Anthropic's `error` event, an error chunk otherwise).
     ErrorEvent,
 }
@@ -79,6 +93,9 @@ impl Args {
             Kind::MalformedLine => Behaviour::MalformedLine {
                 after_chunks: self.after_chunks,
             },
+            Kind::BadAudio => Behaviour::BadAudio {
+                after_chunks: self.after_chunks,
+            },
             Kind::ErrorEvent => Behaviour::ErrorEvent {
                 after_chunks: self.after_chunks,
             },
@@ -89,6 +106,8 @@ impl Args {
             chunk_interval: Duration::from_millis(self.chunk_interval_ms),
             chunk_text: self.chunk_text.clone(),
             behaviour,
+            speech_per_char: Duration::from_millis(self.speech_ms_per_char),
+            audio_chunk: Duration::from_millis(self.audio_chunk_ms),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::Uri;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -20,15 +21,30 @@ pub enum WireFormat {
     /// Google Gemini, `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`.
     #[serde(rename = "gemini")]
     Gemini,
+    /// OpenAI text to speech, `POST /v1/audio/speech`.
+    #[serde(rename = "openai_speech")]
+    OpenAiSpeech,
+    /// ElevenLabs text to speech: `POST /v1/text-to-speech/{voice_id}` (and `/stream`), or the
+    /// WebSocket `GET /v1/text-to-speech/{voice_id}/stream-input`.
+    #[serde(rename = "elevenlabs")]
+    ElevenLabs,
+    /// Gemini text to speech: `generateContent` or `streamGenerateContent` asking for
+    /// `responseModalities: ["AUDIO"]`.
+    #[serde(rename = "gemini_speech")]
+    GeminiSpeech,
 }
 
 impl WireFormat {
-    /// The name used in `GET /_sim/requests`: `openai`, `anthropic` or `gemini`.
+    /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
+    /// `elevenlabs` or `gemini_speech`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
             WireFormat::Anthropic => "anthropic",
             WireFormat::Gemini => "gemini",
+            WireFormat::OpenAiSpeech => "openai_speech",
+            WireFormat::ElevenLabs => "elevenlabs",
+            WireFormat::GeminiSpeech => "gemini_speech",
         }
     }
 }
@@ -49,11 +65,19 @@ pub struct RequestRecord {
     /// Request path as received, without the query, e.g. `/v1/chat/completions` or
     /// `/v1beta/models/gemini-2.0-flash:streamGenerateContent`.
     pub path: String,
+    /// The query string as received, without the `?`, e.g. `model_id=…&output_format=pcm_24000`.
+    pub query: Option<String>,
     /// The API key as received: OpenAI's `Authorization` header (`Bearer …`), Anthropic's
-    /// `x-api-key` header, or Gemini's `x-goog-api-key` header (else its `key` query parameter).
+    /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter), or
+    /// ElevenLabs' `xi-api-key` header (on a WebSocket, else the first message's `xi_api_key` or
+    /// `authorization`).
     pub authorization: Option<String>,
-    /// The JSON request body.
+    /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message.
     pub body: serde_json::Value,
+    /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
+    /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
+    /// check that no text was sent twice or lost. Empty for chat requests.
+    pub texts: Vec<String>,
     /// The behaviour applied to this request.
     pub behaviour: Behaviour,
     /// When the request reached the handler.
@@ -83,11 +107,15 @@ pub(crate) struct RecordView<'a> {
     id: u64,
     format: WireFormat,
     path: &'a str,
+    query: Option<&'a str>,
     authorization: Option<&'a str>,
     body: &'a serde_json::Value,
+    texts: &'a [String],
     behaviour: &'a Behaviour,
     received_at_ms: u64,
     chunks_sent: usize,
+    first_event_at_ms: Option<u64>,
+    unit_sent_at_ms: Vec<u64>,
     finished: bool,
     client_closed: bool,
     closed_at_ms: Option<u64>,
@@ -113,11 +141,15 @@ impl<'a> RecordView<'a> {
             id: record.id,
             format: record.format,
             path: &record.path,
+            query: record.query.as_deref(),
             authorization: record.authorization.as_deref(),
             body: &record.body,
+            texts: &record.texts,
             behaviour: &record.behaviour,
             received_at_ms: ms(record.received_at),
             chunks_sent: record.chunks_sent,
+            first_event_at_ms: record.first_event_at.map(ms),
+            unit_sent_at_ms: record.unit_sent_at.iter().copied().map(ms).collect(),
             finished: record.finished,
             client_closed: record.client_closed,
             closed_at_ms: record.closed_at.map(ms),
@@ -140,6 +172,41 @@ struct Log {
     reported: usize,
 }
 
+/// What a handler knows about a request when it opens the request's record.
+pub(crate) struct Incoming {
+    format: WireFormat,
+    path: String,
+    query: Option<String>,
+    authorization: Option<String>,
+    body: serde_json::Value,
+    texts: Vec<String>,
+}
+
+impl Incoming {
+    /// A request to `uri` in `format`, with the key and body it carried.
+    pub(crate) fn new(
+        format: WireFormat,
+        uri: &Uri,
+        authorization: Option<String>,
+        body: serde_json::Value,
+    ) -> Self {
+        Self {
+            format,
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            authorization,
+            body,
+            texts: Vec::new(),
+        }
+    }
+
+    /// The text a text-to-speech request asks to speak.
+    pub(crate) fn with_text(mut self, text: &str) -> Self {
+        self.texts.push(text.to_owned());
+        self
+    }
+}
+
 /// Shared request log; cheap to lock because every critical section is a few field writes.
 #[derive(Default)]
 pub(crate) struct Recorder {
@@ -154,22 +221,25 @@ impl Recorder {
     }
 
     /// Appends a record for a request that is about to be served and returns its id.
-    pub(crate) fn open(
-        &self,
-        format: WireFormat,
-        path: String,
-        authorization: Option<String>,
-        body: serde_json::Value,
-        behaviour: Behaviour,
-    ) -> u64 {
+    pub(crate) fn open(&self, incoming: Incoming, behaviour: Behaviour) -> u64 {
+        let Incoming {
+            format,
+            path,
+            query,
+            authorization,
+            body,
+            texts,
+        } = incoming;
         let mut log = self.lock();
         let id = log.records.len() as u64;
         log.records.push(RequestRecord {
             id,
             format,
             path,
+            query,
             authorization,
             body,
+            texts,
             behaviour,
             received_at: Instant::now(),
             chunks_sent: 0,
@@ -275,6 +345,23 @@ impl ResponseGuard {
         self.recorder.update(self.id, |r| {
             r.first_event_at.get_or_insert(now);
         });
+    }
+
+    /// The request's body arrived after the record was opened (an ElevenLabs WebSocket's first
+    /// message), with the key it carried if the upgrade request had none.
+    pub(crate) fn body_received(&self, body: serde_json::Value, key: Option<String>) {
+        self.recorder.update(self.id, |r| {
+            r.body = body;
+            if r.authorization.is_none() {
+                r.authorization = key;
+            }
+        });
+    }
+
+    /// More text to speak arrived (an ElevenLabs WebSocket message).
+    pub(crate) fn text_received(&self, text: &str) {
+        self.recorder
+            .update(self.id, |r| r.texts.push(text.to_owned()));
     }
 
     /// The whole reply has been handed over.

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Behaviour, SimConfig};
-use crate::record::{RecordView, Recorder, ResponseGuard, WireFormat};
-use crate::{anthropic, gemini, openai};
+use crate::record::{Incoming, RecordView, Recorder, ResponseGuard};
+use crate::{anthropic, elevenlabs, gemini, openai};
 
 /// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -64,22 +64,14 @@ impl Shared {
     }
 
     /// Takes the behaviour for a new request and opens its record.
-    pub(crate) fn begin(
-        &self,
-        format: WireFormat,
-        path: String,
-        authorization: Option<String>,
-        body: serde_json::Value,
-    ) -> (Behaviour, ResponseGuard) {
+    pub(crate) fn begin(&self, incoming: Incoming) -> (Behaviour, ResponseGuard) {
         let scripted = self
             .script
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
         let behaviour = scripted.unwrap_or_else(|| self.config.behaviour.clone());
-        let id = self
-            .recorder
-            .open(format, path, authorization, body, behaviour.clone());
+        let id = self.recorder.open(incoming, behaviour.clone());
         (
             behaviour,
             ResponseGuard::new(Arc::clone(&self.recorder), id),
@@ -92,7 +84,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
+        .route("/v1/audio/speech", post(openai::audio_speech))
+        .route("/audio/speech", post(openai::audio_speech))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/text-to-speech/{voice_id}", post(elevenlabs::convert))
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream",
+            post(elevenlabs::convert_stream),
+        )
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream-input",
+            get(elevenlabs::stream_input),
+        )
         .route("/v1beta/models/{model_action}", post(gemini::models))
         .route("/_sim/script", post(push_script))
         .route("/_sim/requests", get(list_requests))

@@ -14,7 +14,7 @@ use crate::content::{
     THINKING_PIECES, TOOL_ARGUMENT_PIECES, TOOL_PREAMBLE, new_id, tool_arguments,
 };
 use crate::engine::{self, Failure, Turn};
-use crate::record::WireFormat;
+use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
 mod request;
@@ -59,12 +59,12 @@ pub(crate) async fn messages(
         .or_else(|| headers.get(AUTHORIZATION))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (behaviour, guard) = shared.begin(
+    let (behaviour, guard) = shared.begin(Incoming::new(
         WireFormat::Anthropic,
-        uri.path().to_owned(),
+        &uri,
         authorization,
         body,
-    );
+    ));
     tracing::debug!(?behaviour, stream = turn.stream, "anthropic message");
     engine::respond(
         turn,

@@ -11,12 +11,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::audio::{self, Clip};
 use crate::content::{THINKING_PIECES, new_id, tool_arguments};
 use crate::engine::{self, Failure, Turn};
-use crate::record::WireFormat;
+use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
 mod request;
+mod speech;
 mod wire;
 
 use wire::{
@@ -67,28 +69,33 @@ pub(crate) async fn models(
         Err(message) => return invalid_argument(message),
     };
     let config = shared.config();
-    let turn = GenerateTurn::new(request, model, framing, &config.chunk_text, config.chunks);
+    let wants_audio = match speech::requested(&body) {
+        Ok(wants_audio) => wants_audio,
+        Err(message) => return invalid_argument(message),
+    };
     // The key goes in `x-goog-api-key`, or in the `key` query parameter.
     let authorization = headers
         .get("x-goog-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| query.get("key").cloned());
-    let (behaviour, guard) = shared.begin(
-        WireFormat::Gemini,
-        uri.path().to_owned(),
-        authorization,
-        body,
-    );
+    let timing = engine::Timing::from(config);
+    if wants_audio {
+        let text = speech::text_of(&body);
+        let duration = audio::speech_duration(&text, config.speech_per_char, 1.0);
+        let clip = Clip::new(speech::FORMAT, duration, config.audio_chunk);
+        let turn = speech::SpeechTurn::new(clip, model, framing, request.prompt_tokens);
+        let incoming =
+            Incoming::new(WireFormat::GeminiSpeech, &uri, authorization, body).with_text(&text);
+        let (behaviour, guard) = shared.begin(incoming);
+        tracing::debug!(?behaviour, action, "gemini speech");
+        return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
+    }
+    let turn = GenerateTurn::new(request, model, framing, &config.chunk_text, config.chunks);
+    let (behaviour, guard) =
+        shared.begin(Incoming::new(WireFormat::Gemini, &uri, authorization, body));
     tracing::debug!(?behaviour, action, "gemini generate content");
-    engine::respond(
-        turn,
-        &behaviour,
-        engine::Timing::from(config),
-        guard,
-        shared.stop_token(),
-    )
-    .await
+    engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await
 }
 
 /// A Google-style error: `{"error":{"code":…,"message":…,"status":…}}`.
@@ -127,6 +134,57 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     response
 }
 
+/// Places chunks in the framing of their stream: bare JSON, SSE events or JSON array elements.
+struct Framer {
+    /// `None` for the non-streamed `generateContent`.
+    framing: Option<Framing>,
+    /// Chunks written so far, to place the JSON array's separators.
+    written: usize,
+}
+
+impl Framer {
+    fn new(framing: Option<Framing>) -> Self {
+        Self {
+            framing,
+            written: 0,
+        }
+    }
+
+    fn streaming(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// Frames one chunk (or any JSON text) as the next element of the stream.
+    fn element(&mut self, json: &str) -> Bytes {
+        let first = self.written == 0;
+        self.written += 1;
+        match self.framing {
+            Some(Framing::JsonArray) if !first => Bytes::from(format!(",\r\n{json}")),
+            Some(Framing::JsonArray) | None => Bytes::from(json.to_owned()),
+            Some(Framing::Sse) => Bytes::from(format!("data: {json}\r\n\r\n")),
+        }
+    }
+
+    /// Gemini sends nothing before its first chunk; the array's bracket is the exception.
+    fn opening(&self) -> Vec<Bytes> {
+        match self.framing {
+            Some(Framing::JsonArray) => vec![Bytes::from_static(b"[")],
+            Some(Framing::Sse) | None => Vec::new(),
+        }
+    }
+
+    fn end_of_array(&self) -> Option<Bytes> {
+        (self.framing == Some(Framing::JsonArray)).then(|| Bytes::from_static(b"]"))
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self.framing {
+            Some(Framing::JsonArray) => JSON,
+            Some(Framing::Sse) | None => "text/event-stream",
+        }
+    }
+}
+
 /// How `streamGenerateContent` frames its chunks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -147,14 +205,11 @@ enum Unit {
 struct GenerateTurn {
     model: String,
     response_id: String,
-    /// `None` for the non-streamed `generateContent`.
-    framing: Option<Framing>,
+    framer: Framer,
     prompt_tokens: u64,
     text: String,
     function: Option<String>,
     units: Vec<Unit>,
-    /// Chunks written so far, to place the JSON array's separators and report usage.
-    written: usize,
     sent_units: usize,
 }
 
@@ -175,16 +230,14 @@ impl GenerateTurn {
             Some(_) => units.push(Unit::Call),
             None => units.extend((0..chunks).map(|_| Unit::Text)),
         }
-        let id = new_id("");
         Self {
             model: model.to_owned(),
-            response_id: id.get(..22).unwrap_or(&id).to_owned(),
-            framing,
+            response_id: response_id(),
+            framer: Framer::new(framing),
             prompt_tokens: request.prompt_tokens,
             text: chunk_text.to_owned(),
             function: request.function,
             units,
-            written: 0,
             sent_units: 0,
         }
     }
@@ -251,21 +304,10 @@ impl GenerateTurn {
         }
     }
 
-    /// Frames one chunk (or any JSON text) as the next element of the stream.
-    fn element(&mut self, json: &str) -> Bytes {
-        let first = self.written == 0;
-        self.written += 1;
-        match self.framing {
-            Some(Framing::JsonArray) if !first => Bytes::from(format!(",\r\n{json}")),
-            Some(Framing::JsonArray) | None => Bytes::from(json.to_owned()),
-            Some(Framing::Sse) => Bytes::from(format!("data: {json}\r\n\r\n")),
-        }
-    }
-
     fn unit_chunk(&mut self, index: usize, finish_reason: Option<&'static str>) -> Bytes {
         self.sent_units = self.sent_units.max(index + 1);
         let json = self.response(self.parts(index), finish_reason, self.sent_units);
-        self.element(&json)
+        self.framer.element(&json)
     }
 
     /// A chunk with empty text that only finishes the reply, for when no unit can carry the end.
@@ -275,17 +317,13 @@ impl GenerateTurn {
             thought: None,
         }];
         let json = self.response(parts, Some("STOP"), self.sent_units);
-        self.element(&json)
-    }
-
-    fn end_of_array(&self) -> Option<Bytes> {
-        (self.framing == Some(Framing::JsonArray)).then(|| Bytes::from_static(b"]"))
+        self.framer.element(&json)
     }
 }
 
 impl Turn for GenerateTurn {
     fn streaming(&self) -> bool {
-        self.framing.is_some()
+        self.framer.streaming()
     }
 
     fn units(&self) -> usize {
@@ -293,11 +331,7 @@ impl Turn for GenerateTurn {
     }
 
     fn opening(&mut self) -> Vec<Bytes> {
-        // Gemini sends nothing before its first chunk; the array's bracket is the exception.
-        match self.framing {
-            Some(Framing::JsonArray) => vec![Bytes::from_static(b"[")],
-            Some(Framing::Sse) | None => Vec::new(),
-        }
+        self.framer.opening()
     }
 
     fn unit(&mut self, index: usize) -> Bytes {
@@ -314,38 +348,23 @@ impl Turn for GenerateTurn {
         if self.units.is_empty() {
             events.push(self.finish_chunk());
         }
-        events.extend(self.end_of_array());
+        events.extend(self.framer.end_of_array());
         events
     }
 
     /// Gemini has no end marker, so the malformed chunk is followed by a finishing chunk.
     fn malformed(&mut self) -> Vec<Bytes> {
-        let mut events = vec![self.element("{not json"), self.finish_chunk()];
-        events.extend(self.end_of_array());
+        let mut events = vec![self.framer.element("{not json"), self.finish_chunk()];
+        events.extend(self.framer.end_of_array());
         events
     }
 
-    /// The real API reports a failure after the headers as a chunk holding a Google error.
     fn error_event(&mut self) -> Vec<Bytes> {
-        let error = ErrorBody {
-            error: ErrorDetail {
-                code: 503,
-                message: OVERLOADED_MESSAGE.to_owned(),
-                status: "UNAVAILABLE",
-                details: Vec::new(),
-            },
-        };
-        let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".to_owned());
-        let mut events = vec![self.element(&json)];
-        events.extend(self.end_of_array());
-        events
+        error_event(&mut self.framer)
     }
 
     fn stream_content_type(&self) -> &'static str {
-        match self.framing {
-            Some(Framing::JsonArray) => JSON,
-            Some(Framing::Sse) | None => "text/event-stream",
-        }
+        self.framer.content_type()
     }
 
     fn complete(&self) -> Response {
@@ -391,15 +410,48 @@ impl Turn for GenerateTurn {
     }
 
     fn malformed_complete(&self) -> Response {
-        let mut response = "{not json".into_response();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-        response
+        malformed_complete()
     }
 
     fn failure(&self, failure: Failure) -> Response {
-        match failure {
+        failure_response(failure, &self.model)
+    }
+}
+
+/// A random response id, 22 characters like the real API's.
+fn response_id() -> String {
+    let id = new_id("");
+    id.get(..22).unwrap_or(&id).to_owned()
+}
+
+/// The real API reports a failure after the headers as a chunk holding a Google error.
+fn error_event(framer: &mut Framer) -> Vec<Bytes> {
+    let error = ErrorBody {
+        error: ErrorDetail {
+            code: 503,
+            message: OVERLOADED_MESSAGE.to_owned(),
+            status: "UNAVAILABLE",
+            details: Vec::new(),
+        },
+    };
+    let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".to_owned());
+    let mut events = vec![framer.element(&json)];
+    events.extend(framer.end_of_array());
+    events
+}
+
+/// A non-streamed response whose body is not JSON.
+fn malformed_complete() -> Response {
+    let mut response = "{not json".into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
+/// Google's error response for `failure` on a request for `model`.
+fn failure_response(failure: Failure, model: &str) -> Response {
+    match failure {
             Failure::Server => error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
@@ -413,8 +465,7 @@ impl Turn for GenerateTurn {
                     StatusCode::TOO_MANY_REQUESTS,
                     "RESOURCE_EXHAUSTED",
                     format!(
-                        "You exceeded your current quota for {} (simulated). Please retry in {retry_after_secs}s.",
-                        self.model
+                        "You exceeded your current quota for {model} (simulated). Please retry in {retry_after_secs}s."
                     ),
                     vec![json!({
                         "@type": "type.googleapis.com/google.rpc.RetryInfo",
@@ -442,7 +493,6 @@ impl Turn for GenerateTurn {
                 error_response(status, google_status, message, Vec::new())
             }
         }
-    }
 }
 
 /// Message of Gemini's 503 `UNAVAILABLE`, over HTTP or mid-stream.

@@ -14,14 +14,18 @@ pub(super) struct Request {
 }
 
 /// A field in either of the spellings the API accepts: `lowerCamel` or `snake_case`.
-fn field<'a>(object: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(
+    object: &'a Map<String, Value>,
+    camel: &str,
+    snake: &str,
+) -> Option<&'a Value> {
     object
         .get(camel)
         .or_else(|| object.get(snake))
         .filter(|v| !v.is_null())
 }
 
-fn at<'a>(value: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+pub(super) fn at<'a>(value: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
     field(value.as_object()?, camel, snake)
 }
 

@@ -40,6 +40,18 @@ pub(super) enum Part<'a> {
         #[serde(rename = "functionCall")]
         function_call: FunctionCall<'a>,
     },
+    InlineData {
+        #[serde(rename = "inlineData")]
+        inline_data: InlineData,
+    },
+}
+
+/// Media carried inside a part, base64.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InlineData {
+    pub(super) mime_type: &'static str,
+    pub(super) data: String,
 }
 
 #[derive(Serialize)]

@@ -13,11 +13,14 @@ use serde_json::Value;
 
 use crate::content::{TOOL_ARGUMENT_PIECES, new_id, word_count};
 use crate::engine::{self, Failure, Turn};
-use crate::record::WireFormat;
+use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
 mod request;
+mod speech;
 mod wire;
+
+pub(crate) use speech::audio_speech;
 
 use request::{requested_tool, text_of};
 use wire::{
@@ -48,18 +51,14 @@ pub(crate) async fn chat_completions(
     let config = shared.config();
     let turn = match ChatTurn::parse(&body, &config.chunk_text, config.chunks) {
         Ok(turn) => turn,
-        Err(Invalid { message, param }) => return invalid_request(message, param),
+        Err(invalid) => return invalid.into_response(),
     };
     let authorization = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (behaviour, guard) = shared.begin(
-        WireFormat::OpenAi,
-        uri.path().to_owned(),
-        authorization,
-        body,
-    );
+    let (behaviour, guard) =
+        shared.begin(Incoming::new(WireFormat::OpenAi, &uri, authorization, body));
     tracing::debug!(?behaviour, stream = turn.stream, "chat completion");
     engine::respond(
         turn,
@@ -73,7 +72,7 @@ pub(crate) async fn chat_completions(
 
 /// An OpenAI-style error response.
 pub(crate) fn error_response(status: StatusCode, message: String, kind: &str) -> Response {
-    error_with_param(status, message, kind, None)
+    error_with_param(status, message, kind, None, None)
 }
 
 fn invalid_request(message: String, param: Option<&str>) -> Response {
@@ -82,6 +81,7 @@ fn invalid_request(message: String, param: Option<&str>) -> Response {
         message,
         "invalid_request_error",
         param,
+        None,
     )
 }
 
@@ -90,27 +90,48 @@ fn error_with_param(
     message: String,
     kind: &str,
     param: Option<&str>,
+    code: Option<&str>,
 ) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
             message,
             kind,
             param,
-            code: None,
+            code,
         },
     };
     (status, Json(body)).into_response()
 }
 
-/// Why a request body was rejected, and which parameter was at fault.
+/// Why a request body was rejected, which parameter was at fault and OpenAI's code for it.
 struct Invalid {
     message: String,
     param: Option<&'static str>,
+    code: Option<&'static str>,
 }
 
 impl Invalid {
     fn new(message: String, param: Option<&'static str>) -> Self {
-        Self { message, param }
+        Self {
+            message,
+            param,
+            code: None,
+        }
+    }
+
+    fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    fn into_response(self) -> Response {
+        error_with_param(
+            StatusCode::BAD_REQUEST,
+            self.message,
+            "invalid_request_error",
+            self.param,
+            self.code,
+        )
     }
 }
 
@@ -376,35 +397,39 @@ impl Turn for ChatTurn {
     }
 
     fn failure(&self, failure: Failure) -> Response {
-        match failure {
-            Failure::Server => error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                SERVER_ERROR_MESSAGE.to_owned(),
-                "server_error",
-            ),
-            Failure::Overloaded => error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The engine is currently overloaded, please try again later.".to_owned(),
-                "server_error",
-            ),
-            // OpenAI answers a wrong key, a missing permission and an unknown model alike.
-            Failure::Refused { status, message } => {
-                error_response(status, message, "invalid_request_error")
-            }
-            Failure::RateLimited { retry_after_secs } => {
-                let mut response = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "Rate limit reached for {} (simulated). Please try again in {retry_after_secs}s.",
-                        self.model
-                    ),
-                    "rate_limit_exceeded",
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                response
-            }
+        failure_response(failure, &self.model)
+    }
+}
+
+/// OpenAI's error response for `failure` on a request for `model`.
+fn failure_response(failure: Failure, model: &str) -> Response {
+    match failure {
+        Failure::Server => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            SERVER_ERROR_MESSAGE.to_owned(),
+            "server_error",
+        ),
+        Failure::Overloaded => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The engine is currently overloaded, please try again later.".to_owned(),
+            "server_error",
+        ),
+        // OpenAI answers a wrong key, a missing permission and an unknown model alike.
+        Failure::Refused { status, message } => {
+            error_response(status, message, "invalid_request_error")
+        }
+        Failure::RateLimited { retry_after_secs } => {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Rate limit reached for {model} (simulated). Please try again in {retry_after_secs}s."
+                ),
+                "rate_limit_exceeded",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
         }
     }
 }

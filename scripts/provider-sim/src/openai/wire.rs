@@ -132,3 +132,22 @@ pub(super) struct ErrorDetail<'a> {
     pub(super) param: Option<&'a str>,
     pub(super) code: Option<&'a str>,
 }
+
+/// An event of a `stream_format: "sse"` speech reply.
+#[derive(Serialize)]
+#[serde(tag = "type")]
+pub(super) enum SpeechEvent<'a> {
+    /// A chunk of the encoded audio, base64.
+    #[serde(rename = "speech.audio.delta")]
+    Delta { audio: &'a str },
+    /// The last event, with the request's token counts.
+    #[serde(rename = "speech.audio.done")]
+    Done { usage: SpeechUsage },
+}
+
+#[derive(Serialize)]
+pub(super) struct SpeechUsage {
+    pub(super) input_tokens: u64,
+    pub(super) output_tokens: u64,
+    pub(super) total_tokens: u64,
+}

@@ -2,7 +2,10 @@
 
 mod anthropic;
 mod control;
+mod elevenlabs;
 mod failures;
 mod gemini;
+mod gemini_speech;
+mod openai_speech;
 mod stream;
 mod support;

@@ -219,3 +219,81 @@ impl EventReader {
         }
     }
 }
+
+/// A simulator whose speech lasts 60 ms per character, cut into 100 ms chunks `interval_ms` apart.
+pub fn speech_config(interval_ms: u64) -> SimConfig {
+    SimConfig {
+        speech_per_char: Duration::from_millis(60),
+        audio_chunk: Duration::from_millis(100),
+        chunk_interval: Duration::from_millis(interval_ms),
+        ..SimConfig::default()
+    }
+}
+
+/// Samples of `chars` characters of speech at `rate`, 60 ms each, at speed `speed`.
+pub fn speech_samples(chars: usize, rate: u32, speed: f64) -> usize {
+    (chars as f64 * 0.060 / speed * f64::from(rate)).round() as usize
+}
+
+/// 16-bit little-endian samples.
+pub fn pcm_samples(bytes: &[u8]) -> Vec<i16> {
+    assert_eq!(bytes.len() % 2, 0, "PCM of odd length");
+    bytes
+        .chunks_exact(2)
+        .map(|s| i16::from_le_bytes([s[0], s[1]]))
+        .collect()
+}
+
+/// Checks a mono 16-bit PCM WAV file's header against its data; returns the rate and samples.
+pub fn parse_wav(bytes: &[u8]) -> (u32, Vec<i16>) {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap());
+    assert!(bytes.len() >= 44, "too short for a WAV header");
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(u32_at(4) as usize, bytes.len() - 8, "RIFF size");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    assert_eq!(&bytes[12..16], b"fmt ");
+    assert_eq!(u32_at(16), 16, "fmt chunk size");
+    assert_eq!(u16_at(20), 1, "PCM");
+    assert_eq!(u16_at(22), 1, "mono");
+    let rate = u32_at(24);
+    assert_eq!(u32_at(28), rate * 2, "byte rate");
+    assert_eq!(u16_at(32), 2, "block align");
+    assert_eq!(u16_at(34), 16, "bits per sample");
+    assert_eq!(&bytes[36..40], b"data");
+    assert_eq!(u32_at(40) as usize, bytes.len() - 44, "data size");
+    (rate, pcm_samples(&bytes[44..]))
+}
+
+/// The tone is audible: some sample reaches a sixth of full scale.
+pub fn assert_audible(samples: &[i16]) {
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    assert!(peak > 5000, "peak {peak}");
+}
+
+/// Frames of an MPEG Layer III stream with a constant frame length: (frame count, samples each).
+pub fn mp3_frames(bytes: &[u8], frame_len: usize, samples_per_frame: usize) -> (usize, usize) {
+    assert!(!bytes.is_empty());
+    assert_eq!(bytes.len() % frame_len, 0, "whole frames");
+    for frame in bytes.chunks(frame_len) {
+        assert_eq!(frame[0], 0xFF, "frame sync");
+        assert_eq!(frame[1] & 0xE0, 0xE0, "frame sync");
+        assert_eq!(frame[1] & 0x06, 0x02, "layer III");
+    }
+    (bytes.len() / frame_len, samples_per_frame)
+}
+
+/// Base64 of audio as the providers send it.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("not base64 ({e}): {text:.40}"))
+}
+
+/// The simulator's send times are in order and at least `gap` apart.
+pub fn assert_paced(sent: &[std::time::Instant], gap: Duration) {
+    for pair in sent.windows(2) {
+        assert!(pair[1] >= pair[0] + gap, "{:?}", pair[1] - pair[0]);
+    }
+}
