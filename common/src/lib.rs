@@ -14,6 +14,7 @@ pub mod http;
 pub mod models;
 pub mod names;
 pub mod payloads;
+pub mod provider;
 pub mod sessions;
 pub mod settings;
 pub mod shutdown;

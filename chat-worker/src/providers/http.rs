@@ -1,105 +1,13 @@
-//! HTTP and SSE plumbing shared by the providers: status mapping, error messages, and a stream of
-//! deltas driven by a per-format event parser.
-
-use std::time::Duration;
+//! SSE plumbing shared by the text providers: a stream of deltas driven by a per-format event
+//! parser (the HTTP client and status mapping are `common::provider`'s).
 
 use eventsource_stream::{Event, Eventsource};
 use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
-use common::settings::Secret;
+pub use common::provider::{client, send};
 
 use super::{Delta, DeltaStream, ProviderError};
-
-/// The HTTP client every provider uses.
-pub fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .build()?)
-}
-
-/// Sends a request, mapping transport failures and error statuses to [`ProviderError`]. `api_key`
-/// is the key the request carries, cut out of any error message the provider echoes it in.
-pub async fn send(
-    builder: reqwest::RequestBuilder,
-    api_key: Option<&Secret>,
-) -> Result<reqwest::Response, ProviderError> {
-    let response = builder.send().await.map_err(|e| {
-        ProviderError::Connection(
-            if e.is_connect() {
-                "cannot connect"
-            } else if e.is_timeout() {
-                "timed out"
-            } else {
-                "request failed"
-            }
-            .to_owned(),
-        )
-    })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(ProviderError::RateLimited {
-            retry_after: retry_after(response.headers()),
-        });
-    }
-    if status.is_server_error() {
-        return Err(ProviderError::Upstream {
-            status: status.as_u16(),
-        });
-    }
-    let url = response.url().clone();
-    let message = error_message(response, api_key).await;
-    if matches!(
-        status,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
-    ) {
-        // The deployment's problem, not the user's: the operator reads why here, the user is
-        // told only that the provider refused.
-        tracing::error!(status = status.as_u16(), host = url.host_str().unwrap_or_default(),
-            path = url.path(), provider_message = %message,
-            "the provider refused the deployment: check its API key, permissions and model names");
-        return Err(ProviderError::Misconfigured {
-            status: status.as_u16(),
-        });
-    }
-    Err(ProviderError::Refused {
-        status: status.as_u16(),
-        message,
-    })
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// The provider's own error message (`error.message` in all three formats), cut short, with the
-/// request's key replaced should the provider quote it.
-async fn error_message(response: reqwest::Response, api_key: Option<&Secret>) -> String {
-    let text = response.text().await.unwrap_or_default();
-    let mut message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or(text);
-    if let Some(key) = api_key.map(Secret::expose).filter(|k| !k.is_empty()) {
-        message = message.replace(key, "[api key]");
-    }
-    message.chars().take(300).collect()
-}
 
 /// What a format's parser makes of one SSE event.
 pub trait SseParser: Send + 'static {

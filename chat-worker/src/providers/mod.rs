@@ -7,12 +7,12 @@ mod http;
 mod openai;
 mod plan;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use common::provider::ProviderError;
 
 pub use anthropic::AnthropicProvider;
 pub use dummy::DummyProvider;
@@ -94,79 +94,6 @@ pub enum Delta {
     Usage(Usage),
     /// Why generation stopped, in OpenAI's words (`stop`, `length`, `tool_calls`, ...).
     Finish(String),
-}
-
-/// How a provider call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// 429; retry after the given time when the provider said.
-    #[error("the provider is rate limiting requests")]
-    RateLimited {
-        /// The provider's `Retry-After`.
-        retry_after: Option<Duration>,
-    },
-    /// 5xx (or an overloaded error event) from the provider.
-    #[error("the provider failed (HTTP {status})")]
-    Upstream {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The provider refused the deployment itself (401, 403, 404: a wrong or revoked key, a
-    /// missing permission, a model or URL it does not know). The operator must fix it, and the
-    /// provider's explanation (which may quote part of the key) is logged, never sent to users.
-    #[error("the provider refused the request (HTTP {status}); the operator has been told")]
-    Misconfigured {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The provider refused the request (another 4xx); the provider's message, without the key.
-    #[error("the provider refused the request (HTTP {status}): {message}")]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The provider's explanation.
-        message: String,
-    },
-    /// Connecting or reading failed, or the stream broke off.
-    #[error("connection to the provider failed: {0}")]
-    Connection(String),
-    /// The provider sent something that is not its protocol.
-    #[error("the provider sent an invalid response: {0}")]
-    Protocol(String),
-    /// The request uses something this provider cannot take (e.g. an image URL it cannot fetch).
-    #[error("{0}")]
-    Unsupported(String),
-}
-
-impl ProviderError {
-    /// A stable code for `error` events.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Upstream { .. } => "upstream_error",
-            Self::Misconfigured { .. } => "upstream_misconfigured",
-            Self::Refused { .. } => "upstream_refused",
-            Self::Connection(_) => "upstream_connection",
-            Self::Protocol(_) => "upstream_protocol",
-            Self::Unsupported(_) => "unsupported_input",
-        }
-    }
-
-    /// Whether the same request may succeed if tried again.
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. } | Self::Upstream { .. } | Self::Connection(_)
-        )
-    }
-
-    /// The provider's requested wait, if any.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateLimited { retry_after } => *retry_after,
-            _ => None,
-        }
-    }
 }
 
 /// A stream of deltas; dropping it closes the upstream connection.
