@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod tts;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -44,6 +45,11 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             schema::<health::SummaryPayload>(health::SUMMARY),
         ),
         (health::TREND, schema::<health::TrendPayload>(health::TREND)),
+        (
+            tts::SYNTHESIZE,
+            schema::<tts::SynthesizePayload>(tts::SYNTHESIZE),
+        ),
+        (tts::STREAM, schema::<tts::StreamPayload>(tts::STREAM)),
     ]
 }
 

@@ -16,7 +16,7 @@ pub enum ClientMessage {
         token: String,
     },
     /// Start a task.
-    Chat(ChatInput),
+    Chat(Box<ChatInput>),
     /// Stop the running task.
     Cancel,
     /// Follow a session again after a reconnect.
@@ -76,10 +76,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(r#"{"type":"chat","prompt":"hi","store":false}"#),
-            Ok(ClientMessage::Chat(ChatInput {
-                store: Some(false),
-                ..
-            }))
+            Ok(ClientMessage::Chat(input)) if input.store == Some(false)
         ));
         assert_eq!(parse("not json").unwrap_err().code, "invalid_json");
         assert_eq!(

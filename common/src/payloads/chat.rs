@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::tts::ChatSpeech;
 use super::{Invalid, Payload, storable, storable_json};
 
 /// The action type of a chat turn.
@@ -124,6 +125,10 @@ pub struct ChatSettings {
     /// Ask for the model's reasoning where the model and provider can stream it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reasoning: bool,
+    /// Speak the answer while it is written (`enabled`, and how: provider, voice, model, format,
+    /// speed, chunk_schedule, save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts: Option<ChatSpeech>,
     /// Other settings, kept as they came.
     #[serde(flatten)]
     #[schema(ignore)]
@@ -231,6 +236,9 @@ impl ChatSettings {
         }
         if let Some(system) = &self.system_prompt {
             storable(system, "settings.system_prompt")?;
+        }
+        if let Some(tts) = &self.tts {
+            tts.check()?;
         }
         Ok(())
     }

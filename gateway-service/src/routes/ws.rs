@@ -296,7 +296,7 @@ impl Connection {
                 self.send(pong).await;
                 Ok(())
             }
-            ClientMessage::Chat(input) => self.on_chat(input).await,
+            ClientMessage::Chat(input) => self.on_chat(*input).await,
             ClientMessage::Cancel => self.on_cancel().await,
             ClientMessage::Resume {
                 session_id,
