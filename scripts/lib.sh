@@ -26,6 +26,22 @@ ensure_tools() {
   command -v psql >/dev/null || apt_install postgresql-client
 }
 
+# The storage tests run a real S3 server, s3s-fs (gateway-service/tests/storage.rs). It is built
+# from crates.io once per machine (a few minutes); moto's server installs faster but checks neither
+# signatures nor the expiry of presigned URLs, which those tests are about.
+S3S_FS_VERSION=0.14.1
+ensure_s3s_fs() {
+  if s3s-fs --version 2>/dev/null | grep -qx "s3s-fs $S3S_FS_VERSION"; then
+    return 0
+  fi
+  log "installing s3s-fs $S3S_FS_VERSION (the S3 server of the storage tests; built once)"
+  local build
+  build=$(mktemp -d)
+  cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --quiet --target-dir "$build"
+  rm -rf "$build"
+  command -v s3s-fs >/dev/null || { log "s3s-fs is installed but not on PATH (add ~/.cargo/bin)"; exit 1; }
+}
+
 # PostgreSQL must answer at the URL's host (the services create their database and migrate it).
 ensure_postgres() {
   local url="${1:-postgres://postgres@127.0.0.1:5432/postgres}"

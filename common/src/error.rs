@@ -47,6 +47,9 @@ pub enum AppError {
     /// The request collides with what exists (a taken email).
     #[error("{0}")]
     Conflict(String),
+    /// The request, or a file in it, is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// Well-formed but refused as a whole; `data` says why in detail (an import's bad rows).
     #[error("{message}")]
     Unprocessable {
@@ -84,6 +87,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -101,6 +105,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Unprocessable { .. } => "unprocessable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream(_) => "upstream_error",

@@ -1,5 +1,5 @@
 //! The shared contract of the services: the DomainAction envelope, stream and key names, the bus
-//! and worker runtime, task events, settings, auth, errors and telemetry.
+//! and worker runtime, task events, settings, auth, errors, telemetry and file storage.
 
 pub mod auth;
 pub mod backoff;
@@ -18,6 +18,7 @@ pub mod provider;
 pub mod sessions;
 pub mod settings;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

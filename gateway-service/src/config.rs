@@ -2,6 +2,7 @@
 
 use common::http::HttpSettings;
 use common::settings::{CoreSettings, optional_string};
+use common::storage::StorageSettings;
 use serde::Deserialize;
 
 /// Everything the gateway reads at start-up.
@@ -32,6 +33,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Socket-level timeouts (`HTTP__…`).
     pub http: HttpSettings,
+    /// File storage and the upload route's limits (`STORAGE__…`).
+    pub storage: StorageSettings,
 }
 
 /// The unauthenticated endpoints' bounds: rates per client address and per account, and the
@@ -109,6 +112,7 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             auth: AuthSettings::default(),
             http: HttpSettings::default(),
+            storage: StorageSettings::default(),
         }
     }
 }

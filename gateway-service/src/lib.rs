@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod connections;
 pub mod extract;
+pub mod files;
 pub mod history;
 pub mod hub;
 pub mod openai_compat;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use common::Bus;
 use common::auth::JwtAuth;
 use common::models::ModelRegistry;
+use common::storage::Storage;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,13 +44,27 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let auth = JwtAuth::from_settings(&settings.core)?;
     let models = ModelRegistry::load(settings.models_file.as_deref().map(Path::new))?;
+    let storage = Storage::new(&settings.storage, &settings.core)?;
+    storage
+        .prepare()
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("file storage"))?;
+    tracing::info!(storage = %storage.describe(), "file storage ready");
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
     let Some(db) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
-    let state = AppState::new(bus, db, auth, models, settings, shutdown.child_token());
+    let state = AppState::new(
+        bus,
+        db,
+        auth,
+        models,
+        storage,
+        settings,
+        shutdown.child_token(),
+    );
     let app = common::http::harden(routes::router(state.clone()), &state.settings().http);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     common::http::serve(listener, app, &state.settings().http, shutdown).await?;

@@ -1,5 +1,5 @@
-//! The gateway's shared state: bus, auth, the response hub, the model registry, settings, and
-//! shutdown handles.
+//! The gateway's shared state: bus, auth, the response hub, the model registry, file storage,
+//! settings, and shutdown handles.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use common::Bus;
 use common::auth::JwtAuth;
 use common::models::ModelRegistry;
 use common::sessions::SessionOwners;
+use common::storage::Storage;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +34,7 @@ struct Inner {
     owners: SessionOwners,
     passwords: Passwords,
     ws_slots: WsSlots,
+    storage: Storage,
     settings: Settings,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -51,6 +53,7 @@ impl AppState {
         db: PgPool,
         auth: JwtAuth,
         models: ModelRegistry,
+        storage: Storage,
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Self {
@@ -80,6 +83,7 @@ impl AppState {
                 owners,
                 passwords,
                 ws_slots: WsSlots::new(settings.ws.max_per_tenant),
+                storage,
                 settings,
                 tracker: TaskTracker::new(),
                 shutdown,
@@ -123,6 +127,10 @@ impl AppState {
     /// Open WebSockets per tenant.
     pub fn ws_slots(&self) -> &WsSlots {
         &self.inner.ws_slots
+    }
+    /// File storage (uploads, signed downloads).
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
     }
     /// Settings.
     pub fn settings(&self) -> &Settings {

@@ -170,7 +170,7 @@ impl From<AppError> for OpenAiError {
     fn from(e: AppError) -> Self {
         let status = e.status_code();
         match e {
-            AppError::BadRequest(m) | AppError::Conflict(m) => {
+            AppError::BadRequest(m) | AppError::Conflict(m) | AppError::PayloadTooLarge(m) => {
                 Self::new(status, INVALID_REQUEST, m)
             }
             AppError::Unprocessable { message, .. } => Self::new(status, INVALID_REQUEST, message),

@@ -8,19 +8,28 @@ mod history;
 mod models;
 mod openai;
 mod session_name;
+mod storage;
 mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::{get, post};
+use common::storage::FILES_PATH;
 use tower_http::trace::TraceLayer;
+
+use crate::files::FORM_OVERHEAD_BYTES;
 
 use crate::state::AppState;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let limit = state.settings().max_body_bytes;
+    let upload_limit = state
+        .settings()
+        .storage
+        .max_upload_bytes
+        .saturating_add(FORM_OVERHEAD_BYTES);
     Router::new()
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
@@ -35,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/chat/search", get(history::search))
         .route("/api/v1/models", get(models::list))
+        .route(
+            "/api/v1/storage/upload",
+            post(storage::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(&format!("{FILES_PATH}/{{*key}}"), get(storage::file))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/me", get(auth::me))

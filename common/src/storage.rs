@@ -1,0 +1,539 @@
+//! File storage shared by the services: uploads, TTS audio, generated images. One [`Storage`]
+//! with two backends, S3 (any S3-compatible endpoint) when a bucket is configured and a local
+//! directory otherwise; keys are `{tenant}/{folder}/{timestamp}_{uuid}.{ext}` and every read is
+//! scoped by tenant; URLs a browser can open directly: presigned for S3, signed gateway URLs for
+//! the local directory (see `docs/storage.md`).
+
+pub mod key;
+mod local;
+mod s3;
+pub mod signed_url;
+
+pub use key::KeyParts;
+pub use s3::MAX_PRESIGN_SECS;
+pub use signed_url::{FILES_PATH, UrlRefusal, UrlSigner};
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::settings::{
+    CoreSettings, DEV_JWT_SECRET, Secret, SettingsError, optional_secret, optional_string,
+};
+
+/// The extensions `POST /api/v1/storage/upload` accepts unless `STORAGE__ALLOWED_EXTENSIONS`
+/// says otherwise: audio, images, documents, video. No HTML, SVG or scripts: a stored file must
+/// never run as a page.
+#[rustfmt::skip]
+pub const DEFAULT_ALLOWED_EXTENSIONS: &[&str] = &[
+    // audio
+    "mp3", "wav", "ogg", "oga", "opus", "m4a", "aac", "flac", "weba",
+    // images
+    "png", "jpg", "jpeg", "gif", "webp", "heic", "heif", "avif", "bmp",
+    // documents
+    "pdf", "txt", "md", "csv", "json", "rtf", "doc", "docx", "xls", "xlsx", "ppt", "pptx",
+    "odt", "ods", "odp",
+    // video
+    "mp4", "m4v", "mov", "webm", "mkv",
+];
+
+/// `STORAGE__…`: the backend, its URLs and the upload limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    /// The local backend's directory, used when no bucket is set.
+    pub dir: String,
+    /// The S3 bucket; set, it selects the S3 backend.
+    #[serde(deserialize_with = "optional_string")]
+    pub bucket: Option<String>,
+    /// An S3-compatible endpoint (`http://127.0.0.1:9000` for MinIO); AWS's own when unset.
+    #[serde(deserialize_with = "optional_string")]
+    pub endpoint: Option<String>,
+    /// The region requests are signed for.
+    pub region: String,
+    /// Path-style URLs (`{endpoint}/{bucket}/{key}`), as MinIO and most S3-compatible services
+    /// need; virtual-hosted style (`{bucket}.{endpoint}`) otherwise.
+    pub force_path_style: bool,
+    /// The access key id (required with a bucket).
+    #[serde(deserialize_with = "optional_secret")]
+    pub access_key_id: Option<Secret>,
+    /// The secret access key (required with a bucket).
+    #[serde(deserialize_with = "optional_secret")]
+    pub secret_access_key: Option<Secret>,
+    /// Create the bucket at start-up when it does not exist (MinIO, development).
+    pub create_bucket: bool,
+    /// Lifetime of the URLs handed out (presigned or signed), seconds.
+    pub url_expiry_secs: u64,
+    /// Key of the local backend's signed URLs; derived from `JWT_SECRET` when unset.
+    #[serde(deserialize_with = "optional_secret")]
+    pub url_secret: Option<Secret>,
+    /// Scheme and host the local backend's URLs start with (`https://api.example.com`); unset,
+    /// they are paths relative to the gateway (`/api/v1/storage/files/…`).
+    #[serde(deserialize_with = "optional_string")]
+    pub public_base_url: Option<String>,
+    /// The extensions the upload route accepts (a list, or one string `"mp3,wav,png"`).
+    #[serde(deserialize_with = "extension_list")]
+    pub allowed_extensions: Vec<String>,
+    /// Largest uploaded file, bytes; larger ones get 413.
+    pub max_upload_bytes: usize,
+    /// Longest wait for a connection to S3, seconds.
+    pub connect_timeout_secs: u64,
+    /// Longest S3 operation, retries included, seconds.
+    pub operation_timeout_secs: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            dir: "./data/storage".into(),
+            bucket: None,
+            endpoint: None,
+            region: "us-east-1".into(),
+            force_path_style: false,
+            access_key_id: None,
+            secret_access_key: None,
+            create_bucket: false,
+            url_expiry_secs: 3600,
+            url_secret: None,
+            public_base_url: None,
+            allowed_extensions: default_extensions(),
+            max_upload_bytes: 25 << 20,
+            connect_timeout_secs: 5,
+            operation_timeout_secs: 60,
+        }
+    }
+}
+
+fn default_extensions() -> Vec<String> {
+    DEFAULT_ALLOWED_EXTENSIONS
+        .iter()
+        .map(|e| (*e).to_owned())
+        .collect()
+}
+
+/// A list of extensions from a TOML list or one comma- or space-separated string; leading dots
+/// are dropped and case is folded. Empty means the default list, like other empty settings.
+fn extension_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let items: Vec<String> = match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::String(s) => vec![s],
+        other => vec![other.to_string()],
+    };
+    let list: Vec<String> = items
+        .iter()
+        .flat_map(|s| s.split(|c: char| c == ',' || c.is_whitespace()))
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    Ok(if list.is_empty() {
+        default_extensions()
+    } else {
+        list
+    })
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A folder, extension, file name or key that is not allowed; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such object for this tenant (another tenant's key is not found either).
+    #[error("file not found")]
+    NotFound,
+    /// A signed URL that does not open this object (now).
+    #[error("{0}")]
+    Refused(#[from] UrlRefusal),
+    /// The backend cannot be reached now (a connection, a timeout, the disk).
+    #[error("storage unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// The backend answered with an error.
+    #[error("storage failed")]
+    Backend(#[source] anyhow::Error),
+}
+
+impl From<StorageError> for AppError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Invalid(m) => AppError::BadRequest(m),
+            StorageError::NotFound => AppError::NotFound("file not found".into()),
+            StorageError::Refused(r) => AppError::Forbidden(r.to_string()),
+            StorageError::Unavailable(cause) => AppError::Unavailable(cause),
+            StorageError::Backend(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+/// What [`Storage::put`] stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredObject {
+    /// `{tenant}/{folder}/{filename}`.
+    pub key: String,
+    /// The key's last segment.
+    pub filename: String,
+    /// A URL a browser can open directly, until `url_expires_at`.
+    pub url: String,
+    /// When `url` stops working.
+    pub url_expires_at: DateTime<Utc>,
+    /// Bytes.
+    pub size: u64,
+    /// The MIME type it is served with.
+    pub content_type: String,
+}
+
+/// An object read back.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Its content.
+    pub bytes: Bytes,
+    /// Its MIME type.
+    pub content_type: String,
+}
+
+impl Object {
+    fn new(bytes: Bytes, content_type: String) -> Self {
+        Self {
+            bytes,
+            content_type,
+        }
+    }
+
+    /// Bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+/// A URL that opens one object until `expires_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectUrl {
+    /// The URL.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The MIME type of an extension (`application/octet-stream` when unknown).
+pub fn content_type_of(ext: Option<&str>) -> String {
+    ext.and_then(|e| mime_guess::from_ext(e).first_raw())
+        .unwrap_or("application/octet-stream")
+        .to_owned()
+}
+
+#[derive(Debug)]
+enum Backend {
+    S3(s3::S3Store),
+    Local(local::LocalStore),
+}
+
+/// The file storage: cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    signer: Option<UrlSigner>,
+    url_ttl: Duration,
+    public_base_url: String,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn to_datetime(unix: u64) -> DateTime<Utc> {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Storage {
+    /// The storage `settings` select: S3 when a bucket is set (its credentials are then
+    /// required), the local directory otherwise. The signing key of local URLs is
+    /// `STORAGE__URL_SECRET`, else `JWT_SECRET`, else the development secret under
+    /// `APP_ENV=dev`; the local backend cannot start without one.
+    pub fn new(settings: &StorageSettings, core: &CoreSettings) -> Result<Self, SettingsError> {
+        let secret = settings
+            .url_secret
+            .clone()
+            .or_else(|| core.jwt_secret.clone())
+            .or_else(|| core.is_dev().then(|| Secret::new(DEV_JWT_SECRET)));
+        let signer = secret.as_ref().map(UrlSigner::new);
+        let backend = match &settings.bucket {
+            Some(bucket) => Backend::S3(s3::S3Store::new(settings, bucket)?),
+            None => {
+                if signer.is_none() {
+                    return Err(SettingsError::Missing(
+                        "STORAGE__URL_SECRET (the local storage signs its URLs; no JWT_SECRET \
+                         to derive it from)"
+                            .into(),
+                    ));
+                }
+                if settings.dir.trim().is_empty() {
+                    return Err(SettingsError::Missing("STORAGE__DIR".into()));
+                }
+                Backend::Local(local::LocalStore::new(&settings.dir))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                signer,
+                url_ttl: Duration::from_secs(settings.url_expiry_secs.max(1)),
+                public_base_url: settings
+                    .public_base_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            }),
+        })
+    }
+
+    /// Gets the backend ready: creates the local directory, or with `STORAGE__CREATE_BUCKET`
+    /// the bucket. Call once at start-up.
+    pub async fn prepare(&self) -> Result<(), StorageError> {
+        match &self.inner.backend {
+            Backend::S3(s3) => s3.prepare().await,
+            Backend::Local(local) => local.prepare().await,
+        }
+    }
+
+    /// `s3` or `local`, with the bucket or directory, for start-up logs.
+    pub fn describe(&self) -> String {
+        match &self.inner.backend {
+            Backend::S3(s3) => format!("s3 bucket {}", s3.bucket()),
+            Backend::Local(local) => format!("local directory {}", local.root().display()),
+        }
+    }
+
+    /// Stores `bytes` for `tenant` under `{tenant}/{folder}/{timestamp}_{uuid}.{ext}`.
+    pub async fn put(
+        &self,
+        tenant: Uuid,
+        folder: &str,
+        ext: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<StoredObject, StorageError> {
+        let name = key::generated_name(ext, Utc::now())?;
+        self.store(tenant, folder, name, content_type, bytes).await
+    }
+
+    /// Stores `bytes` for `tenant` under `{tenant}/{folder}/{filename}`, the client's file name
+    /// sanitized (see [`key::sanitize_filename`]): the upload route's `force_filename`. An object
+    /// stored earlier under the same name is replaced.
+    pub async fn put_named(
+        &self,
+        tenant: Uuid,
+        folder: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<StoredObject, StorageError> {
+        let name = key::sanitize_filename(filename)?;
+        self.store(tenant, folder, name, content_type, bytes).await
+    }
+
+    async fn store(
+        &self,
+        tenant: Uuid,
+        folder: &str,
+        name: String,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<StoredObject, StorageError> {
+        let parts = KeyParts {
+            tenant,
+            folder: key::folder(folder)?.to_owned(),
+            name,
+        };
+        // Only what `parse` accepts is ever stored, so every stored key can be read back.
+        let parts = key::parse(&parts.key())?;
+        let key = parts.key();
+        let size = bytes.len() as u64;
+        match &self.inner.backend {
+            Backend::S3(s3) => s3.put(&key, content_type, bytes).await?,
+            Backend::Local(local) => local.put(&parts, &bytes).await?,
+        }
+        let url = self.url(tenant, &key).await?;
+        let content_type = match &self.inner.backend {
+            Backend::S3(_) => content_type.to_owned(),
+            Backend::Local(_) => content_type_of(parts.extension().as_deref()),
+        };
+        Ok(StoredObject {
+            filename: parts.name,
+            key,
+            url: url.url,
+            url_expires_at: url.expires_at,
+            size,
+            content_type,
+        })
+    }
+
+    /// `tenant`'s object at `key`; a key of another tenant is `NotFound`.
+    pub async fn get(&self, tenant: Uuid, key: &str) -> Result<Object, StorageError> {
+        let parts = key::owned_by(tenant, key)?;
+        match &self.inner.backend {
+            Backend::S3(s3) => s3.get(&parts.key()).await,
+            Backend::Local(local) => local.get(&parts).await,
+        }
+    }
+
+    /// Deletes `tenant`'s object at `key`; deleting a missing object succeeds, a key of another
+    /// tenant is `NotFound` and left alone.
+    pub async fn delete(&self, tenant: Uuid, key: &str) -> Result<(), StorageError> {
+        let parts = key::owned_by(tenant, key)?;
+        match &self.inner.backend {
+            Backend::S3(s3) => s3.delete(&parts.key()).await,
+            Backend::Local(local) => local.delete(&parts).await,
+        }
+    }
+
+    /// A URL that opens `tenant`'s object at `key` for `STORAGE__URL_EXPIRY_SECS`: presigned
+    /// for S3, a signed gateway URL for the local directory. A key of another tenant is
+    /// `NotFound`; whether the object exists is not checked.
+    pub async fn url(&self, tenant: Uuid, key: &str) -> Result<ObjectUrl, StorageError> {
+        self.url_valid_for(tenant, key, self.inner.url_ttl).await
+    }
+
+    /// Like [`Storage::url`], valid for `ttl` (S3 caps it at [`MAX_PRESIGN_SECS`]).
+    pub async fn url_valid_for(
+        &self,
+        tenant: Uuid,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<ObjectUrl, StorageError> {
+        let parts = key::owned_by(tenant, key)?;
+        let key = parts.key();
+        match &self.inner.backend {
+            Backend::S3(s3) => {
+                let start = SystemTime::now();
+                let ttl = ttl.min(Duration::from_secs(MAX_PRESIGN_SECS));
+                let url = s3.presign(&key, start, ttl).await?;
+                let expires =
+                    start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + ttl.as_secs();
+                Ok(ObjectUrl {
+                    url,
+                    expires_at: to_datetime(expires),
+                })
+            }
+            Backend::Local(_) => {
+                let signer = self.signer()?;
+                let expires = unix_now().saturating_add(ttl.as_secs().max(1));
+                Ok(ObjectUrl {
+                    url: signer.url(&self.inner.public_base_url, tenant, &key, expires),
+                    expires_at: to_datetime(expires),
+                })
+            }
+        }
+    }
+
+    fn signer(&self) -> Result<&UrlSigner, StorageError> {
+        self.inner.signer.as_ref().ok_or_else(|| {
+            StorageError::Backend(anyhow::anyhow!("no key to sign storage URLs with"))
+        })
+    }
+
+    /// The tenant whose object a signed URL (`{FILES_PATH}/{key}?expires=&sig=`) opens, once
+    /// the signature is this server's for that key and expiry and has not expired. A key that
+    /// is not a storage key is `NotFound`.
+    pub fn check_signed_url(
+        &self,
+        key: &str,
+        expires: u64,
+        sig: &str,
+    ) -> Result<Uuid, StorageError> {
+        let parts = key::parse(key).map_err(|_| StorageError::NotFound)?;
+        let signer = self
+            .inner
+            .signer
+            .as_ref()
+            .ok_or(StorageError::Refused(UrlRefusal::BadSignature))?;
+        signer.verify(parts.tenant, key, expires, sig, unix_now())?;
+        Ok(parts.tenant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::settings::load_from;
+
+    #[test]
+    fn extension_lists_from_a_string_or_a_list() {
+        let dir = std::env::temp_dir().join(format!("storage-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("svc.toml");
+        #[derive(Deserialize)]
+        struct S {
+            storage: StorageSettings,
+        }
+        for (toml, want) in [
+            (
+                "allowed_extensions = \"MP3, .wav png\"",
+                vec!["mp3", "wav", "png"],
+            ),
+            (
+                "allowed_extensions = [\"Mp3\", \".ogg\"]",
+                vec!["mp3", "ogg"],
+            ),
+        ] {
+            std::fs::write(&file, format!("[storage]\n{toml}\n")).unwrap();
+            let s: S = load_from(Some(&file), false).unwrap();
+            assert_eq!(s.storage.allowed_extensions, want);
+        }
+        std::fs::write(&file, "[storage]\nallowed_extensions = \"\"\n").unwrap();
+        let s: S = load_from(Some(&file), false).unwrap();
+        assert_eq!(s.storage.allowed_extensions, default_extensions());
+    }
+
+    #[test]
+    fn a_bucket_needs_credentials_and_the_local_backend_a_url_key() {
+        let core = CoreSettings {
+            app_env: "prod".into(),
+            ..CoreSettings::default()
+        };
+        let s3 = StorageSettings {
+            bucket: Some("b".into()),
+            ..StorageSettings::default()
+        };
+        let err = Storage::new(&s3, &core).unwrap_err().to_string();
+        assert!(err.contains("STORAGE__SECRET_ACCESS_KEY"), "{err}");
+        let err = Storage::new(&StorageSettings::default(), &core)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STORAGE__URL_SECRET"), "{err}");
+        let local = StorageSettings {
+            url_secret: Some(Secret::new("k")),
+            ..StorageSettings::default()
+        };
+        assert!(Storage::new(&local, &core).is_ok());
+        let with_keys = StorageSettings {
+            access_key_id: Some(Secret::new("AKID")),
+            secret_access_key: Some(Secret::new("very-secret")),
+            ..s3
+        };
+        let storage = Storage::new(&with_keys, &core).unwrap();
+        assert!(!format!("{storage:?} {with_keys:?}").contains("very-secret"));
+    }
+}
