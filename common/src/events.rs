@@ -537,6 +537,25 @@ impl TaskEvents {
         self.send(EventType::Progress, data).await
     }
 
+    /// `tts_started`: the speech half began, with whom and in which format.
+    pub async fn tts_started(&self, started: &TtsStarted) -> Result<Option<String>, EmitError> {
+        self.send(EventType::TtsStarted, json!(started)).await
+    }
+
+    /// `tts_completed`: the speech half ended, with the clip's URL when it was stored.
+    pub async fn tts_completed(&self, done: &TtsCompleted) -> Result<Option<String>, EmitError> {
+        self.send(EventType::TtsCompleted, json!(done)).await
+    }
+
+    /// `error` of the speech half: it settles that half (no `tts_not_requested` follows), the
+    /// text half is not affected.
+    pub async fn tts_failed(&self, error: &ErrorData) -> Result<Option<String>, EmitError> {
+        if !self.flags.completed.load(Ordering::SeqCst) {
+            self.flags.tts_done.store(true, Ordering::SeqCst);
+        }
+        self.error(error).await
+    }
+
     /// `audio_chunk`: a piece of audio, base64, numbered from 0.
     pub async fn audio_chunk(
         &self,
@@ -649,6 +668,47 @@ fn transient(e: &redis::RedisError) -> bool {
 fn payload(kind: EventType, t: &ResponseTarget, data: &Value) -> String {
     json!({"type": kind, "session_id": t.session_id, "task_id": t.task_id, "data": data})
         .to_string()
+}
+
+/// The data of `tts_started`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TtsStarted {
+    /// The provider speaking (`espeak` is the offline one).
+    pub provider: String,
+    /// Its model.
+    pub model: String,
+    /// Its voice.
+    pub voice: String,
+    /// The format of the `audio_chunk`s.
+    pub format: String,
+    /// Whether the provider speaks the text while it is written (else once it is complete).
+    pub input_streaming: bool,
+}
+
+/// The data of `tts_completed`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TtsCompleted {
+    /// Where the whole clip plays (a presigned or signed URL, valid for a while); `null` when it
+    /// was not stored (`save: false`).
+    pub audio_url: Option<String>,
+    /// The stored clip's key (`{tenant}/tts/...`), to ask for a fresh URL later.
+    pub key: Option<String>,
+    /// The format.
+    pub format: String,
+    /// How long it plays, seconds, where the format tells.
+    pub duration_s: Option<f64>,
+    /// Characters spoken.
+    pub characters: usize,
+    /// Audio bytes.
+    pub bytes: usize,
+    /// `audio_chunk` events sent.
+    pub chunks: u64,
+    /// The provider.
+    pub provider: String,
+    /// Its model.
+    pub model: String,
+    /// Its voice.
+    pub voice: String,
 }
 
 /// The right to complete one task. Not `Clone`; `complete` consumes it.

@@ -103,6 +103,12 @@ impl Names {
     pub fn session_running_task(&self, session_id: Uuid) -> String {
         format!("{}:session:{{{session_id}}}:task", self.base)
     }
+
+    /// The text a chat task writes for its speech half to speak while the answer is written
+    /// (entries `text` or `end`), read by the tts-worker: bounded, and expiring after the task.
+    pub fn speech_input_stream(&self, session_id: Uuid, task_id: Uuid) -> String {
+        format!("{}:session:{{{session_id}}}:speech:{task_id}", self.base)
+    }
 }
 
 /// What Redis Cluster hashes a key by: the text inside its first `{…}` when that is not empty,
