@@ -288,6 +288,22 @@ async fn put_named_keeps_a_sanitized_name(backend: Backend) {
     assert_eq!(second.key, first.key, "the same name is the same object");
     let object = env.storage.get(tenant, &first.key).await.unwrap();
     assert_eq!(&object.bytes[..], b"two");
+    // A name beyond ASCII survives the URL's encoding on both backends.
+    let accented = env
+        .storage
+        .put_named(
+            tenant,
+            "uploads",
+            "Chanson d'été.mp3",
+            "audio/mpeg",
+            Bytes::from_static(b"ete"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accented.key, format!("{tenant}/uploads/Chanson_d_été.mp3"));
+    let response = env.fetch(&accented.url).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(&response.bytes().await.unwrap()[..], b"ete");
 }
 
 async fn another_tenant_cannot_reach_a_key(backend: Backend) {

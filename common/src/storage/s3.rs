@@ -32,16 +32,22 @@ pub(super) struct S3Store {
     create_bucket: bool,
 }
 
-/// An SDK failure as the storage sees it: a missing object is `NotFound`; a request that never
-/// got an answer (connection, timeout) is `Unavailable`; any other answer is `Backend`. The SDK's
-/// errors carry no credentials.
+/// An SDK failure as the storage sees it: a missing object is `NotFound` (a missing bucket is
+/// not: that is a configuration fault, not the client's); a request that never got an answer
+/// (connection, timeout) is `Unavailable`; any other answer is `Backend`. The SDK's errors
+/// carry no credentials.
 fn sdk_error<E>(e: SdkError<E>, what: &'static str) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.as_service_error().and_then(|s| s.code());
-    if status == Some(404) || matches!(code, Some("NoSuchKey" | "NotFound")) {
+    // A HEAD's 404 has no body, so no code.
+    let missing = match code {
+        Some(code) => matches!(code, "NoSuchKey" | "NotFound"),
+        None => status == Some(404),
+    };
+    if missing {
         return StorageError::NotFound;
     }
     let unanswered = matches!(
