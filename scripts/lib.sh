@@ -24,6 +24,8 @@ ensure_tools() {
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
   command -v psql >/dev/null || apt_install postgresql-client
+  # The offline text-to-speech default (tts-worker).
+  command -v espeak-ng >/dev/null || apt_install espeak-ng
 }
 
 # The storage tests run a real S3 server, s3s-fs (gateway-service/tests/storage.rs). It is built
