@@ -48,6 +48,11 @@ pub struct Settings {
     pub history_token_budget: usize,
     /// Earlier messages read at most, whatever their size.
     pub history_max_messages: i64,
+    /// A chat with speech: longest wait for a tts-worker to take the speech half, seconds.
+    pub tts_start_timeout_secs: u64,
+    /// A chat with speech: longest silence of the speech half once it began, seconds (above the
+    /// tts-workers' `WORKER__MIN_IDLE_MS`, so a reclaim after a crash fits in).
+    pub tts_idle_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -64,6 +69,8 @@ impl Default for Settings {
             provider_idle_timeout_secs: 120,
             history_token_budget: 4000,
             history_max_messages: 50,
+            tts_start_timeout_secs: 15,
+            tts_idle_timeout_secs: 60,
         }
     }
 }

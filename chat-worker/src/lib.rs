@@ -36,7 +36,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let actions = Actions::new()
         .action(
             chat::GENERATE,
-            handlers::chat::ChatHandler::new(Arc::clone(&providers), pool.clone(), &settings),
+            handlers::chat::ChatHandler::new(
+                Arc::clone(&providers),
+                pool.clone(),
+                bus.clone(),
+                &settings,
+            ),
         )
         .action(
             chat::NAME,

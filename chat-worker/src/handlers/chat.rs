@@ -4,6 +4,7 @@
 
 mod payload;
 mod persist;
+mod speech;
 mod stream;
 
 use std::sync::Arc;
@@ -20,12 +21,15 @@ use crate::config::Settings;
 use crate::providers::{Candidate, ProviderError, Providers};
 pub use payload::ChatPayload;
 use payload::ProviderRequest;
+use speech::{SpeechHalf, SpeechTimeouts};
 use stream::{Progress, StreamEnd};
 
 /// Streams chat completions.
 pub struct ChatHandler {
     providers: Arc<Providers>,
     pool: PgPool,
+    bus: common::Bus,
+    speech_timeouts: SpeechTimeouts,
     history_budget: usize,
     history_max_messages: i64,
     idle_timeout: Duration,
@@ -36,10 +40,20 @@ pub struct ChatHandler {
 
 impl ChatHandler {
     /// A handler over the given providers, shared with the other handlers.
-    pub fn new(providers: Arc<Providers>, pool: PgPool, settings: &Settings) -> Self {
+    pub fn new(
+        providers: Arc<Providers>,
+        pool: PgPool,
+        bus: common::Bus,
+        settings: &Settings,
+    ) -> Self {
         Self {
             providers,
             pool,
+            bus,
+            speech_timeouts: SpeechTimeouts {
+                start: Duration::from_secs(settings.tts_start_timeout_secs.max(1)),
+                idle: Duration::from_secs(settings.tts_idle_timeout_secs.max(1)),
+            },
             history_budget: settings.history_token_budget,
             history_max_messages: settings.history_max_messages,
             idle_timeout: Duration::from_secs(settings.provider_idle_timeout_secs.max(1)),
@@ -65,11 +79,40 @@ pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<
 
 #[async_trait]
 impl Action<ChatPayload> for ChatHandler {
-    async fn run(&self, task: Task, mut payload: ChatPayload) -> Result<(), HandlerError> {
+    async fn run(&self, task: Task, payload: ChatPayload) -> Result<(), HandlerError> {
+        let speech = payload.settings.tts.as_ref().filter(|s| s.enabled);
+        let Some(speech) = speech else {
+            return self.answer(&task, payload, Progress::default()).await;
+        };
+        let half = SpeechHalf::start(&self.bus, &task, speech, self.speech_timeouts).await?;
+        let answered = self
+            .answer(&task, payload, Progress::speaking(half.feed()))
+            .await;
+        match answered {
+            // The text is done (answered, failed or cancelled): the speech half ends next.
+            Ok(()) => {
+                half.finish().await;
+                Ok(())
+            }
+            Err(e) => {
+                half.abandon();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ChatHandler {
+    /// The text half: the answer streamed, and kept in the history unless `store` is false.
+    async fn answer(
+        &self,
+        task: &Task,
+        mut payload: ChatPayload,
+        mut progress: Progress,
+    ) -> Result<(), HandlerError> {
         let events = &task.events;
-        let mut progress = Progress::default();
         if !payload.store {
-            return self.generate(&task, &payload, &mut progress).await;
+            return self.generate(task, &payload, &mut progress).await;
         }
         // The runtime checked the session's owner before anything was written. The history is
         // read before the provider call; the user's message is written while the provider
@@ -91,7 +134,7 @@ impl Action<ChatPayload> for ChatHandler {
         }
         let (turn, generated) = tokio::join!(
             persist::begin(&self.pool, &task.action, &payload, events),
-            self.generate(&task, &payload, &mut progress),
+            self.generate(task, &payload, &mut progress),
         );
         generated?;
         match turn? {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use common::events::{ErrorData, EventType, TaskEvents, TextCompleted};
 use common::worker::HandlerError;
 
+use super::speech::SpeechFeed;
 use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
 
 /// Most events written in one round trip.
@@ -46,9 +47,19 @@ pub struct Progress {
     final_finish: String,
     /// Provider and model of the attempt that answered.
     answered_by: Option<(String, String)>,
+    /// Where the answer's text is also sent to be spoken, for a chat with speech.
+    speech: Option<SpeechFeed>,
 }
 
 impl Progress {
+    /// Progress of a chat whose text is also spoken through `speech`.
+    pub fn speaking(speech: Option<SpeechFeed>) -> Self {
+        Self {
+            speech,
+            ..Self::default()
+        }
+    }
+
     /// Whether text or reasoning reached the client (then no retry or fallback may follow).
     pub fn output_sent(&self) -> bool {
         self.output_sent
@@ -159,6 +170,9 @@ impl Progress {
             Delta::Text(t) => {
                 self.content.push_str(&t);
                 self.output_sent = true;
+                if let Some(speech) = &self.speech {
+                    speech.push(&t);
+                }
                 outgoing.push((EventType::TextChunk, json!({"content": t})));
             }
             Delta::Reasoning(r) => {

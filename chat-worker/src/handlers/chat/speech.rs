@@ -1,0 +1,284 @@
+//! The speech half of a chat with `settings.tts.enabled`. The chat task stays the one owner of the
+//! task's completion:
+//!
+//! 1. it publishes a `tts.speech.stream` action with the chat's task id (so a cancel reaches both
+//!    halves) and a private callback stream for its events;
+//! 2. every text chunk sent to the client is also appended to the task's speech-input stream,
+//!    which the tts-worker reads while the answer is written; an `end` entry closes it;
+//! 3. the speech events that come back on the callback stream (`tts_started`, `audio_chunk`,
+//!    `tts_completed`, or an `error` of stage `tts`) are relayed to the session as the chat's own;
+//! 4. once its text is done, the chat task waits for the speech half to end before it completes.
+//!
+//! A tts-worker that dies mid-speech leaves its action pending; another one reclaims it, reads the
+//! text again from the start and speaks it again: chunks whose sequence number was already relayed
+//! are dropped, so the client's numbering goes on. No speech event for the idle timeout (no
+//! tts-worker at all, or none left) ends the speech half with an error: the task still completes
+//! exactly once.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use common::Bus;
+use common::envelope::DomainAction;
+use common::events::{ErrorData, EventType, TaskEvents};
+use common::payloads::tts::{ChatSpeech, STREAM, StreamPayload};
+use common::worker::{HandlerError, Task};
+
+/// Most text entries kept in a speech-input stream.
+const INPUT_MAXLEN: usize = 100_000;
+/// How long a speech-input stream outlives its last write, seconds.
+const INPUT_TTL_SECS: i64 = 3600;
+
+/// How long the chat waits for its speech half.
+#[derive(Debug, Clone, Copy)]
+pub struct SpeechTimeouts {
+    /// For the first speech event (a tts-worker taking the action).
+    pub start: Duration,
+    /// Between speech events afterwards.
+    pub idle: Duration,
+}
+
+/// Where a chat's text goes to be spoken.
+#[derive(Clone, Debug)]
+pub struct SpeechFeed(mpsc::UnboundedSender<String>);
+
+impl SpeechFeed {
+    /// Queues text to be spoken (written to Redis off the text's path).
+    pub fn push(&self, text: &str) {
+        if !text.is_empty() {
+            let _ = self.0.send(text.to_owned());
+        }
+    }
+}
+
+/// A running speech half.
+pub struct SpeechHalf {
+    feed: Option<SpeechFeed>,
+    writer: JoinHandle<()>,
+    relay: JoinHandle<()>,
+    callback: String,
+    bus: Bus,
+}
+
+impl SpeechHalf {
+    /// Publishes the speech action and starts relaying its events.
+    pub async fn start(
+        bus: &Bus,
+        task: &Task,
+        speech: &ChatSpeech,
+        timeouts: SpeechTimeouts,
+    ) -> Result<Self, HandlerError> {
+        let chat = &task.action;
+        let names = bus.names();
+        let callback = names.callback_stream(&callback_name(chat.task_id));
+        let input = names.speech_input_stream(chat.session_id, chat.task_id);
+        let data = StreamPayload {
+            options: speech.options.clone(),
+            save: speech.save,
+        };
+        let mut action = DomainAction::new(
+            STREAM,
+            "chat-worker",
+            chat.tenant_id,
+            chat.session_id,
+            serde_json::to_value(&data).unwrap_or_default(),
+        );
+        action.task_id = chat.task_id;
+        action.user_id = chat.user_id;
+        action.correlation_id = Some(chat.action_id);
+        action.callback_stream = Some(callback.clone());
+        action.traceparent.clone_from(&chat.traceparent);
+        action.trace_id.clone_from(&chat.trace_id);
+        bus.publish(&action).await.map_err(|e| {
+            HandlerError::retryable("tts", "bus_unavailable", format!("speech not started: {e}"))
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_input(bus.clone(), input, rx));
+        let relay = tokio::spawn(relay(
+            bus.clone(),
+            callback.clone(),
+            task.events.clone(),
+            timeouts,
+        ));
+        Ok(Self {
+            feed: Some(SpeechFeed(tx)),
+            writer,
+            relay,
+            callback,
+            bus: bus.clone(),
+        })
+    }
+
+    /// Where the chat's text chunks go.
+    pub fn feed(&self) -> Option<SpeechFeed> {
+        self.feed.clone()
+    }
+
+    /// The text is complete (or will not go on): closes the speech input, then waits for the
+    /// speech half to end (its `tts_completed` or `error` relayed).
+    pub async fn finish(mut self) {
+        self.feed = None;
+        let _ = (&mut self.writer).await;
+        let _ = (&mut self.relay).await;
+        let _: redis::RedisResult<()> = self.bus.conn().del(&self.callback).await;
+    }
+
+    /// The chat failed in a way the runtime retries: the speech half is left to end on its own.
+    pub fn abandon(mut self) {
+        self.feed = None;
+        self.relay.abort();
+    }
+}
+
+/// Appends text to the speech input as it comes (what arrived meanwhile in one round trip), then
+/// an `end` entry once every feed is dropped.
+async fn write_input(bus: Bus, key: String, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut conn = bus.conn();
+    let mut first = true;
+    loop {
+        let mut batch = Vec::new();
+        let ended = match rx.recv().await {
+            Some(t) => {
+                batch.push(t);
+                while let Ok(t) = rx.try_recv() {
+                    batch.push(t);
+                }
+                false
+            }
+            None => true,
+        };
+        let mut pipe = redis::pipe();
+        for text in &batch {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(INPUT_MAXLEN)
+                .arg("*")
+                .arg("text")
+                .arg(text)
+                .ignore();
+        }
+        if ended {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("end")
+                .arg("1")
+                .ignore();
+        }
+        if first || ended {
+            pipe.expire(&key, INPUT_TTL_SECS).ignore();
+            first = false;
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %e, "speech input not written");
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Relays the speech half's events from its callback stream until its `complete`.
+async fn relay(bus: Bus, callback: String, events: TaskEvents, timeouts: SpeechTimeouts) {
+    let block = Duration::from_millis(500);
+    let mut conn = match bus.blocking_conn(block * 2).await {
+        Ok(c) => c,
+        Err(e) => {
+            let error = ErrorData::new("tts", "bus_unavailable", e.to_string(), true);
+            let _ = events.tts_failed(&error).await;
+            return;
+        }
+    };
+    let mut last = "0".to_owned();
+    let mut quiet = Duration::ZERO;
+    let mut heard = false;
+    let mut started = false;
+    let mut next_sequence = 0u64;
+    loop {
+        let opts = StreamReadOptions::default()
+            .count(256)
+            .block(block.as_millis() as usize);
+        let keys = [callback.as_str()];
+        let ids = [last.as_str()];
+        let reply: redis::RedisResult<Option<StreamReadReply>> =
+            conn.xread_options(&keys, &ids, &opts).await;
+        let entries: Vec<_> = match reply {
+            Ok(r) => r
+                .into_iter()
+                .flat_map(|r| r.keys)
+                .flat_map(|k| k.ids)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "speech events not read; retrying");
+                tokio::time::sleep(block).await;
+                Vec::new()
+            }
+        };
+        if entries.is_empty() {
+            quiet += block;
+            let limit = if heard { timeouts.idle } else { timeouts.start };
+            if quiet >= limit {
+                let (code, message) = if heard {
+                    ("tts_timeout", "the speech stopped before it was complete")
+                } else {
+                    ("tts_unavailable", "no speech worker took the request")
+                };
+                tracing::warn!(code, "speech half given up");
+                let _ = events
+                    .tts_failed(&ErrorData::new("tts", code, message, true))
+                    .await;
+                return;
+            }
+            continue;
+        }
+        quiet = Duration::ZERO;
+        heard = true;
+        for entry in entries {
+            last.clone_from(&entry.id);
+            let kind: String = entry.get("type").unwrap_or_default();
+            let payload: String = entry.get("payload").unwrap_or_default();
+            let data = serde_json::from_str::<Value>(&payload)
+                .map(|mut v| v["data"].take())
+                .unwrap_or(Value::Null);
+            let sent = match kind.as_str() {
+                "tts_started" if !started => {
+                    started = true;
+                    events.send(EventType::TtsStarted, data).await
+                }
+                "audio_chunk" => {
+                    let sequence = data["sequence"].as_u64().unwrap_or(next_sequence);
+                    if sequence < next_sequence {
+                        continue; // spoken again after a reclaim: already relayed
+                    }
+                    next_sequence = sequence + 1;
+                    events.send(EventType::AudioChunk, data).await
+                }
+                "tts_completed" => events.send(EventType::TtsCompleted, data).await,
+                "error" => {
+                    let error = serde_json::from_value::<ErrorData>(data).unwrap_or_else(|_| {
+                        ErrorData::new("tts", "tts_failed", "the speech failed", false)
+                    });
+                    events.tts_failed(&error).await
+                }
+                "complete" => return,
+                _ => continue,
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "speech event not relayed");
+            }
+        }
+    }
+}
+
+/// The callback name of a chat task's speech half (for tests and operators).
+pub fn callback_name(task_id: Uuid) -> String {
+    format!("speech-{task_id}")
+}
