@@ -6,14 +6,16 @@ COPY . .
 ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin gateway-service --bin chat-worker --bin health-data-service \
+    cargo build --release --locked --bin gateway-service --bin chat-worker --bin tts-worker \
+        --bin health-data-service \
     && mkdir -p /out \
-    && cp target/release/gateway-service target/release/chat-worker \
+    && cp target/release/gateway-service target/release/chat-worker target/release/tts-worker \
           target/release/health-data-service /out/
 
 FROM debian:bookworm-slim
+# espeak-ng: the tts-worker's offline voice, so speech works with no provider key.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 app \
     && mkdir -p /app/data/storage && chown -R app /app
