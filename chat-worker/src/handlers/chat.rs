@@ -91,7 +91,7 @@ impl Action<ChatPayload> for ChatHandler {
         match answered {
             // The text is done (answered, failed or cancelled): the speech half ends next.
             Ok(()) => {
-                half.finish().await;
+                half.finish(task.cancel.is_cancelled()).await;
                 Ok(())
             }
             Err(e) => {

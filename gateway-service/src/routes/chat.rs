@@ -30,6 +30,8 @@ struct Answer {
     finish_reason: Value,
     errors: Vec<Value>,
     cancelled: bool,
+    /// The `tts_completed` of a chat that speaks.
+    speech: Value,
 }
 
 impl Answer {
@@ -49,6 +51,7 @@ impl Answer {
             }
             EventType::Error => self.errors.push(event.data()),
             EventType::Cancelled => self.cancelled = true,
+            EventType::TtsCompleted => self.speech = event.data(),
             _ => {}
         }
     }
@@ -106,6 +109,7 @@ pub async fn chat(
         "finish_reason": answer.finish_reason,
         "cancelled": answer.cancelled,
         "errors": answer.errors,
+        "tts": answer.speech,
     }))
     .into_response())
 }

@@ -1,6 +1,6 @@
 //! The text a chat task writes for its speech half, read from the task's speech-input stream
-//! (`Names::speech_input_stream`): `text` entries in order, then an `end` entry. A task
-//! cancelled, or no new text for the idle timeout (the chat's process died), ends the text.
+//! (`Names::speech_input_stream`): `text` entries in order, then an `end` entry. No new text for
+//! the idle timeout (the chat's process died) ends the text too; a cancel does not.
 
 use std::time::Duration;
 
@@ -34,7 +34,12 @@ pub fn follow(bus: Bus, key: String, idle: Duration, cancel: CancellationToken) 
             let keys = [key.as_str()];
             let ids = [last.as_str()];
             let read = tokio::select! {
-                () = cancel.cancelled() => return,
+                // A cancel is not the end of the text: ending it would have the provider speak
+                // what it buffered. The text stays open until the speech is dropped.
+                () = cancel.cancelled() => {
+                    tx.closed().await;
+                    return;
+                }
                 () = tx.closed() => return,
                 r = conn.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &opts) => r,
             };

@@ -246,6 +246,7 @@ async fn converse(mut socket: Socket, init: Value, mut text: TextStream, tx: Aud
     let mut text_open = true;
     loop {
         tokio::select! {
+            biased;
             () = tx.closed() => {
                 let _ = socket.close(None).await;
                 return;

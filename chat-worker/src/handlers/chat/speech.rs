@@ -44,15 +44,23 @@ pub struct SpeechTimeouts {
     pub idle: Duration,
 }
 
+/// What the speech-input writer is given.
+#[derive(Debug)]
+enum Input {
+    Text(String),
+    /// The text is complete.
+    End,
+}
+
 /// Where a chat's text goes to be spoken.
 #[derive(Clone, Debug)]
-pub struct SpeechFeed(mpsc::UnboundedSender<String>);
+pub struct SpeechFeed(mpsc::UnboundedSender<Input>);
 
 impl SpeechFeed {
     /// Queues text to be spoken (written to Redis off the text's path).
     pub fn push(&self, text: &str) {
         if !text.is_empty() {
-            let _ = self.0.send(text.to_owned());
+            let _ = self.0.send(Input::Text(text.to_owned()));
         }
     }
 }
@@ -120,10 +128,15 @@ impl SpeechHalf {
         self.feed.clone()
     }
 
-    /// The text is complete (or will not go on): closes the speech input, then waits for the
-    /// speech half to end (its `tts_completed` or `error` relayed).
-    pub async fn finish(mut self) {
-        self.feed = None;
+    /// The text will not go on: closes the speech input (unless the task was cancelled: then the
+    /// speech half stops on its own cancel, without speaking what its provider buffered), then
+    /// waits for the speech half to end (its `tts_completed` or `error` relayed).
+    pub async fn finish(mut self, cancelled: bool) {
+        if let Some(feed) = self.feed.take()
+            && !cancelled
+        {
+            let _ = feed.0.send(Input::End);
+        }
         let _ = (&mut self.writer).await;
         let _ = (&mut self.relay).await;
         let _: redis::RedisResult<()> = self.bus.conn().del(&self.callback).await;
@@ -137,22 +150,28 @@ impl SpeechHalf {
 }
 
 /// Appends text to the speech input as it comes (what arrived meanwhile in one round trip), then
-/// an `end` entry once every feed is dropped.
-async fn write_input(bus: Bus, key: String, mut rx: mpsc::UnboundedReceiver<String>) {
+/// an `end` entry when the text is complete.
+async fn write_input(bus: Bus, key: String, mut rx: mpsc::UnboundedReceiver<Input>) {
     let mut conn = bus.conn();
     let mut first = true;
     loop {
         let mut batch = Vec::new();
-        let ended = match rx.recv().await {
-            Some(t) => {
-                batch.push(t);
-                while let Ok(t) = rx.try_recv() {
-                    batch.push(t);
+        let mut ended = false;
+        let mut next = rx.recv().await;
+        // Every feed dropped without an end: a cancelled task, nothing more to write.
+        if next.is_none() {
+            return;
+        }
+        while let Some(input) = next {
+            match input {
+                Input::Text(t) => batch.push(t),
+                Input::End => {
+                    ended = true;
+                    break;
                 }
-                false
             }
-            None => true,
-        };
+            next = rx.try_recv().ok();
+        }
         let mut pipe = redis::pipe();
         for text in &batch {
             pipe.cmd("XADD")
