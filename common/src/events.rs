@@ -184,6 +184,20 @@ pub enum ErrorCode {
     Timeout,
     /// The action's deadline passed before it ran.
     DeadlineExceeded,
+    /// Speech: the request names a provider that does not exist.
+    UnknownProvider,
+    /// Speech: the request names a provider this deployment has no key for.
+    ProviderNotConfigured,
+    /// Speech: the provider cannot serve an option (a voice, model or format).
+    UnsupportedOption,
+    /// Speech: the text cannot be spoken in the format asked (too long for one piece).
+    TextTooLong,
+    /// Speech: the audio is longer than the worker keeps.
+    AudioTooLong,
+    /// Speech: there is nothing to speak.
+    EmptyText,
+    /// File storage could not be written.
+    StorageUnavailable,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -218,11 +232,20 @@ impl ErrorCode {
             | Self::InvalidPayload
             | Self::UnsupportedInput
             | Self::BadRequest
-            | Self::InvalidEnvelope => Fault::Client,
+            | Self::InvalidEnvelope
+            // A provider named explicitly but not configured is the request's to change (another
+            // provider, or none), unlike a registry model without a provider (503).
+            | Self::UnknownProvider
+            | Self::ProviderNotConfigured
+            | Self::UnsupportedOption
+            | Self::TextTooLong
+            | Self::AudioTooLong
+            | Self::EmptyText => Fault::Client,
             Self::RateLimited => Fault::RateLimited,
-            Self::ProviderUnavailable | Self::BusUnavailable | Self::PersistenceFailed => {
-                Fault::Unavailable
-            }
+            Self::ProviderUnavailable
+            | Self::BusUnavailable
+            | Self::PersistenceFailed
+            | Self::StorageUnavailable => Fault::Unavailable,
             Self::UpstreamError | Self::Timeout | Self::DeadlineExceeded | Self::Other
                 if stage == "persistence" =>
             {

@@ -270,5 +270,24 @@ mod tests {
             502
         );
         assert_eq!(status(json!({})), 502);
+        // The speech half's codes (stage `tts`): what the request asked for is the client's to
+        // change; storage is ours; the provider's failures are the upstream's, as for chat.
+        for code in [
+            "unknown_provider",
+            "provider_not_configured",
+            "unsupported_option",
+            "text_too_long",
+            "audio_too_long",
+            "empty_text",
+        ] {
+            assert_eq!(status(json!({"code": code, "stage": "tts"})), 400, "{code}");
+        }
+        assert_eq!(
+            status(json!({"code": "storage_unavailable", "stage": "tts"})),
+            503
+        );
+        for code in ["upstream_timeout", "upstream_connection", "no_audio"] {
+            assert_eq!(status(json!({"code": code, "stage": "tts"})), 502, "{code}");
+        }
     }
 }

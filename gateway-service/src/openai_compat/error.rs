@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::auth::AuthError;
 use common::error::AppError;
-use common::events::ErrorCode;
+use common::events::{ErrorCode, Fault};
 use common::models::UnknownModel;
 use serde_json::{Value, json};
 
@@ -106,14 +106,17 @@ impl OpenAiError {
         .code("timeout")
     }
 
-    /// The error a task's `error` event (`{stage, code, message, retryable}`) stands for.
+    /// The error a task's `error` event (`{stage, code, message, retryable}`) stands for: the
+    /// codes OpenAI has its own answer for, then the shared `Fault` of the code (the mapping the
+    /// REST surface uses, `task::task_error`) in OpenAI's shape.
     pub fn from_event(data: &Value) -> Self {
         let code = data["code"].as_str().unwrap_or("upstream_error");
         let message = data["message"]
             .as_str()
             .filter(|m| !m.is_empty())
             .unwrap_or("The model provider failed to answer.");
-        match ErrorCode::parse(code) {
+        let parsed = ErrorCode::parse(code);
+        match parsed {
             ErrorCode::RateLimited => {
                 let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
                     .code("rate_limit_exceeded");
@@ -122,27 +125,38 @@ impl OpenAiError {
                         .as_u64()
                         .unwrap_or(DEFAULT_RETRY_AFTER_SECS),
                 );
-                e
+                return e;
             }
-            ErrorCode::UnknownModel => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message)
-                .param("model")
-                .code("model_not_found"),
-            ErrorCode::InvalidPayload | ErrorCode::UnsupportedInput | ErrorCode::BadRequest => {
-                Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message).code(code)
+            ErrorCode::UnknownModel => {
+                return Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message)
+                    .param("model")
+                    .code("model_not_found");
             }
             // The model exists but this deployment has no provider for it: not the upstream's
             // fault (502) but ours, and possibly temporary.
-            ErrorCode::ProviderUnavailable => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                API_ERROR,
-                "No provider serving this model is configured on this server.",
-            )
-            .code("model_unavailable"),
-            ErrorCode::Timeout | ErrorCode::DeadlineExceeded => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, API_ERROR, message).code(code)
+            ErrorCode::ProviderUnavailable => {
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    API_ERROR,
+                    "No provider serving this model is configured on this server.",
+                )
+                .code("model_unavailable");
             }
-            _ => Self::new(StatusCode::BAD_GATEWAY, API_ERROR, message).code(code),
+            ErrorCode::Timeout | ErrorCode::DeadlineExceeded => {
+                return Self::new(StatusCode::GATEWAY_TIMEOUT, API_ERROR, message).code(code);
+            }
+            _ => {}
         }
+        match parsed.fault(data["stage"].as_str().unwrap_or_default()) {
+            Fault::Client => Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message),
+            Fault::NotFound => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message),
+            Fault::RateLimited => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+            }
+            Fault::Unavailable => Self::new(StatusCode::SERVICE_UNAVAILABLE, API_ERROR, message),
+            Fault::Upstream => Self::new(StatusCode::BAD_GATEWAY, API_ERROR, message),
+        }
+        .code(code)
     }
 
     /// The HTTP status.
@@ -233,6 +247,28 @@ mod tests {
         assert_eq!(status("provider_unavailable"), 503);
         assert_eq!(status("upstream_error"), 502);
         assert_eq!(status("upstream_connection"), 502);
+        assert_eq!(status("not_found"), 404);
+        assert_eq!(status("bus_unavailable"), 503);
+        for speech in [
+            "unknown_provider",
+            "provider_not_configured",
+            "unsupported_option",
+            "text_too_long",
+            "audio_too_long",
+            "empty_text",
+        ] {
+            assert_eq!(status(speech), 400, "{speech}");
+        }
+        assert_eq!(status("storage_unavailable"), 503);
+        assert_eq!(status("upstream_timeout"), 502);
+        let option = OpenAiError::from_event(
+            &json!({"stage": "tts", "code": "unsupported_option", "message": "no mp3"}),
+        );
+        assert_eq!(
+            option.body(),
+            json!({"error": {"message": "no mp3", "type": "invalid_request_error",
+                "param": null, "code": "unsupported_option"}})
+        );
         let limited = OpenAiError::from_event(&json!({"code": "rate_limited", "message": "slow"}));
         assert_eq!(limited.retry_after_secs(), Some(DEFAULT_RETRY_AFTER_SECS));
         assert_eq!(
