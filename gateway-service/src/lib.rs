@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod routes;
 pub mod session;
+pub mod speech;
 pub mod state;
 pub mod task;
 

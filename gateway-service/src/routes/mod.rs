@@ -9,6 +9,7 @@ mod models;
 mod openai;
 mod session_name;
 mod storage;
+mod tts;
 mod ws;
 
 use axum::Router;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(chat::chat))
         .route("/chat/stream", post(chat::stream))
         .route("/chat/session-name", post(session_name::name))
+        .route("/tts/generate", post(tts::generate))
+        .route("/tts/stream", post(tts::stream))
         .route("/api/v1/chat/sessions", get(history::list))
         .route(
             "/api/v1/chat/sessions/{id}",
