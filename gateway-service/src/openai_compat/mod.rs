@@ -1,5 +1,6 @@
-//! The OpenAI-compatible surface's logic: Chat Completions requests and errors in OpenAI's formats,
-//! and a task's events translated into completion objects and stream chunks.
+//! The OpenAI-compatible surface's logic: Chat Completions and speech requests and errors in
+//! OpenAI's formats, and a task's events translated into completion objects, stream chunks and
+//! audio.
 
 pub mod auth;
 pub mod chunks;
@@ -7,7 +8,9 @@ pub mod completion;
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod speech;
 
 pub use auth::OpenAiUser;
 pub use error::OpenAiError;
 pub use request::CompletionRequest;
+pub use speech::SpeechRequest;

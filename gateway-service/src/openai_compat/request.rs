@@ -31,11 +31,13 @@ pub struct CompletionRequest {
     pub store: Option<bool>,
 }
 
-fn invalid(message: impl Into<String>, param: &str) -> OpenAiError {
+/// A 400 naming `param`.
+pub(super) fn invalid(message: impl Into<String>, param: &str) -> OpenAiError {
     OpenAiError::invalid_request(message, Some(param))
 }
 
-fn wrong_type(param: &str, expected: &str) -> OpenAiError {
+/// A 400 for `param` of the wrong type.
+pub(super) fn wrong_type(param: &str, expected: &str) -> OpenAiError {
     invalid(
         format!("Invalid type for '{param}': expected {expected}."),
         param,
@@ -43,7 +45,7 @@ fn wrong_type(param: &str, expected: &str) -> OpenAiError {
 }
 
 /// A field that may be absent or `null`.
-fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())
 }
 

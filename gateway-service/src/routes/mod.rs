@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
 fn openai_router() -> Router<AppState> {
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
+        .route("/audio/speech", post(openai::audio_speech))
         .route("/models", get(openai::list_models))
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)

@@ -1,4 +1,5 @@
-//! `/v1`: OpenAI's Chat Completions and Models endpoints, answering errors in OpenAI's format.
+//! `/v1`: OpenAI's Chat Completions, Speech and Models endpoints, answering errors in OpenAI's
+//! format.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,8 +10,8 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::catalog;
-use crate::openai_compat::completion;
-use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser};
+use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser, SpeechRequest};
+use crate::openai_compat::{completion, speech};
 use crate::state::AppState;
 
 /// `POST /v1/chat/completions`.
@@ -23,6 +24,18 @@ pub async fn chat_completions(
         body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
     let request = CompletionRequest::parse(&body)?;
     completion::create(&state, &claims, &request).await
+}
+
+/// `POST /v1/audio/speech`.
+pub async fn audio_speech(
+    State(state): State<AppState>,
+    OpenAiUser(claims): OpenAiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OpenAiError> {
+    let body =
+        body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
+    let request = SpeechRequest::parse(&body)?;
+    speech::create(&state, &claims, &request).await
 }
 
 /// `GET /v1/models`.
