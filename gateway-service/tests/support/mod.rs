@@ -1,5 +1,6 @@
-//! A whole system for end-to-end tests: the gateway on port 0 and a chat-worker, in-process, on a
-//! stream prefix of their own; plus a WebSocket client that speaks the client protocol.
+//! A whole system for end-to-end tests: the gateway on port 0 and a chat-worker (and, when asked,
+//! a tts-worker), in-process, on a stream prefix of their own; plus a WebSocket client that speaks
+//! the client protocol.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct Opts {
     pub core: CoreSettings,
     pub gateway: gateway_service::Settings,
     pub worker: Option<chat_worker::Settings>,
+    /// A tts-worker, sharing the gateway's storage (see `Opts::tts`).
+    pub tts: Option<tts_worker::Settings>,
 }
 
 impl Opts {
@@ -63,7 +66,46 @@ impl Opts {
             core,
             gateway,
             worker: Some(worker),
+            tts: None,
         }
+    }
+
+    /// Adds a tts-worker with no provider key (the offline espeak-ng speaks). It and the gateway
+    /// store files in one fresh local directory, so the clips' signed URLs open through the
+    /// gateway.
+    pub fn tts(mut self) -> Self {
+        let dir = std::env::temp_dir().join(format!("gateway-tts-{}", Uuid::now_v7().simple()));
+        self.gateway.storage.dir = dir.display().to_string();
+        let mut tts = tts_worker::Settings {
+            core: self.core.clone(),
+            worker: common::testing::fast_worker_settings(),
+            storage: self.gateway.storage.clone(),
+            ..Default::default()
+        };
+        tts.tts.provider_idle_timeout_secs = 10;
+        self.tts = Some(tts);
+        self
+    }
+
+    /// Points the tts-worker's `openai` provider at a provider simulator (`Simulator::base_url`),
+    /// which makes it the worker's default provider.
+    pub fn tts_openai_at(mut self, base_url: &str) -> Self {
+        if let Some(t) = &mut self.tts {
+            t.providers.insert(
+                "openai".into(),
+                tts_worker::config::ProviderAccess {
+                    api_key: Secret::new("sk-test"),
+                    base_url: Some(base_url.to_owned()),
+                },
+            );
+        }
+        self
+    }
+
+    /// Without the chat-worker.
+    pub fn no_chat(mut self) -> Self {
+        self.worker = None;
+        self
     }
 
     /// Uses another Redis for every process.
@@ -72,6 +114,9 @@ impl Opts {
         self.gateway.core.redis_url = Secret::new(url);
         if let Some(w) = &mut self.worker {
             w.core.redis_url = Secret::new(url);
+        }
+        if let Some(t) = &mut self.tts {
+            t.core.redis_url = Secret::new(url);
         }
         self
     }
@@ -105,6 +150,8 @@ pub struct System {
     pub core: CoreSettings,
     pub http: String,
     pub ws: String,
+    /// The local storage directory of a system with a tts-worker, removed when it is dropped.
+    storage_dir: Option<std::path::PathBuf>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -122,10 +169,18 @@ impl System {
         if let Some(worker) = opts.worker {
             tasks.push(tokio::spawn(chat_worker::run(worker, shutdown.clone())));
         }
+        let storage_dir = opts
+            .tts
+            .as_ref()
+            .map(|t| std::path::PathBuf::from(&t.storage.dir));
+        if let Some(tts) = opts.tts {
+            tasks.push(tokio::spawn(tts_worker::run(tts, shutdown.clone())));
+        }
         let system = Self {
             core: opts.core,
             http: format!("http://{addr}"),
             ws: format!("ws://{addr}/chat/ws"),
+            storage_dir,
             shutdown,
             tasks,
         };
@@ -205,6 +260,9 @@ impl System {
 impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(dir) = &self.storage_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
