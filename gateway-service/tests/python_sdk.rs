@@ -1,5 +1,6 @@
 //! The official `openai` Python SDK against the whole system: the provider simulator, a chat-worker
-//! pointed at it and the gateway on port 0, then `tests/python/test_openai_sdk.py`.
+//! pointed at it, a tts-worker with no provider key (espeak-ng speaks) and the gateway on port 0,
+//! then `tests/python/test_openai_sdk.py`.
 //!
 //! Without the SDK installed the test is reported as *ignored*, with the reason, never as passed;
 //! under `CI` a missing SDK is a failure (`scripts/test` installs it). Rust's built-in harness can
@@ -8,7 +9,8 @@
 //! has its own harness (`harness = false` in Cargo.toml) built on `libtest-mimic`, which takes the
 //! same flags and prints the same lines as the built-in one and lets a test decide at run time
 //! that it is ignored. `--ignored` or `--include-ignored` do not force it to run without the SDK:
-//! it stays ignored, since nothing could run.
+//! it stays ignored, since nothing could run. Without espeak-ng the speech checks of the script are
+//! skipped (it says so); under `CI` a missing espeak-ng is a failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -27,6 +29,17 @@ use uuid::Uuid;
 async fn sdk_available() -> bool {
     Command::new("python3")
         .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether espeak-ng runs.
+async fn espeak_available() -> bool {
+    Command::new("espeak-ng")
+        .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -67,8 +80,14 @@ async fn the_openai_python_sdk_works_unmodified() -> Result<Completion, Failed> 
         // The harness prints the reason on the test's `ignored` line.
         return Ok(Completion::ignored_with(reason));
     }
+    let speech = espeak_available().await;
+    if !speech && in_ci() {
+        return Err(
+            "espeak-ng is missing under CI; scripts/lib.sh ensure_tools installs it".into(),
+        );
+    }
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut opts = Opts::new().openai_at(&sim.base_url());
+    let mut opts = Opts::new().openai_at(&sim.base_url()).tts();
     // Scripted provider failures reach the client at once instead of being retried.
     opts.worker.as_mut().unwrap().provider_retries = 0;
     let system = System::start(opts).await;
@@ -78,6 +97,8 @@ async fn the_openai_python_sdk_works_unmodified() -> Result<Completion, Failed> 
         .env("GATEWAY_URL", &system.http)
         .env("TOKEN", system.token(Uuid::now_v7()))
         .env("SIM_URL", format!("http://{}", sim.addr()))
+        // The speech checks need espeak-ng, the offline provider of the tts-worker.
+        .env("SPEECH", if speech { "1" } else { "" })
         // The SDK must not pick up a proxy or an organisation from the developer's environment.
         .env_remove("OPENAI_BASE_URL")
         .env_remove("OPENAI_ORG_ID")

@@ -2,12 +2,15 @@
 """The official `openai` Python SDK, unmodified, against the gateway's OpenAI-compatible surface.
 
 Needs a running gateway whose chat-worker answers `dummy` offline and serves `gpt-4o-mini` from
-the provider simulator (tests/python_sdk.rs starts exactly that). Environment:
+the provider simulator, and whose tts-worker has no provider key, so espeak-ng speaks
+(tests/python_sdk.rs starts exactly that). Environment:
 GATEWAY_URL (e.g. http://127.0.0.1:8000), TOKEN (a JWT for the gateway) and, optionally,
-SIM_URL (the simulator's root URL, to script provider failures; those checks are skipped without it).
+SIM_URL (the simulator's root URL, to script provider failures; those checks are skipped without it)
+and SPEECH (non-empty when espeak-ng is installed; the checks that speak are skipped without it).
 Exits non-zero when a check fails; the last line is "N passed, M failed".
 """
 
+import base64
 import json
 import os
 import sys
@@ -19,6 +22,7 @@ import openai
 GATEWAY = os.environ["GATEWAY_URL"].rstrip("/")
 TOKEN = os.environ["TOKEN"]
 SIM = os.environ.get("SIM_URL", "").rstrip("/")
+SPEECH = bool(os.environ.get("SPEECH"))
 
 client = openai.OpenAI(base_url=f"{GATEWAY}/v1", api_key=TOKEN, max_retries=0, timeout=30)
 
@@ -235,6 +239,86 @@ def test_provider_failure_mid_stream_raises_api_error():
         check(not isinstance(e, openai.APIStatusError), type(e))
         return
     raise AssertionError(f"expected openai.APIError after {received!r}")
+
+
+def require_speech():
+    if not SPEECH:
+        raise Skip("SPEECH not set (espeak-ng is not installed)")
+
+
+def check_wav(data):
+    check(data[:4] == b"RIFF" and data[8:12] == b"WAVE", data[:12])
+    check(len(data) > 10_000, len(data))
+
+
+def test_speech_create():
+    require_speech()
+    # An OpenAI model and voice: with no OpenAI key the server's default provider speaks.
+    response = client.audio.speech.create(
+        model="tts-1",
+        voice="alloy",
+        input="Hello from the official Python SDK.",
+        response_format="wav",
+    )
+    check(response.response.headers["content-type"] == "audio/wav", response.response.headers)
+    check_wav(response.content)
+
+
+def test_speech_streaming_response():
+    require_speech()
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts",
+        voice="coral",
+        input="Streamed to the client while it is spoken, piece by piece.",
+        response_format="wav",
+    ) as response:
+        check(response.status_code == 200, response.status_code)
+        check(response.headers["content-type"] == "audio/wav", response.headers)
+        pieces = [piece for piece in response.iter_bytes() if piece]
+    check(len(pieces) >= 1, pieces)
+    check_wav(b"".join(pieces))
+
+
+def test_speech_events():
+    require_speech()
+    response = client.audio.speech.create(
+        model="gpt-4o-mini-tts",
+        voice="alloy",
+        input="Events.",
+        response_format="pcm",
+        extra_body={"stream_format": "sse"},
+    )
+    lines = response.content.decode().splitlines()
+    events = [json.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")]
+    check(events and events[-1]["type"] == "speech.audio.done", events[-1:])
+    check(events[-1]["usage"]["input_tokens"] == 2, events[-1])
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    check(all(e["type"] == "speech.audio.delta" for e in events[:-1]), events)
+    check(len(audio) > 1000 and audio[:4] != b"RIFF", len(audio))
+
+
+def test_speech_mp3_without_an_mp3_provider_is_bad_request():
+    # The SDK's default format; espeak-ng makes wav and pcm only.
+    try:
+        client.audio.speech.create(model="tts-1", voice="alloy", input="hi")
+    except openai.BadRequestError as e:
+        check(e.status_code == 400, e.status_code)
+        check(e.code == "unsupported_option", e.code)
+        check("mp3" in str(e), str(e))
+        return
+    raise AssertionError("expected openai.BadRequestError")
+
+
+def test_speech_unknown_model_is_not_found():
+    try:
+        client.audio.speech.create(
+            model="acme/voice-9", voice="alloy", input="hi", response_format="wav"
+        )
+    except openai.NotFoundError as e:
+        check(e.status_code == 404, e.status_code)
+        check(e.code == "model_not_found", e.code)
+        return
+    raise AssertionError("expected openai.NotFoundError")
 
 
 def main():
