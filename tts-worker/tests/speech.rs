@@ -291,6 +291,11 @@ async fn bad_requests_and_provider_failures_are_clear_errors() {
             json!({"text": "hi", "provider": "espeak", "format": "mp3"}),
             "unsupported_option",
         ),
+        // A name espeak-ng does not have (it would crash on it, not refuse it).
+        (
+            json!({"text": "hi", "provider": "espeak", "voice": "alloy"}),
+            "unsupported_option",
+        ),
     ];
     for (data, code) in cases {
         let events = w.run(&action("tts.speech.synthesize", data.clone())).await;
@@ -317,6 +322,16 @@ async fn bad_requests_and_provider_failures_are_clear_errors() {
     let error = of(&events, "error").unwrap();
     assert_eq!(error["code"], "upstream_misconfigured");
     assert!(!error.to_string().contains("sk-test"), "{error}");
+
+    sim.push_script(Behaviour::RateLimited {
+        retry_after_secs: 7,
+    });
+    let events = w
+        .run(&action("tts.speech.synthesize", json!({"text": "hi"})))
+        .await;
+    let error = of(&events, "error").unwrap();
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert_eq!(error["retry_after_secs"], 7);
 
     sim.push_script(Behaviour::DropMidStream { after_chunks: 2 });
     let events = w

@@ -97,12 +97,9 @@ struct Failed(ErrorData);
 
 impl From<ProviderError> for Failed {
     fn from(e: ProviderError) -> Self {
-        Failed(ErrorData::new(
-            "tts",
-            e.code(),
-            e.to_string(),
-            e.retryable(),
-        ))
+        let mut error = ErrorData::new("tts", e.code(), e.to_string(), e.retryable());
+        error.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
+        Failed(error)
     }
 }
 

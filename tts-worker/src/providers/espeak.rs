@@ -2,6 +2,7 @@
 //! input and read as it writes WAV (22,050 Hz, 16-bit mono) to its standard output, so the first
 //! audio leaves before the whole text is spoken. Dropping the stream ends the process.
 
+use std::collections::HashSet;
 use std::process::Stdio;
 
 use async_trait::async_trait;
@@ -25,16 +26,54 @@ const MODEL: &str = "espeak-ng";
 pub struct Espeak {
     program: String,
     voice: String,
+    /// The voices espeak-ng has (lowercase language names such as `en-us`, and file names such
+    /// as `gmw/en-us`), read once at start-up; empty when they could not be read.
+    voices: HashSet<String>,
 }
 
 impl Espeak {
     /// Runs `settings.espeak_program`.
     pub fn new(settings: &TtsSettings) -> Self {
+        let voices = installed_voices(&settings.espeak_program);
+        if voices.is_empty() {
+            tracing::warn!(program = %settings.espeak_program,
+                "espeak-ng's voices could not be listed (is it installed?); offline speech will fail");
+        }
         Self {
             program: settings.espeak_program.clone(),
             voice: settings.espeak_voice.clone(),
+            voices,
         }
     }
+
+    /// Whether espeak-ng has `voice` (a variant such as `+f3` allowed after it).
+    fn knows(&self, voice: &str) -> bool {
+        let base = voice
+            .split('+')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        plausible_voice(voice) && (self.voices.is_empty() || self.voices.contains(&base))
+    }
+}
+
+/// The voices `espeak-ng --voices` lists: its language and file columns.
+fn installed_voices(program: &str) -> HashSet<String> {
+    let Ok(out) = std::process::Command::new(program).arg("--voices").output() else {
+        return HashSet::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .flat_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            [cols.get(1), cols.get(4)]
+                .into_iter()
+                .flatten()
+                .map(|c| c.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A voice name espeak-ng could know (`en-us`, `de`, `en-gb+f3`): nothing it would read as an
@@ -73,7 +112,7 @@ impl SpeechProvider for Espeak {
         if !matches!(request.format, AudioFormat::Wav | AudioFormat::Pcm) {
             return Err(format!("espeak speaks wav or pcm, not {}", request.format));
         }
-        if !plausible_voice(&request.voice) {
+        if !self.knows(&request.voice) {
             return Err(format!("unknown espeak voice {:?}", request.voice));
         }
         Ok(())
