@@ -37,6 +37,9 @@ const ESPEAK: &[(&str, Case)] = &[
     ("the_openai_route_falls_back_to_espeak", || {
         Box::pin(the_openai_route_falls_back_to_espeak())
     }),
+    ("a_chat_that_speaks_over_the_websocket", || {
+        Box::pin(a_chat_that_speaks_over_the_websocket())
+    }),
 ];
 
 /// Cases that never reach espeak-ng (refused before it runs) or speak through provider-sim.
@@ -163,6 +166,67 @@ fn sse_events(body: &str) -> Vec<Value> {
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
+}
+
+/// With no provider key: a chat with `settings.tts.enabled` over the WebSocket gets its text
+/// and espeak-ng's audio, then a URL that plays, with one `complete`; `POST /chat` answers the
+/// same with the clip's data.
+async fn a_chat_that_speaks_over_the_websocket() {
+    let system = System::start(Opts::new().tts()).await;
+    let token = system.token(Uuid::now_v7());
+    let (mut ws, _) = system.connect(&token).await;
+    ws.send(
+        json!({"type": "chat", "prompt": "Say something", "settings": {"tts": {"enabled": true}}}),
+    )
+    .await;
+    let events = ws.until_complete().await;
+    let kinds = support::kinds(&events);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "complete").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!support::text(&events).is_empty());
+    let text_done = kinds
+        .iter()
+        .position(|k| k == "text_completed")
+        .expect("text");
+    let tts_done = kinds
+        .iter()
+        .position(|k| k == "tts_completed")
+        .expect("speech");
+    assert!(text_done < kinds.len() - 1 && tts_done < kinds.len() - 1);
+    assert!(!kinds.iter().any(|k| k == "tts_not_requested"), "{kinds:?}");
+    let audio: Vec<u8> = events
+        .iter()
+        .filter(|e| e["type"] == "audio_chunk")
+        .flat_map(|e| {
+            STANDARD
+                .decode(e["data"]["data"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(&audio[..4], b"RIFF");
+    let done = &events[tts_done]["data"];
+    assert_eq!(done["provider"], "espeak");
+    let url = done["audio_url"].as_str().unwrap();
+    let r = reqwest::get(format!("{}{url}", system.http)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let clip = r.bytes().await.unwrap();
+    assert_eq!(clip.len(), audio.len());
+    let (start, declared) = wav_data(&clip);
+    assert_eq!(declared as usize, clip.len() - start);
+
+    let (status, body) = system
+        .post(
+            &token,
+            "/chat",
+            json!({"prompt": "And again", "settings": {"tts": {"enabled": true, "format": "pcm"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["tts"]["format"], "pcm", "{body}");
+    assert!(body["data"]["tts"]["audio_url"].is_string());
 }
 
 async fn generate_stores_a_clip_that_plays() {
