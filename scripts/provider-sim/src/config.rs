@@ -23,6 +23,18 @@ pub struct SimConfig {
     /// Audio carried by one streamed chunk of a text-to-speech reply (rounded to whole MP3
     /// frames); ElevenLabs' WebSocket sends one audio message per generation instead.
     pub audio_chunk: Duration,
+    /// What the simulated recogniser hears in any audio (speech to text), punctuated as it is
+    /// returned; its whitespace-separated words are the recognised words.
+    ///
+    /// An uploaded file holds the whole transcript once, its words sharing the file's duration
+    /// evenly; a live stream speaks one word per [`SimConfig::live_word`] of audio, the
+    /// transcript over and over.
+    pub transcript: String,
+    /// Audio one word lasts in a live speech-to-text stream (Deepgram's WebSocket).
+    pub live_word: Duration,
+    /// A live speech-to-text stream that receives neither audio nor a message for this long is
+    /// closed with Deepgram's `NET-0001` error (the real API waits 10 s).
+    pub live_idle_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -35,6 +47,9 @@ impl Default for SimConfig {
             behaviour: Behaviour::Normal,
             speech_per_char: Duration::from_millis(60),
             audio_chunk: Duration::from_millis(100),
+            transcript: "The quick brown fox jumps over the lazy dog.".to_owned(),
+            live_word: Duration::from_millis(400),
+            live_idle_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -56,6 +56,7 @@ mod openai;
 mod record;
 mod server;
 mod speech;
+mod transcript;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -63,6 +63,25 @@ struct Args {
     /// Milliseconds of audio per streamed chunk (text to speech).
     #[arg(long, env = "PROVIDER_SIM_AUDIO_CHUNK_MS", default_value_t = 100)]
     audio_chunk_ms: u64,
+    /// What speech to text hears in any audio: an upload holds it once, its words sharing the
+    /// audio's duration evenly; a live stream repeats it, one word per --live-word-ms.
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_TRANSCRIPT",
+        default_value = "The quick brown fox jumps over the lazy dog."
+    )]
+    transcript: String,
+    /// Milliseconds of audio per word in a live speech-to-text stream (Deepgram WebSocket).
+    #[arg(long, env = "PROVIDER_SIM_LIVE_WORD_MS", default_value_t = 400)]
+    live_word_ms: u64,
+    /// Milliseconds without audio or a message before a live speech-to-text stream is closed
+    /// with Deepgram's NET-0001 error.
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_LIVE_IDLE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    live_idle_timeout_ms: u64,
 }
 
 /// Flag-friendly names of the behaviours; their parameters come from separate flags.
@@ -108,6 +127,9 @@ impl Args {
             behaviour,
             speech_per_char: Duration::from_millis(self.speech_ms_per_char),
             audio_chunk: Duration::from_millis(self.audio_chunk_ms),
+            transcript: self.transcript.clone(),
+            live_word: Duration::from_millis(self.live_word_ms),
+            live_idle_timeout: Duration::from_millis(self.live_idle_timeout_ms),
         }
     }
 }

@@ -32,11 +32,14 @@ pub enum WireFormat {
     /// `responseModalities: ["AUDIO"]`.
     #[serde(rename = "gemini_speech")]
     GeminiSpeech,
+    /// OpenAI speech to text: `POST /v1/audio/transcriptions` or `/v1/audio/translations`.
+    #[serde(rename = "openai_transcription")]
+    OpenAiTranscription,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
-    /// `elevenlabs` or `gemini_speech`.
+    /// `elevenlabs`, `gemini_speech` or `openai_transcription`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -45,6 +48,7 @@ impl WireFormat {
             WireFormat::OpenAiSpeech => "openai_speech",
             WireFormat::ElevenLabs => "elevenlabs",
             WireFormat::GeminiSpeech => "gemini_speech",
+            WireFormat::OpenAiTranscription => "openai_transcription",
         }
     }
 }
@@ -72,18 +76,28 @@ pub struct RequestRecord {
     /// ElevenLabs' `xi-api-key` header (on a WebSocket, else the first message's `xi_api_key` or
     /// `authorization`).
     pub authorization: Option<String>,
-    /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message.
+    /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message; for
+    /// an OpenAI transcription, the form's fields (the file as `{"filename", "content_type",
+    /// "bytes"}`, array fields under their bare names).
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
     /// check that no text was sent twice or lost. Empty for chat requests.
     pub texts: Vec<String>,
+    /// Bytes of audio received for speech to text (the uploaded file); 0 for other requests.
+    pub audio_bytes: u64,
+    /// How long that audio lasts, as the simulator measured it (see `SimConfig::transcript`).
+    pub audio_duration: Duration,
+    /// When each binary audio frame of a live stream arrived, oldest first, so a benchmark can
+    /// line the frames its client sent up with their arrival. Empty for uploads.
+    pub audio_frames_at: Vec<Instant>,
     /// The behaviour applied to this request.
     pub behaviour: Behaviour,
     /// When the request reached the handler.
     pub received_at: Instant,
     /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
-    /// pieces, or Gemini's whole function calls.
+    /// pieces, Gemini's whole function calls, audio chunks, or transcript words (OpenAI
+    /// transcriptions).
     pub chunks_sent: usize,
     /// When the reply's first event was handed to the connection: a stream's opening events
     /// (ahead of the first-token delay), else the whole response. `None` while nothing went out.
@@ -111,6 +125,10 @@ pub(crate) struct RecordView<'a> {
     authorization: Option<&'a str>,
     body: &'a serde_json::Value,
     texts: &'a [String],
+    audio_bytes: u64,
+    audio_duration_ms: u64,
+    audio_frames_at_ms: Vec<u64>,
+    audio_frames_at_unix_us: Vec<u64>,
     behaviour: &'a Behaviour,
     received_at_ms: u64,
     chunks_sent: usize,
@@ -145,6 +163,15 @@ impl<'a> RecordView<'a> {
             authorization: record.authorization.as_deref(),
             body: &record.body,
             texts: &record.texts,
+            audio_bytes: record.audio_bytes,
+            audio_duration_ms: millis(record.audio_duration),
+            audio_frames_at_ms: record.audio_frames_at.iter().copied().map(ms).collect(),
+            audio_frames_at_unix_us: record
+                .audio_frames_at
+                .iter()
+                .copied()
+                .map(unix_us)
+                .collect(),
             behaviour: &record.behaviour,
             received_at_ms: ms(record.received_at),
             chunks_sent: record.chunks_sent,
@@ -180,6 +207,8 @@ pub(crate) struct Incoming {
     authorization: Option<String>,
     body: serde_json::Value,
     texts: Vec<String>,
+    audio_bytes: u64,
+    audio_duration: Duration,
 }
 
 impl Incoming {
@@ -197,12 +226,21 @@ impl Incoming {
             authorization,
             body,
             texts: Vec::new(),
+            audio_bytes: 0,
+            audio_duration: Duration::ZERO,
         }
     }
 
     /// The text a text-to-speech request asks to speak.
     pub(crate) fn with_text(mut self, text: &str) -> Self {
         self.texts.push(text.to_owned());
+        self
+    }
+
+    /// The audio a speech-to-text request uploaded: its size and how long it lasts.
+    pub(crate) fn with_audio(mut self, bytes: usize, duration: Duration) -> Self {
+        self.audio_bytes = bytes as u64;
+        self.audio_duration = duration;
         self
     }
 }
@@ -229,6 +267,8 @@ impl Recorder {
             authorization,
             body,
             texts,
+            audio_bytes,
+            audio_duration,
         } = incoming;
         let mut log = self.lock();
         let id = log.records.len() as u64;
@@ -240,6 +280,9 @@ impl Recorder {
             authorization,
             body,
             texts,
+            audio_bytes,
+            audio_duration,
+            audio_frames_at: Vec::new(),
             behaviour,
             received_at: Instant::now(),
             chunks_sent: 0,

@@ -86,6 +86,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/audio/speech", post(openai::audio_speech))
         .route("/audio/speech", post(openai::audio_speech))
+        .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/translations", post(openai::translations))
+        .route("/audio/translations", post(openai::translations))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/text-to-speech/{voice_id}", post(elevenlabs::convert))
         .route(

@@ -7,5 +7,6 @@ mod failures;
 mod gemini;
 mod gemini_speech;
 mod openai_speech;
+mod openai_transcription;
 mod stream;
 mod support;
