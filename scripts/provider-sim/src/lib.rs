@@ -57,6 +57,7 @@ mod record;
 mod server;
 mod speech;
 mod transcript;
+mod websocket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
