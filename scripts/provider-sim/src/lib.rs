@@ -49,6 +49,7 @@ mod anthropic;
 mod audio;
 mod config;
 mod content;
+mod deepgram;
 mod elevenlabs;
 mod engine;
 mod gemini;

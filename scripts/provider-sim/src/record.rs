@@ -35,11 +35,15 @@ pub enum WireFormat {
     /// OpenAI speech to text: `POST /v1/audio/transcriptions` or `/v1/audio/translations`.
     #[serde(rename = "openai_transcription")]
     OpenAiTranscription,
+    /// Deepgram speech to text: `POST /v1/listen` (a recording), or the WebSocket
+    /// `GET /v1/listen` (live audio).
+    #[serde(rename = "deepgram")]
+    Deepgram,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
-    /// `elevenlabs`, `gemini_speech` or `openai_transcription`.
+    /// `elevenlabs`, `gemini_speech`, `openai_transcription` or `deepgram`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -49,6 +53,7 @@ impl WireFormat {
             WireFormat::ElevenLabs => "elevenlabs",
             WireFormat::GeminiSpeech => "gemini_speech",
             WireFormat::OpenAiTranscription => "openai_transcription",
+            WireFormat::Deepgram => "deepgram",
         }
     }
 }
@@ -72,19 +77,22 @@ pub struct RequestRecord {
     /// The query string as received, without the `?`, e.g. `model_id=…&output_format=pcm_24000`.
     pub query: Option<String>,
     /// The API key as received: OpenAI's `Authorization` header (`Bearer …`), Anthropic's
-    /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter), or
+    /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter),
     /// ElevenLabs' `xi-api-key` header (on a WebSocket, else the first message's `xi_api_key` or
-    /// `authorization`).
+    /// `authorization`), or Deepgram's `Authorization` header (`Token …`; on a WebSocket, else
+    /// the `Sec-WebSocket-Protocol` header, `token, …`).
     pub authorization: Option<String>,
     /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message; for
     /// an OpenAI transcription, the form's fields (the file as `{"filename", "content_type",
-    /// "bytes"}`, array fields under their bare names).
+    /// "bytes"}`, array fields under their bare names); for a Deepgram recording
+    /// `{"content_type"}`; `null` for a Deepgram WebSocket.
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
     /// check that no text was sent twice or lost. Empty for chat requests.
     pub texts: Vec<String>,
-    /// Bytes of audio received for speech to text (the uploaded file); 0 for other requests.
+    /// Bytes of audio received for speech to text: the uploaded file, or every binary frame of
+    /// a live stream so far (a WAV header included). 0 for other requests.
     pub audio_bytes: u64,
     /// How long that audio lasts, as the simulator measured it (see `SimConfig::transcript`).
     pub audio_duration: Duration,
@@ -96,8 +104,8 @@ pub struct RequestRecord {
     /// When the request reached the handler.
     pub received_at: Instant,
     /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
-    /// pieces, Gemini's whole function calls, audio chunks, or transcript words (OpenAI
-    /// transcriptions).
+    /// pieces, Gemini's whole function calls, audio chunks, transcript words (OpenAI
+    /// transcriptions, Deepgram recordings) or `Results` messages (Deepgram's WebSocket).
     pub chunks_sent: usize,
     /// When the reply's first event was handed to the connection: a stream's opening events
     /// (ahead of the first-token delay), else the whole response. `None` while nothing went out.
@@ -405,6 +413,17 @@ impl ResponseGuard {
     pub(crate) fn text_received(&self, text: &str) {
         self.recorder
             .update(self.id, |r| r.texts.push(text.to_owned()));
+    }
+
+    /// A binary audio frame of `len` bytes arrived on a live stream, bringing the audio received
+    /// to `duration`.
+    pub(crate) fn audio_received(&self, len: usize, duration: Duration) {
+        let now = Instant::now();
+        self.recorder.update(self.id, |r| {
+            r.audio_bytes += len as u64;
+            r.audio_duration = duration;
+            r.audio_frames_at.push(now);
+        });
     }
 
     /// The whole reply has been handed over.

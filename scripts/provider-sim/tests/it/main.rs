@@ -2,6 +2,8 @@
 
 mod anthropic;
 mod control;
+mod deepgram;
+mod deepgram_live;
 mod elevenlabs;
 mod failures;
 mod gemini;
