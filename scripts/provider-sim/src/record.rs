@@ -39,11 +39,16 @@ pub enum WireFormat {
     /// `GET /v1/listen` (live audio).
     #[serde(rename = "deepgram")]
     Deepgram,
+    /// Gemini audio understanding: `generateContent` or `streamGenerateContent` with an audio
+    /// `inlineData` part, answered with the transcript as text.
+    #[serde(rename = "gemini_transcription")]
+    GeminiTranscription,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
-    /// `elevenlabs`, `gemini_speech`, `openai_transcription` or `deepgram`.
+    /// `elevenlabs`, `gemini_speech`, `openai_transcription`, `deepgram` or
+    /// `gemini_transcription`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -54,6 +59,7 @@ impl WireFormat {
             WireFormat::GeminiSpeech => "gemini_speech",
             WireFormat::OpenAiTranscription => "openai_transcription",
             WireFormat::Deepgram => "deepgram",
+            WireFormat::GeminiTranscription => "gemini_transcription",
         }
     }
 }
@@ -91,8 +97,9 @@ pub struct RequestRecord {
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
     /// check that no text was sent twice or lost. Empty for chat requests.
     pub texts: Vec<String>,
-    /// Bytes of audio received for speech to text: the uploaded file, or every binary frame of
-    /// a live stream so far (a WAV header included). 0 for other requests.
+    /// Bytes of audio received for speech to text: the uploaded file, the decoded audio parts
+    /// of a Gemini request, or every binary frame of a live stream so far (a WAV header
+    /// included). 0 for other requests.
     pub audio_bytes: u64,
     /// How long that audio lasts, as the simulator measured it (see `SimConfig::transcript`).
     pub audio_duration: Duration,
@@ -104,7 +111,7 @@ pub struct RequestRecord {
     /// When the request reached the handler.
     pub received_at: Instant,
     /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
-    /// pieces, Gemini's whole function calls, audio chunks, transcript words (OpenAI
+    /// pieces, Gemini's whole function calls, audio chunks, transcript words (OpenAI and Gemini
     /// transcriptions, Deepgram recordings) or `Results` messages (Deepgram's WebSocket).
     pub chunks_sent: usize,
     /// When the reply's first event was handed to the connection: a stream's opening events

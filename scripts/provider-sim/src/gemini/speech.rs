@@ -184,6 +184,7 @@ impl SpeechTurn {
                 prompt_token_count: self.prompt_tokens,
                 candidates_token_count: candidates,
                 total_token_count: self.prompt_tokens + candidates,
+                prompt_tokens_details: Vec::new(),
                 thoughts_token_count: 0,
             },
             model_version: &self.model,

@@ -8,6 +8,7 @@ mod elevenlabs;
 mod failures;
 mod gemini;
 mod gemini_speech;
+mod gemini_transcription;
 mod openai_speech;
 mod openai_transcription;
 mod stream;
