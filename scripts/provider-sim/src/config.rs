@@ -57,14 +57,17 @@ impl Default for SimConfig {
 /// What the simulator does with one request.
 ///
 /// `after_chunks` counts paced units: text chunks, reasoning (thinking) deltas, tool-argument
-/// pieces, Gemini's whole function calls, or audio chunks (ElevenLabs WebSocket: audio messages)
-/// — the units `RequestRecord::chunks_sent` counts.
+/// pieces, Gemini's whole function calls, audio chunks (ElevenLabs WebSocket: audio messages),
+/// transcript words, or Deepgram's live `Results` messages — the units
+/// `RequestRecord::chunks_sent` counts.
 ///
 /// Text-to-speech replies that are raw audio bytes (OpenAI `stream_format: "audio"`, ElevenLabs
 /// HTTP) have no events: there `MalformedLine` and `BadAudio` end the body with half a sample
 /// (one stray byte) and `ErrorEvent` cuts the connection like `DropMidStream`. An ElevenLabs
-/// WebSocket gets `ServerError`, `RateLimited` and `Refused` as the HTTP answer to its upgrade
-/// request.
+/// or Deepgram WebSocket gets `ServerError`, `RateLimited` and `Refused` as the HTTP answer to
+/// its upgrade request. On Deepgram's live WebSocket, which goes on after a bad frame,
+/// `MalformedLine` (and `BadAudio`) sends one text frame that is not JSON in place of the next
+/// `Results` message and the session carries on; `DropMidStream` resets the connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
@@ -116,14 +119,17 @@ pub enum Behaviour {
     /// - OpenAI: a `data:` line holding `{"error":{"message":…,"type":"server_error",…}}`, which
     ///   the official SDKs raise as an API error; no `[DONE]` follows.
     /// - Gemini: a chunk holding `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`.
-    /// - OpenAI speech with `stream_format: "sse"`: the same error object as a chat stream's.
+    /// - OpenAI speech with `stream_format: "sse"` and OpenAI transcriptions with `stream=true`:
+    ///   the same error object as a chat stream's.
     /// - ElevenLabs WebSocket: `{"message":…,"error":"internal_error","code":1011}`, then a close
     ///   frame with code 1011.
+    /// - Deepgram WebSocket: a close frame with code 1011 and a `NET-0000` reason.
     /// - Raw audio bodies (OpenAI `stream_format: "audio"`, ElevenLabs HTTP): the connection is
     ///   cut, as they have no way to carry an error.
     ///
     /// A non-streamed request gets the format's "overloaded" HTTP error after the first-token
-    /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`.
+    /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`,
+    /// Deepgram 503 `SERVICE_UNAVAILABLE`.
     ErrorEvent {
         /// Content chunks sent before the error event.
         after_chunks: usize,

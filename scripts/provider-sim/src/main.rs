@@ -10,25 +10,37 @@ use provider_sim::{Behaviour, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
 /// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
-/// Gemini) and text-to-speech APIs (OpenAI, ElevenLabs, Gemini) with scriptable failures.
+/// Gemini), text-to-speech APIs (OpenAI, ElevenLabs, Gemini) and speech-to-text APIs (OpenAI,
+/// Deepgram, Gemini) with scriptable failures.
 #[derive(Parser, Debug)]
 #[command(
     name = "provider-sim",
     version,
     after_help = "\
-Endpoints (base URLs: OpenAI http://ADDR/v1, Anthropic, Gemini and ElevenLabs http://ADDR):
+Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deepgram http://ADDR):
   POST /v1/chat/completions, /chat/completions       OpenAI Chat Completions
   POST /v1/messages                                  Anthropic Messages
   POST /v1beta/models/{model}:streamGenerateContent  Gemini (?alt=sse for SSE, else a JSON array)
   POST /v1beta/models/{model}:generateContent        Gemini, not streamed
       with generationConfig.responseModalities [\"AUDIO\"]: Gemini TTS (24 kHz PCM inlineData)
+      with an audio inlineData part: the transcript as text (audio understanding)
   POST /v1/audio/speech, /audio/speech               OpenAI TTS (pcm, wav, mp3 as silent frames;
                                                      stream_format \"sse\" for speech.audio.* events)
   POST /v1/text-to-speech/{voice_id}[/stream]        ElevenLabs TTS (?output_format=pcm_24000, ...)
   GET  /v1/text-to-speech/{voice_id}/stream-input    ElevenLabs TTS WebSocket (input streaming)
+  POST /v1/audio/transcriptions, /v1/audio/translations
+                                                     OpenAI STT (multipart; json, text, srt, vtt,
+                                                     verbose_json; stream=true for gpt-*-transcribe)
+  POST /v1/listen                                    Deepgram STT of a recording (audio body)
+  GET  /v1/listen                                    Deepgram live STT WebSocket (?encoding=linear16
+                                                     &sample_rate=16000&interim_results=true, ...)
   POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
   GET  /_sim/requests   requests served so far, with the API format and key received
-  GET  /health"
+  GET  /health
+
+Speech to text hears --transcript in any audio: an upload holds it once, its words sharing the
+audio's duration (read from a WAV header, an MP3 frame, a stated raw layout, else 128 kbit/s);
+a live stream repeats it, one word per --live-word-ms of audio received."
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).

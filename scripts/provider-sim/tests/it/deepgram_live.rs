@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{start, stt_config, wav};
+use crate::support::{client, start, stt_config, wav};
 
 const KEY: &str = "dg-sim-test";
 /// Linear16 at 16 kHz: 100 ms of audio is 3200 bytes.
@@ -292,6 +292,25 @@ async fn a_client_closing_mid_stream_is_recorded_with_its_audio() {
     assert!(closed.audio_frames_at.windows(2).all(|w| w[0] <= w[1]));
     assert!(closed.closed_at.is_some());
     assert!(!closed.finished);
+
+    // Other processes (benchmarks) read the same over HTTP, with wall-clock arrival times.
+    let log: Value = client()
+        .get(format!("http://{}/_sim/requests", sim.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record = &log[0];
+    assert_eq!(record["format"], "deepgram");
+    assert_eq!(record["audio_bytes"], 5 * FRAME);
+    assert_eq!(record["audio_duration_ms"], 500);
+    assert_eq!(record["audio_frames_at_ms"].as_array().unwrap().len(), 5);
+    let arrivals = record["audio_frames_at_unix_us"].as_array().unwrap();
+    assert_eq!(arrivals.len(), 5);
+    assert!(arrivals[0].as_u64().unwrap() >= record["received_at_unix_us"].as_u64().unwrap());
+    assert_eq!(record["client_closed"], true);
 }
 
 #[tokio::test]
