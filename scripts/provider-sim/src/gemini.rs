@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::audio::{self, Clip};
 use crate::content::{THINKING_PIECES, new_id, tool_arguments};
 use crate::engine::{self, Failure, Turn};
+use crate::json::to_json;
 use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 use crate::transcript::Transcript;
@@ -324,7 +325,7 @@ impl GenerateTurn {
             model_version: &self.model,
             response_id: &self.response_id,
         };
-        serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_owned())
+        to_json(&response)
     }
 
     fn parts(&self, index: usize) -> Vec<Part<'_>> {
@@ -476,7 +477,7 @@ fn error_event(framer: &mut Framer) -> Vec<Bytes> {
             details: Vec::new(),
         },
     };
-    let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".to_owned());
+    let json = to_json(&error);
     let mut events = vec![framer.element(&json)];
     events.extend(framer.end_of_array());
     events

@@ -76,6 +76,7 @@ mod deepgram;
 mod elevenlabs;
 mod engine;
 mod gemini;
+mod json;
 mod openai;
 mod record;
 mod server;

@@ -20,7 +20,6 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::time::{Instant, sleep_until};
@@ -33,6 +32,7 @@ use super::{
 use crate::audio::probe::{Container, RawLayout};
 use crate::config::Behaviour;
 use crate::engine::{Timing, upfront_failure};
+use crate::json::to_json;
 use crate::record::{Incoming, ResponseGuard, WireFormat};
 use crate::server::Shared;
 use crate::transcript::{CONFIDENCE, Transcript, seconds};
@@ -497,9 +497,4 @@ enum Finality {
         speech_final: bool,
         from_finalize: bool,
     },
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // These types always serialize; an empty object keeps the message parseable regardless.
-    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }

@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,7 @@ use super::{api_key, failure_response, output_format, query_of, voice_speed};
 use crate::audio::{self, AudioFormat, Clip};
 use crate::config::Behaviour;
 use crate::engine::{Timing, upfront_failure};
+use crate::json::to_json;
 use crate::record::{Incoming, ResponseGuard, WireFormat};
 use crate::server::Shared;
 use crate::websocket::close;
@@ -475,11 +475,6 @@ fn parse_schedule(value: &Value) -> Option<Vec<usize>> {
         })
         .collect::<Option<Vec<_>>>()?;
     (!schedule.is_empty()).then_some(schedule)
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // These types always serialize; an empty object keeps the message parseable regardless.
-    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]

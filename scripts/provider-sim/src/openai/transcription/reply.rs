@@ -11,6 +11,7 @@ use super::super::wire::{ErrorBody, ErrorDetail, sse};
 use super::super::{SERVER_ERROR_MESSAGE, failure_response};
 use super::{Family, Task, TranscriptionRequest};
 use crate::engine::{Failure, Turn};
+use crate::json::to_json;
 use crate::transcript::{CONFIDENCE, Transcript, seconds};
 
 /// Audio input tokens the GPT models count per second of audio (the simulator's rate).
@@ -330,11 +331,6 @@ fn language_name(code: &str) -> &str {
         "zh" => "chinese",
         other => other,
     }
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // These types always serialize; an empty object keeps the body parseable regardless.
-    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// An event of a `stream=true` reply.
