@@ -6,13 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use serde_json::{Map, Value};
 
 use super::{
     Invalid, bearer_key, error_with_param, invalid_request, invalid_value, missing, no_api_key,
@@ -24,15 +20,12 @@ use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 use crate::transcript::Transcript;
 
+mod form;
 mod reply;
 
+use form::{BodyError, Form, MAX_REQUEST_BYTES, Upload, read_body};
 use reply::{Granularity, ResponseFormat, TranscriptionTurn};
 
-/// Largest request the API reads: 25 MiB.
-const MAX_REQUEST_BYTES: usize = 26_214_400;
-/// How much of an oversized request the simulator still reads before answering 413, so that a
-/// client still sending its body is not reset before it reads the answer.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 /// Shortest audio the API transcribes.
 const MIN_AUDIO: Duration = Duration::from_millis(100);
 /// File extensions the API accepts, as its error message lists them.
@@ -123,154 +116,6 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request, task: Task) 
         shared.stop_token(),
     )
     .await
-}
-
-enum BodyError {
-    /// Past [`MAX_REQUEST_BYTES`]; `read` is the count at which the simulator noticed.
-    TooLarge { read: usize },
-    /// The client went away or sent a broken body.
-    Broken,
-}
-
-/// The body, up to [`MAX_REQUEST_BYTES`]; past that it is read on (up to [`DRAIN_LIMIT`]) and
-/// dropped.
-async fn read_body(body: Body) -> Result<Bytes, BodyError> {
-    let mut stream = body.into_data_stream();
-    let mut kept = BytesMut::new();
-    let mut read = 0usize;
-    let mut too_large = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        read = read.saturating_add(chunk.len());
-        if too_large.is_none() && read > MAX_REQUEST_BYTES {
-            too_large = Some(read);
-            kept = BytesMut::new();
-        }
-        if too_large.is_none() {
-            kept.extend_from_slice(&chunk);
-        }
-        if read > DRAIN_LIMIT {
-            break;
-        }
-    }
-    match too_large {
-        Some(read) => Err(BodyError::TooLarge { read }),
-        None => Ok(kept.freeze()),
-    }
-}
-
-/// The uploaded file.
-struct Upload {
-    filename: Option<String>,
-    content_type: Option<String>,
-    bytes: Bytes,
-}
-
-/// A multipart form's text fields and its file.
-struct Form {
-    /// Field names without a trailing `[]`, so `x[]` and `x` read alike; in arrival order.
-    fields: Vec<(String, String)>,
-    /// Names that were sent with `[]` (array fields in the SDKs' spelling).
-    bracketed: Vec<String>,
-    file: Option<Upload>,
-}
-
-impl Form {
-    async fn read(request: Request) -> Result<Self, Invalid> {
-        let content_type = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("none")
-            .to_owned();
-        let mut multipart = Multipart::from_request(request, &()).await.map_err(|_| {
-            Invalid::new(
-                format!(
-                    "Invalid Content-Type header ({content_type}), expected multipart/form-data."
-                ),
-                None,
-            )
-        })?;
-        let malformed = |err: axum::extract::multipart::MultipartError| {
-            Invalid::new(format!("Could not parse multipart form: {err}"), None)
-        };
-        let mut form = Form {
-            fields: Vec::new(),
-            bracketed: Vec::new(),
-            file: None,
-        };
-        while let Some(field) = multipart.next_field().await.map_err(malformed)? {
-            let raw_name = field.name().unwrap_or_default().to_owned();
-            let name = match raw_name.strip_suffix("[]") {
-                Some(name) => {
-                    form.bracketed.push(name.to_owned());
-                    name.to_owned()
-                }
-                None => raw_name,
-            };
-            if name == "file" {
-                let filename = field.file_name().map(str::to_owned);
-                let content_type = field.content_type().map(str::to_owned);
-                let bytes = field.bytes().await.map_err(malformed)?;
-                // A second file is ignored, as extra form fields are.
-                form.file.get_or_insert(Upload {
-                    filename,
-                    content_type,
-                    bytes,
-                });
-            } else {
-                let value = field.text().await.map_err(malformed)?;
-                form.fields.push((name, value));
-            }
-        }
-        Ok(form)
-    }
-
-    /// The first value of `name` (either spelling).
-    fn one(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `name` (either spelling), in order.
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.fields
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The form as the request log shows it: one string per field, an array for a field sent
-    /// with `[]` or more than once, and the file's name, type and size instead of its bytes.
-    fn record(&self) -> Value {
-        let mut record = Map::new();
-        for (name, _) in &self.fields {
-            if record.contains_key(name) {
-                continue;
-            }
-            let values = self.all(name);
-            let value = if values.len() > 1 || self.bracketed.contains(name) {
-                Value::from(values)
-            } else {
-                Value::from(values.first().copied().unwrap_or_default())
-            };
-            record.insert(name.clone(), value);
-        }
-        if let Some(file) = &self.file {
-            record.insert(
-                "file".to_owned(),
-                serde_json::json!({
-                    "filename": file.filename,
-                    "content_type": file.content_type,
-                    "bytes": file.bytes.len(),
-                }),
-            );
-        }
-        Value::Object(record)
-    }
 }
 
 /// Which kind of model serves the request: the formats and options it has differ.
@@ -506,6 +351,8 @@ fn audio_duration(file: &Upload) -> Result<Duration, Invalid> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn form(fields: &[(&str, &str)], filename: &str, bytes: &[u8]) -> Form {
