@@ -4,6 +4,8 @@
 //! PCM, WAV, μ-law and A-law carry the tone itself. MP3 carries valid MPEG Layer III frames of
 //! silence (an encoder is out of scope); the frame count still follows the text, so a decoder sees
 //! the right duration. Opus, AAC and FLAC are refused by the wire formats that offer them.
+//!
+//! The other way round, [`probe`] reads how long received audio lasts, for speech to text.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 mod g711;
 mod mp3;
+pub(crate) mod probe;
 
 /// Frequency of the tone every clip carries.
 const TONE_HZ: f64 = 440.0;

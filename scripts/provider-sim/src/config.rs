@@ -23,6 +23,18 @@ pub struct SimConfig {
     /// Audio carried by one streamed chunk of a text-to-speech reply (rounded to whole MP3
     /// frames); ElevenLabs' WebSocket sends one audio message per generation instead.
     pub audio_chunk: Duration,
+    /// What the simulated recogniser hears in any audio (speech to text), punctuated as it is
+    /// returned; its whitespace-separated words are the recognised words.
+    ///
+    /// An uploaded file holds the whole transcript once, its words sharing the file's duration
+    /// evenly; a live stream speaks one word per [`SimConfig::live_word`] of audio, the
+    /// transcript over and over.
+    pub transcript: String,
+    /// Audio one word lasts in a live speech-to-text stream (Deepgram's WebSocket).
+    pub live_word: Duration,
+    /// A live speech-to-text stream that receives neither audio nor a message for this long is
+    /// closed with Deepgram's `NET-0001` error (the real API waits 10 s).
+    pub live_idle_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -35,6 +47,9 @@ impl Default for SimConfig {
             behaviour: Behaviour::Normal,
             speech_per_char: Duration::from_millis(60),
             audio_chunk: Duration::from_millis(100),
+            transcript: "The quick brown fox jumps over the lazy dog.".to_owned(),
+            live_word: Duration::from_millis(400),
+            live_idle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -42,14 +57,17 @@ impl Default for SimConfig {
 /// What the simulator does with one request.
 ///
 /// `after_chunks` counts paced units: text chunks, reasoning (thinking) deltas, tool-argument
-/// pieces, Gemini's whole function calls, or audio chunks (ElevenLabs WebSocket: audio messages)
-/// — the units `RequestRecord::chunks_sent` counts.
+/// pieces, Gemini's whole function calls, audio chunks (ElevenLabs WebSocket: audio messages),
+/// transcript words, or Deepgram's live `Results` messages — the units
+/// `RequestRecord::chunks_sent` counts.
 ///
 /// Text-to-speech replies that are raw audio bytes (OpenAI `stream_format: "audio"`, ElevenLabs
 /// HTTP) have no events: there `MalformedLine` and `BadAudio` end the body with half a sample
 /// (one stray byte) and `ErrorEvent` cuts the connection like `DropMidStream`. An ElevenLabs
-/// WebSocket gets `ServerError`, `RateLimited` and `Refused` as the HTTP answer to its upgrade
-/// request.
+/// or Deepgram WebSocket gets `ServerError`, `RateLimited` and `Refused` as the HTTP answer to
+/// its upgrade request. On Deepgram's live WebSocket, which goes on after a bad frame,
+/// `MalformedLine` (and `BadAudio`) sends one text frame that is not JSON in place of the next
+/// `Results` message and the session carries on; `DropMidStream` resets the connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
@@ -101,14 +119,17 @@ pub enum Behaviour {
     /// - OpenAI: a `data:` line holding `{"error":{"message":…,"type":"server_error",…}}`, which
     ///   the official SDKs raise as an API error; no `[DONE]` follows.
     /// - Gemini: a chunk holding `{"error":{"code":503,"message":…,"status":"UNAVAILABLE"}}`.
-    /// - OpenAI speech with `stream_format: "sse"`: the same error object as a chat stream's.
+    /// - OpenAI speech with `stream_format: "sse"` and OpenAI transcriptions with `stream=true`:
+    ///   the same error object as a chat stream's.
     /// - ElevenLabs WebSocket: `{"message":…,"error":"internal_error","code":1011}`, then a close
     ///   frame with code 1011.
+    /// - Deepgram WebSocket: a close frame with code 1011 and a `NET-0000` reason.
     /// - Raw audio bodies (OpenAI `stream_format: "audio"`, ElevenLabs HTTP): the connection is
     ///   cut, as they have no way to carry an error.
     ///
     /// A non-streamed request gets the format's "overloaded" HTTP error after the first-token
-    /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`.
+    /// delay instead: Anthropic 529 `overloaded_error`, OpenAI 503, Gemini 503 `UNAVAILABLE`,
+    /// Deepgram 503 `SERVICE_UNAVAILABLE`.
     ErrorEvent {
         /// Content chunks sent before the error event.
         after_chunks: usize,

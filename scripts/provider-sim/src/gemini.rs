@@ -1,4 +1,5 @@
-//! Google Gemini wire format: `generateContent` and `streamGenerateContent` (SSE or JSON array).
+//! Google Gemini wire format: `generateContent` and `streamGenerateContent` (SSE or JSON array),
+//! for chat, text to speech (`speech`) and audio understanding (`transcription`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,16 +15,19 @@ use serde_json::{Value, json};
 use crate::audio::{self, Clip};
 use crate::content::{THINKING_PIECES, new_id, tool_arguments};
 use crate::engine::{self, Failure, Turn};
+use crate::json::to_json;
 use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
+use crate::transcript::Transcript;
 
 mod request;
 mod speech;
+mod transcription;
 mod wire;
 
 use wire::{
-    Candidate, Content, ErrorBody, ErrorDetail, FunctionCall, GenerateContentResponse, Part,
-    UsageMetadata,
+    Candidate, Content, ErrorBody, ErrorDetail, FunctionCall, GenerateContentResponse,
+    ModalityTokenCount, Part, UsageMetadata,
 };
 
 /// Content type of Google's JSON responses.
@@ -60,6 +64,7 @@ pub(crate) async fn models(
             );
         }
     };
+    let body_len = body.len();
     let body: Value = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(err) => return invalid_argument(format!("Invalid JSON payload received. {err}")),
@@ -91,7 +96,29 @@ pub(crate) async fn models(
         tracing::debug!(?behaviour, action, "gemini speech");
         return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
     }
-    let turn = GenerateTurn::new(request, model, framing, &config.chunk_text, config.chunks);
+    // Audio in the prompt makes a transcription, unless audio is asked for out (above).
+    let audio = match transcription::audio_of(&body, body_len) {
+        Ok(audio) => audio,
+        Err(message) => return invalid_argument(message),
+    };
+    if let Some(audio) = audio {
+        let transcript = Transcript::new(&config.transcript);
+        let reply = Reply {
+            pieces: transcription::pieces(&transcript, audio.duration),
+            audio_tokens: audio.tokens(),
+        };
+        let turn = GenerateTurn::new(request, model, framing, reply);
+        let incoming = Incoming::new(WireFormat::GeminiTranscription, &uri, authorization, body)
+            .with_audio(audio.bytes, audio.duration);
+        let (behaviour, guard) = shared.begin(incoming);
+        tracing::debug!(?behaviour, action, "gemini transcription");
+        return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
+    }
+    let reply = Reply {
+        pieces: vec![config.chunk_text.clone(); config.chunks],
+        audio_tokens: 0,
+    };
+    let turn = GenerateTurn::new(request, model, framing, reply);
     let (behaviour, guard) =
         shared.begin(Incoming::new(WireFormat::Gemini, &uri, authorization, body));
     tracing::debug!(?behaviour, action, "gemini generate content");
@@ -197,8 +224,17 @@ enum Framing {
 /// One paced chunk of the reply.
 enum Unit {
     Thought(usize),
-    Text,
+    /// The text piece of this index.
+    Text(usize),
     Call,
+}
+
+/// What a text reply says: its pieces, one per streamed chunk, and the audio the prompt held.
+struct Reply {
+    /// `chunks` × `chunk_text` for chat, the transcript's words for a transcription.
+    pieces: Vec<String>,
+    /// Prompt tokens of audio, reported apart from the text's.
+    audio_tokens: u64,
 }
 
 /// One `generateContent` request and the reply the simulator will give to it.
@@ -207,20 +243,15 @@ struct GenerateTurn {
     response_id: String,
     framer: Framer,
     prompt_tokens: u64,
-    text: String,
+    audio_tokens: u64,
+    pieces: Vec<String>,
     function: Option<String>,
     units: Vec<Unit>,
     sent_units: usize,
 }
 
 impl GenerateTurn {
-    fn new(
-        request: request::Request,
-        model: &str,
-        framing: Option<Framing>,
-        chunk_text: &str,
-        chunks: usize,
-    ) -> Self {
+    fn new(request: request::Request, model: &str, framing: Option<Framing>, reply: Reply) -> Self {
         let mut units = Vec::new();
         if request.thoughts {
             units.extend((0..THINKING_PIECES.len()).map(Unit::Thought));
@@ -228,14 +259,15 @@ impl GenerateTurn {
         match request.function {
             // Gemini sends a function call whole, in one chunk.
             Some(_) => units.push(Unit::Call),
-            None => units.extend((0..chunks).map(|_| Unit::Text)),
+            None => units.extend((0..reply.pieces.len()).map(Unit::Text)),
         }
         Self {
             model: model.to_owned(),
             response_id: response_id(),
             framer: Framer::new(framing),
             prompt_tokens: request.prompt_tokens,
-            text: chunk_text.to_owned(),
+            audio_tokens: reply.audio_tokens,
+            pieces: reply.pieces,
             function: request.function,
             units,
             sent_units: 0,
@@ -250,10 +282,26 @@ impl GenerateTurn {
             .filter(|u| matches!(u, Unit::Thought(_)))
             .count() as u64;
         let candidates = units.len() as u64 - thoughts;
+        let prompt = self.prompt_tokens + self.audio_tokens;
+        let prompt_tokens_details = if self.audio_tokens == 0 {
+            Vec::new()
+        } else {
+            vec![
+                ModalityTokenCount {
+                    modality: "TEXT",
+                    token_count: self.prompt_tokens,
+                },
+                ModalityTokenCount {
+                    modality: "AUDIO",
+                    token_count: self.audio_tokens,
+                },
+            ]
+        };
         UsageMetadata {
-            prompt_token_count: self.prompt_tokens,
+            prompt_token_count: prompt,
             candidates_token_count: candidates,
-            total_token_count: self.prompt_tokens + candidates + thoughts,
+            total_token_count: prompt + candidates + thoughts,
+            prompt_tokens_details,
             thoughts_token_count: thoughts,
         }
     }
@@ -277,7 +325,7 @@ impl GenerateTurn {
             model_version: &self.model,
             response_id: &self.response_id,
         };
-        serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_owned())
+        to_json(&response)
     }
 
     fn parts(&self, index: usize) -> Vec<Part<'_>> {
@@ -290,8 +338,8 @@ impl GenerateTurn {
                     .to_owned(),
                 thought: Some(true),
             }],
-            Some(Unit::Text) => vec![Part::Text {
-                text: self.text.clone(),
+            Some(Unit::Text(i)) => vec![Part::Text {
+                text: self.pieces.get(*i).cloned().unwrap_or_default(),
                 thought: None,
             }],
             Some(Unit::Call) => vec![Part::FunctionCall {
@@ -374,7 +422,7 @@ impl Turn for GenerateTurn {
             .iter()
             .filter_map(|u| match u {
                 Unit::Thought(k) => THINKING_PIECES.get(*k).copied(),
-                Unit::Text | Unit::Call => None,
+                Unit::Text(_) | Unit::Call => None,
             })
             .collect();
         if !thoughts.is_empty() {
@@ -383,11 +431,6 @@ impl Turn for GenerateTurn {
                 thought: Some(true),
             });
         }
-        let texts = self
-            .units
-            .iter()
-            .filter(|u| matches!(u, Unit::Text))
-            .count();
         if let Some(name) = &self.function {
             parts.push(Part::FunctionCall {
                 function_call: FunctionCall {
@@ -397,7 +440,7 @@ impl Turn for GenerateTurn {
             });
         } else {
             parts.push(Part::Text {
-                text: self.text.repeat(texts),
+                text: self.pieces.concat(),
                 thought: None,
             });
         }
@@ -434,7 +477,7 @@ fn error_event(framer: &mut Framer) -> Vec<Bytes> {
             details: Vec::new(),
         },
     };
-    let json = serde_json::to_string(&error).unwrap_or_else(|_| "{}".to_owned());
+    let json = to_json(&error);
     let mut events = vec![framer.element(&json)];
     events.extend(framer.end_of_array());
     events

@@ -1,5 +1,5 @@
-//! Local stand-in for LLM and text-to-speech providers, speaking their real wire formats with
-//! scriptable failures.
+//! Local stand-in for LLM, text-to-speech and speech-to-text providers, speaking their real wire
+//! formats with scriptable failures.
 //!
 //! Integration tests and benchmarks start a [`Simulator`] on port 0, point their client at it,
 //! script failures with [`Simulator::push_script`] and inspect what was received with
@@ -14,12 +14,16 @@
 //! | OpenAI text to speech | `POST /v1/audio/speech` (and `/audio/speech`) | [`Simulator::base_url`] |
 //! | ElevenLabs text to speech | `POST /v1/text-to-speech/{voice_id}`, `POST /v1/text-to-speech/{voice_id}/stream`, WebSocket `GET /v1/text-to-speech/{voice_id}/stream-input` | [`Simulator::root_url`] |
 //! | Gemini text to speech | the Gemini paths with `generationConfig.responseModalities: ["AUDIO"]` | [`Simulator::root_url`] |
+//! | OpenAI speech to text | `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` (and without `/v1`) | [`Simulator::base_url`] |
+//! | Deepgram speech to text | `POST /v1/listen` (a recording), WebSocket `GET /v1/listen` (live audio) | [`Simulator::root_url`] |
+//! | Gemini audio understanding | the Gemini paths with an audio `inlineData` part | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
 //! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
 //! ([`SimConfig::chunks`] × [`SimConfig::chunk_text`]), reasoning deltas, tool-argument pieces,
-//! a whole Gemini function call, or audio chunks — framed by each format's opening and closing
-//! events. [`RequestRecord::unit_sent_at`] holds when each unit went out, on the simulator's clock.
+//! a whole Gemini function call, audio chunks, transcript words, or Deepgram `Results` messages
+//! — framed by each format's opening and closing events. [`RequestRecord::unit_sent_at`] holds
+//! when each unit went out, on the simulator's clock.
 //!
 //! What the simulated model says:
 //! - **Text**: `chunks` deltas of `chunk_text`.
@@ -36,6 +40,19 @@
 //!   formats that would need an encoder (Opus, AAC, FLAC) are refused with a 400
 //!   (`unsupported_in_simulator`). [`RequestRecord::texts`] holds the text each request (or
 //!   ElevenLabs WebSocket session) asked to speak.
+//! - **Transcripts**: whatever the audio, the recogniser hears [`SimConfig::transcript`]
+//!   (default "The quick brown fox jumps over the lazy dog."). How long the audio lasts is read
+//!   from a WAV header, from the bitrate of the first MPEG audio frame, from a raw layout the
+//!   request states (Deepgram's `encoding` and `sample_rate`, Gemini's `audio/L16;rate=…`), or
+//!   else from the byte count at a nominal 128 kbit/s. An upload holds the transcript once, word
+//!   `i` of `n` spanning `[i·d/n, (i+1)·d/n)` of its duration `d` (audio of no duration holds no
+//!   words); a live stream speaks word `k` of the transcript said over and over during
+//!   `[k·w, (k+1)·w)`, `w` being [`SimConfig::live_word`], and a word is heard once the audio
+//!   received covers its end. A sentence ends at a word ending in `.`, `?` or `!`, or at the
+//!   transcript's end: subtitles have a cue per sentence, Deepgram's live stream a final result
+//!   per sentence. Unformatted words (Deepgram without `punctuate`) are lower case without
+//!   punctuation. [`RequestRecord::audio_bytes`], [`RequestRecord::audio_duration`] and
+//!   [`RequestRecord::audio_frames_at`] hold what audio arrived, and when.
 //! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
 //!
 //! Requests the real API would refuse get its 400 in its own error shape and are not recorded:
@@ -43,19 +60,29 @@
 //! a thinking budget below 1024 or not below `max_tokens`), Gemini without `contents` (or with an
 //! unknown prebuilt voice), OpenAI speech without a Bearer key (401) or with an input, voice,
 //! format, speed or stream format the API refuses, ElevenLabs HTTP without `xi-api-key` (401),
-//! with an unknown `output_format` or no `text` (422) or over the model's character limit.
+//! with an unknown `output_format` or no `text` (422) or over the model's character limit,
+//! OpenAI transcriptions without a Bearer key (401), with an unknown model (404), a format the
+//! model does not write, a file extension it does not take, a WAV it cannot read, less than
+//! 0.1 s of audio, or over 25 MiB (413), Deepgram without a `Token` (401), with a `url` to fetch
+//! (the simulator is offline), an unknown `encoding`, raw audio without `sample_rate`, or a body
+//! that is empty, unreadable or not audio (400), and Gemini audio of an unsupported MIME type,
+//! not base64, unreadable, or in a request over 20 MiB (400).
 
 mod anthropic;
 mod audio;
 mod config;
 mod content;
+mod deepgram;
 mod elevenlabs;
 mod engine;
 mod gemini;
+mod json;
 mod openai;
 mod record;
 mod server;
 mod speech;
+mod transcript;
+mod websocket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -10,25 +10,37 @@ use provider_sim::{Behaviour, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
 /// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
-/// Gemini) and text-to-speech APIs (OpenAI, ElevenLabs, Gemini) with scriptable failures.
+/// Gemini), text-to-speech APIs (OpenAI, ElevenLabs, Gemini) and speech-to-text APIs (OpenAI,
+/// Deepgram, Gemini) with scriptable failures.
 #[derive(Parser, Debug)]
 #[command(
     name = "provider-sim",
     version,
     after_help = "\
-Endpoints (base URLs: OpenAI http://ADDR/v1, Anthropic, Gemini and ElevenLabs http://ADDR):
+Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deepgram http://ADDR):
   POST /v1/chat/completions, /chat/completions       OpenAI Chat Completions
   POST /v1/messages                                  Anthropic Messages
   POST /v1beta/models/{model}:streamGenerateContent  Gemini (?alt=sse for SSE, else a JSON array)
   POST /v1beta/models/{model}:generateContent        Gemini, not streamed
       with generationConfig.responseModalities [\"AUDIO\"]: Gemini TTS (24 kHz PCM inlineData)
+      with an audio inlineData part: the transcript as text (audio understanding)
   POST /v1/audio/speech, /audio/speech               OpenAI TTS (pcm, wav, mp3 as silent frames;
                                                      stream_format \"sse\" for speech.audio.* events)
   POST /v1/text-to-speech/{voice_id}[/stream]        ElevenLabs TTS (?output_format=pcm_24000, ...)
   GET  /v1/text-to-speech/{voice_id}/stream-input    ElevenLabs TTS WebSocket (input streaming)
+  POST /v1/audio/transcriptions, /v1/audio/translations
+                                                     OpenAI STT (multipart; json, text, srt, vtt,
+                                                     verbose_json; stream=true for gpt-*-transcribe)
+  POST /v1/listen                                    Deepgram STT of a recording (audio body)
+  GET  /v1/listen                                    Deepgram live STT WebSocket (?encoding=linear16
+                                                     &sample_rate=16000&interim_results=true, ...)
   POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
   GET  /_sim/requests   requests served so far, with the API format and key received
-  GET  /health"
+  GET  /health
+
+Speech to text hears --transcript in any audio: an upload holds it once, its words sharing the
+audio's duration (read from a WAV header, an MP3 frame, a stated raw layout, else 128 kbit/s);
+a live stream repeats it, one word per --live-word-ms of audio received."
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).
@@ -63,6 +75,25 @@ struct Args {
     /// Milliseconds of audio per streamed chunk (text to speech).
     #[arg(long, env = "PROVIDER_SIM_AUDIO_CHUNK_MS", default_value_t = 100)]
     audio_chunk_ms: u64,
+    /// What speech to text hears in any audio: an upload holds it once, its words sharing the
+    /// audio's duration evenly; a live stream repeats it, one word per --live-word-ms.
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_TRANSCRIPT",
+        default_value = "The quick brown fox jumps over the lazy dog."
+    )]
+    transcript: String,
+    /// Milliseconds of audio per word in a live speech-to-text stream (Deepgram WebSocket).
+    #[arg(long, env = "PROVIDER_SIM_LIVE_WORD_MS", default_value_t = 400)]
+    live_word_ms: u64,
+    /// Milliseconds without audio or a message before a live speech-to-text stream is closed
+    /// with Deepgram's NET-0001 error.
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_LIVE_IDLE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    live_idle_timeout_ms: u64,
 }
 
 /// Flag-friendly names of the behaviours; their parameters come from separate flags.
@@ -108,6 +139,9 @@ impl Args {
             behaviour,
             speech_per_char: Duration::from_millis(self.speech_ms_per_char),
             audio_chunk: Duration::from_millis(self.audio_chunk_ms),
+            transcript: self.transcript.clone(),
+            live_word: Duration::from_millis(self.live_word_ms),
+            live_idle_timeout: Duration::from_millis(self.live_idle_timeout_ms),
         }
     }
 }

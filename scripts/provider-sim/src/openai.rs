@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions wire format: request parsing, stream chunks, completions and errors.
+//! OpenAI Chat Completions wire format: request parsing, stream chunks, completions and errors;
+//! the audio endpoints live in `speech` and `transcription`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,9 +19,11 @@ use crate::server::Shared;
 
 mod request;
 mod speech;
+mod transcription;
 mod wire;
 
 pub(crate) use speech::audio_speech;
+pub(crate) use transcription::{transcriptions, translations};
 
 use request::{requested_tool, text_of};
 use wire::{
@@ -70,6 +73,24 @@ pub(crate) async fn chat_completions(
     .await
 }
 
+/// The `Authorization: Bearer …` header as received.
+fn bearer_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len())
+        .map(str::to_owned)
+}
+
+/// The API's 401 for a request without a Bearer key.
+fn no_api_key() -> Response {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_owned(),
+        "invalid_request_error",
+    )
+}
+
 /// An OpenAI-style error response.
 pub(crate) fn error_response(status: StatusCode, message: String, kind: &str) -> Response {
     error_with_param(status, message, kind, None, None)
@@ -103,8 +124,32 @@ fn error_with_param(
     (status, Json(body)).into_response()
 }
 
+/// A required parameter is absent.
+fn missing(param: &'static str) -> Invalid {
+    Invalid::new(
+        format!("Missing required parameter: '{param}'."),
+        Some(param),
+    )
+    .with_code("missing_required_parameter")
+}
+
+/// `value` is not one of the `supported` values of `param`.
+fn invalid_value(param: &'static str, value: &str, supported: &[&str]) -> Invalid {
+    let supported = supported
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Invalid::new(
+        format!("Invalid value: '{value}'. Supported values are: {supported}."),
+        Some(param),
+    )
+    .with_code("invalid_value")
+}
+
 /// Why a request body was rejected, which parameter was at fault and OpenAI's code for it.
 struct Invalid {
+    status: StatusCode,
     message: String,
     param: Option<&'static str>,
     code: Option<&'static str>,
@@ -113,6 +158,7 @@ struct Invalid {
 impl Invalid {
     fn new(message: String, param: Option<&'static str>) -> Self {
         Self {
+            status: StatusCode::BAD_REQUEST,
             message,
             param,
             code: None,
@@ -124,9 +170,15 @@ impl Invalid {
         self
     }
 
+    /// A refusal with another status than 400.
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     fn into_response(self) -> Response {
         error_with_param(
-            StatusCode::BAD_REQUEST,
+            self.status,
             self.message,
             "invalid_request_error",
             self.param,

@@ -32,11 +32,23 @@ pub enum WireFormat {
     /// `responseModalities: ["AUDIO"]`.
     #[serde(rename = "gemini_speech")]
     GeminiSpeech,
+    /// OpenAI speech to text: `POST /v1/audio/transcriptions` or `/v1/audio/translations`.
+    #[serde(rename = "openai_transcription")]
+    OpenAiTranscription,
+    /// Deepgram speech to text: `POST /v1/listen` (a recording), or the WebSocket
+    /// `GET /v1/listen` (live audio).
+    #[serde(rename = "deepgram")]
+    Deepgram,
+    /// Gemini audio understanding: `generateContent` or `streamGenerateContent` with an audio
+    /// `inlineData` part, answered with the transcript as text.
+    #[serde(rename = "gemini_transcription")]
+    GeminiTranscription,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
-    /// `elevenlabs` or `gemini_speech`.
+    /// `elevenlabs`, `gemini_speech`, `openai_transcription`, `deepgram` or
+    /// `gemini_transcription`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -45,6 +57,9 @@ impl WireFormat {
             WireFormat::OpenAiSpeech => "openai_speech",
             WireFormat::ElevenLabs => "elevenlabs",
             WireFormat::GeminiSpeech => "gemini_speech",
+            WireFormat::OpenAiTranscription => "openai_transcription",
+            WireFormat::Deepgram => "deepgram",
+            WireFormat::GeminiTranscription => "gemini_transcription",
         }
     }
 }
@@ -68,22 +83,36 @@ pub struct RequestRecord {
     /// The query string as received, without the `?`, e.g. `model_id=…&output_format=pcm_24000`.
     pub query: Option<String>,
     /// The API key as received: OpenAI's `Authorization` header (`Bearer …`), Anthropic's
-    /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter), or
+    /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter),
     /// ElevenLabs' `xi-api-key` header (on a WebSocket, else the first message's `xi_api_key` or
-    /// `authorization`).
+    /// `authorization`), or Deepgram's `Authorization` header (`Token …`; on a WebSocket, else
+    /// the `Sec-WebSocket-Protocol` header, `token, …`).
     pub authorization: Option<String>,
-    /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message.
+    /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message; for
+    /// an OpenAI transcription, the form's fields (the file as `{"filename", "content_type",
+    /// "bytes"}`, array fields under their bare names); for a Deepgram recording
+    /// `{"content_type"}`; `null` for a Deepgram WebSocket.
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
     /// check that no text was sent twice or lost. Empty for chat requests.
     pub texts: Vec<String>,
+    /// Bytes of audio received for speech to text: the uploaded file, the decoded audio parts
+    /// of a Gemini request, or every binary frame of a live stream so far (a WAV header
+    /// included). 0 for other requests.
+    pub audio_bytes: u64,
+    /// How long that audio lasts, as the simulator measured it (see `SimConfig::transcript`).
+    pub audio_duration: Duration,
+    /// When each binary audio frame of a live stream arrived, oldest first, so a benchmark can
+    /// line the frames its client sent up with their arrival. Empty for uploads.
+    pub audio_frames_at: Vec<Instant>,
     /// The behaviour applied to this request.
     pub behaviour: Behaviour,
     /// When the request reached the handler.
     pub received_at: Instant,
     /// Paced units handed to the connection so far: text chunks, reasoning deltas, tool-argument
-    /// pieces, or Gemini's whole function calls.
+    /// pieces, Gemini's whole function calls, audio chunks, transcript words (OpenAI and Gemini
+    /// transcriptions, Deepgram recordings) or `Results` messages (Deepgram's WebSocket).
     pub chunks_sent: usize,
     /// When the reply's first event was handed to the connection: a stream's opening events
     /// (ahead of the first-token delay), else the whole response. `None` while nothing went out.
@@ -111,6 +140,10 @@ pub(crate) struct RecordView<'a> {
     authorization: Option<&'a str>,
     body: &'a serde_json::Value,
     texts: &'a [String],
+    audio_bytes: u64,
+    audio_duration_ms: u64,
+    audio_frames_at_ms: Vec<u64>,
+    audio_frames_at_unix_us: Vec<u64>,
     behaviour: &'a Behaviour,
     received_at_ms: u64,
     chunks_sent: usize,
@@ -145,6 +178,15 @@ impl<'a> RecordView<'a> {
             authorization: record.authorization.as_deref(),
             body: &record.body,
             texts: &record.texts,
+            audio_bytes: record.audio_bytes,
+            audio_duration_ms: millis(record.audio_duration),
+            audio_frames_at_ms: record.audio_frames_at.iter().copied().map(ms).collect(),
+            audio_frames_at_unix_us: record
+                .audio_frames_at
+                .iter()
+                .copied()
+                .map(unix_us)
+                .collect(),
             behaviour: &record.behaviour,
             received_at_ms: ms(record.received_at),
             chunks_sent: record.chunks_sent,
@@ -180,6 +222,8 @@ pub(crate) struct Incoming {
     authorization: Option<String>,
     body: serde_json::Value,
     texts: Vec<String>,
+    audio_bytes: u64,
+    audio_duration: Duration,
 }
 
 impl Incoming {
@@ -197,12 +241,21 @@ impl Incoming {
             authorization,
             body,
             texts: Vec::new(),
+            audio_bytes: 0,
+            audio_duration: Duration::ZERO,
         }
     }
 
     /// The text a text-to-speech request asks to speak.
     pub(crate) fn with_text(mut self, text: &str) -> Self {
         self.texts.push(text.to_owned());
+        self
+    }
+
+    /// The audio a speech-to-text request uploaded: its size and how long it lasts.
+    pub(crate) fn with_audio(mut self, bytes: usize, duration: Duration) -> Self {
+        self.audio_bytes = bytes as u64;
+        self.audio_duration = duration;
         self
     }
 }
@@ -229,6 +282,8 @@ impl Recorder {
             authorization,
             body,
             texts,
+            audio_bytes,
+            audio_duration,
         } = incoming;
         let mut log = self.lock();
         let id = log.records.len() as u64;
@@ -240,6 +295,9 @@ impl Recorder {
             authorization,
             body,
             texts,
+            audio_bytes,
+            audio_duration,
+            audio_frames_at: Vec::new(),
             behaviour,
             received_at: Instant::now(),
             chunks_sent: 0,
@@ -362,6 +420,17 @@ impl ResponseGuard {
     pub(crate) fn text_received(&self, text: &str) {
         self.recorder
             .update(self.id, |r| r.texts.push(text.to_owned()));
+    }
+
+    /// A binary audio frame of `len` bytes arrived on a live stream, bringing the audio received
+    /// to `duration`.
+    pub(crate) fn audio_received(&self, len: usize, duration: Duration) {
+        let now = Instant::now();
+        self.recorder.update(self.id, |r| {
+            r.audio_bytes += len as u64;
+            r.audio_duration = duration;
+            r.audio_frames_at.push(now);
+        });
     }
 
     /// The whole reply has been handed over.

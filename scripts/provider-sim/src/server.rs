@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Behaviour, SimConfig};
 use crate::record::{Incoming, RecordView, Recorder, ResponseGuard};
-use crate::{anthropic, elevenlabs, gemini, openai};
+use crate::{anthropic, deepgram, elevenlabs, gemini, openai};
 
 /// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -86,7 +86,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/audio/speech", post(openai::audio_speech))
         .route("/audio/speech", post(openai::audio_speech))
+        .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/translations", post(openai::translations))
+        .route("/audio/translations", post(openai::translations))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/listen", post(deepgram::listen).get(deepgram::live))
         .route("/v1/text-to-speech/{voice_id}", post(elevenlabs::convert))
         .route(
             "/v1/text-to-speech/{voice_id}/stream",

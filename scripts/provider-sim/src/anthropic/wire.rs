@@ -4,10 +4,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::json::to_json;
+
 /// Frames `event` as one server-sent event: an `event:` line naming its type, then its data.
 pub(super) fn sse(event: &StreamEvent<'_>) -> Bytes {
-    // These types always serialize; an empty object keeps the stream parseable regardless.
-    let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+    let json = to_json(event);
     Bytes::from(format!("event: {}\ndata: {json}\n\n", event.name()))
 }
 

@@ -4,11 +4,12 @@
 use bytes::{BufMut, BytesMut};
 
 /// Layer III bitrates (kbit/s) for bitrate indexes 1 to 14, MPEG-1.
-const MPEG1_KBPS: [u32; 14] = [
+pub(super) const MPEG1_KBPS: [u32; 14] = [
     32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
 ];
 /// Layer III bitrates (kbit/s) for bitrate indexes 1 to 14, MPEG-2 (the half sample rates).
-const MPEG2_KBPS: [u32; 14] = [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+pub(super) const MPEG2_KBPS: [u32; 14] =
+    [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
 
 /// Samples one frame decodes to: 1152 for MPEG-1, 576 for MPEG-2.
 pub(super) fn samples_per_frame(rate: u32) -> usize {

@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{Alignment, AudioOutput, FinalOutput, SocketError};
@@ -24,8 +23,10 @@ use super::{api_key, failure_response, output_format, query_of, voice_speed};
 use crate::audio::{self, AudioFormat, Clip};
 use crate::config::Behaviour;
 use crate::engine::{Timing, upfront_failure};
+use crate::json::to_json;
 use crate::record::{Incoming, ResponseGuard, WireFormat};
 use crate::server::Shared;
+use crate::websocket::close;
 
 /// Thresholds when the first message sets none: the API's default.
 const DEFAULT_SCHEDULE: [usize; 4] = [120, 160, 250, 290];
@@ -39,8 +40,6 @@ const MAX_INACTIVITY: Duration = Duration::from_secs(180);
 const TRIGGER_MIN_CHARS: usize = 50;
 /// Audio of the message the `bad_audio` behaviour sends: not base64.
 const NOT_BASE64: &str = "!!not base64!!";
-/// How long the server waits for the client to answer its close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// WebSocket close codes.
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_POLICY: u16 = 1008;
@@ -476,24 +475,6 @@ fn parse_schedule(value: &Value) -> Option<Vec<usize>> {
         })
         .collect::<Option<Vec<_>>>()?;
     (!schedule.is_empty()).then_some(schedule)
-}
-
-/// Sends a close frame and waits a moment for the client's, completing the closing handshake.
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
-    let _ = timeout(CLOSE_GRACE, drain).await;
-}
-
-fn to_json(value: &impl Serialize) -> String {
-    // These types always serialize; an empty object keeps the message parseable regardless.
-    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]

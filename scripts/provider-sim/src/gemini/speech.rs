@@ -17,6 +17,7 @@ use super::{
 };
 use crate::audio::{AudioFormat, Clip, Codec};
 use crate::engine::{Failure, Turn};
+use crate::json::to_json;
 
 /// The audio's MIME type: raw signed 16-bit little-endian mono PCM at 24 kHz.
 const MIME_TYPE: &str = "audio/L16;codec=pcm;rate=24000";
@@ -184,12 +185,13 @@ impl SpeechTurn {
                 prompt_token_count: self.prompt_tokens,
                 candidates_token_count: candidates,
                 total_token_count: self.prompt_tokens + candidates,
+                prompt_tokens_details: Vec::new(),
                 thoughts_token_count: 0,
             },
             model_version: &self.model,
             response_id: &self.response_id,
         };
-        serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_owned())
+        to_json(&response)
     }
 
     fn chunk(&mut self, index: usize, finish_reason: Option<&'static str>) -> Bytes {

@@ -68,8 +68,19 @@ pub(super) struct UsageMetadata {
     #[serde(skip_serializing_if = "is_zero")]
     pub(super) candidates_token_count: u64,
     pub(super) total_token_count: u64,
+    /// The prompt's tokens by modality, when it held more than text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) prompt_tokens_details: Vec<ModalityTokenCount>,
     #[serde(skip_serializing_if = "is_zero")]
     pub(super) thoughts_token_count: u64,
+}
+
+/// Tokens of one modality (`TEXT`, `AUDIO`, …).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ModalityTokenCount {
+    pub(super) modality: &'static str,
+    pub(super) token_count: u64,
 }
 
 // serde's `skip_serializing_if` passes a reference.

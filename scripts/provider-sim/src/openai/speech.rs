@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,7 +13,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::wire::{ErrorBody, ErrorDetail, SpeechEvent, SpeechUsage, sse};
-use super::{Invalid, SERVER_ERROR_MESSAGE, error_with_param, failure_response, invalid_request};
+use super::{
+    Invalid, SERVER_ERROR_MESSAGE, bearer_key, failure_response, invalid_request, invalid_value,
+    missing, no_api_key,
+};
 use crate::audio::{self, AudioFormat, Clip, Codec};
 use crate::content::word_count;
 use crate::engine::{self, Failure, Turn};
@@ -47,19 +50,8 @@ pub(crate) async fn audio_speech(
     body: Bytes,
 ) -> Response {
     // The real API checks the key before it reads the body.
-    let Some(authorization) = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len())
-        .map(str::to_owned)
-    else {
-        return error_with_param(
-            StatusCode::UNAUTHORIZED,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_owned(),
-            "invalid_request_error",
-            None,
-            None,
-        );
+    let Some(authorization) = bearer_key(&headers) else {
+        return no_api_key();
     };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(body) => body,
@@ -243,27 +235,6 @@ fn response_format(name: &str) -> Result<AudioFormat, Invalid> {
         }
     };
     Ok(AudioFormat { codec, rate: RATE })
-}
-
-fn missing(param: &'static str) -> Invalid {
-    Invalid::new(
-        format!("Missing required parameter: '{param}'."),
-        Some(param),
-    )
-    .with_code("missing_required_parameter")
-}
-
-fn invalid_value(param: &'static str, value: &str, supported: &[&str]) -> Invalid {
-    let supported = supported
-        .iter()
-        .map(|v| format!("'{v}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Invalid::new(
-        format!("Invalid value: '{value}'. Supported values are: {supported}."),
-        Some(param),
-    )
-    .with_code("invalid_value")
 }
 
 fn invalid_type(param: &'static str, expected: &str, got: &Value) -> Invalid {

@@ -3,10 +3,11 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::json::to_json;
+
 /// Frames `value` as one server-sent event.
 pub(super) fn sse(value: &impl Serialize) -> Bytes {
-    // These types always serialize; an empty object keeps the stream parseable regardless.
-    let json = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let json = to_json(value);
     Bytes::from(format!("data: {json}\n\n"))
 }
 

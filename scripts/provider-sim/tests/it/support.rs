@@ -297,3 +297,39 @@ pub fn assert_paced(sent: &[std::time::Instant], gap: Duration) {
         assert!(pair[1] >= pair[0] + gap, "{:?}", pair[1] - pair[0]);
     }
 }
+
+/// A mono 16-bit PCM WAV file holding `millis` milliseconds of silence at `rate`.
+pub fn wav(rate: u32, millis: u64) -> Vec<u8> {
+    let data = pcm_silence(rate, millis);
+    let mut bytes = Vec::with_capacity(44 + data.len());
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(data.len() as u32 + 36).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&data);
+    bytes
+}
+
+/// `millis` milliseconds of 16-bit mono silence at `rate`, without a header.
+pub fn pcm_silence(rate: u32, millis: u64) -> Vec<u8> {
+    vec![0; (u64::from(rate) * millis / 1000) as usize * 2]
+}
+
+/// The default transcript of `SimConfig`.
+pub const TRANSCRIPT: &str = "The quick brown fox jumps over the lazy dog.";
+
+/// A simulator whose speech-to-text replies send their units `interval_ms` apart.
+pub fn stt_config(interval_ms: u64) -> SimConfig {
+    SimConfig {
+        chunk_interval: Duration::from_millis(interval_ms),
+        ..SimConfig::default()
+    }
+}
