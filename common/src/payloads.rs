@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod stt;
 pub mod tts;
 
 use serde::de::DeserializeOwned;
@@ -50,6 +51,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             schema::<tts::SynthesizePayload>(tts::SYNTHESIZE),
         ),
         (tts::STREAM, schema::<tts::StreamPayload>(tts::STREAM)),
+        (
+            stt::TRANSCRIBE_FILE,
+            schema::<stt::TranscribePayload>(stt::TRANSCRIBE_FILE),
+        ),
     ]
 }
 

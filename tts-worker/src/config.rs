@@ -99,7 +99,7 @@ impl Settings {
     pub fn load() -> anyhow::Result<Self> {
         let mut s: Self = common::settings::load("tts-worker")?;
         s.core.check_without_auth()?;
-        for provider in ["openai", "elevenlabs", "gemini"] {
+        for provider in ["openai", "elevenlabs", "gemini", "deepgram"] {
             let upper = provider.to_uppercase();
             if let Some(key) = env_value(&format!("{upper}_API_KEY")) {
                 let access = ProviderAccess {

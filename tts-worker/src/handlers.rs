@@ -1,4 +1,5 @@
-//! The speech service's actions, one module per action family.
+//! The speech services' actions, one module per action family.
 
 mod input;
 pub mod speech;
+pub mod transcribe;
