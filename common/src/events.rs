@@ -196,8 +196,14 @@ pub enum ErrorCode {
     AudioTooLong,
     /// Speech: there is nothing to speak.
     EmptyText,
-    /// File storage could not be written.
+    /// File storage could not be written (or read).
     StorageUnavailable,
+    /// Speech to text: the recording is larger than the worker takes.
+    FileTooLarge,
+    /// Speech to text: the audio's format is neither named nor recognisable.
+    UnsupportedFormat,
+    /// Speech to text: the audio cannot be read (not base64, none at all).
+    InvalidAudio,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -210,6 +216,8 @@ pub enum Fault {
     Client,
     /// Not there, or not the caller's (404).
     NotFound,
+    /// The request, or a file it names, is too large (413).
+    TooLarge,
     /// Retry later (429).
     RateLimited,
     /// Something of this deployment is down (503).
@@ -240,7 +248,10 @@ impl ErrorCode {
             | Self::UnsupportedOption
             | Self::TextTooLong
             | Self::AudioTooLong
-            | Self::EmptyText => Fault::Client,
+            | Self::EmptyText
+            | Self::UnsupportedFormat
+            | Self::InvalidAudio => Fault::Client,
+            Self::FileTooLarge => Fault::TooLarge,
             Self::RateLimited => Fault::RateLimited,
             Self::ProviderUnavailable
             | Self::BusUnavailable

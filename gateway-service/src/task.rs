@@ -224,6 +224,7 @@ pub fn task_error(error: &Value) -> AppError {
     match code.fault(error["stage"].as_str().unwrap_or_default()) {
         Fault::NotFound => AppError::NotFound(message),
         Fault::Client => AppError::BadRequest(message),
+        Fault::TooLarge => AppError::PayloadTooLarge(message),
         Fault::RateLimited => AppError::RateLimited {
             retry_after_secs: error["retry_after_secs"].as_u64().unwrap_or(1),
         },
@@ -288,6 +289,24 @@ mod tests {
         );
         for code in ["upstream_timeout", "upstream_connection", "no_audio"] {
             assert_eq!(status(json!({"code": code, "stage": "tts"})), 502, "{code}");
+        }
+        // Speech to text (stage `stt`).
+        for (code, want) in [
+            ("not_found", 404),
+            ("file_too_large", 413),
+            ("unsupported_format", 400),
+            ("invalid_audio", 400),
+            ("unknown_provider", 400),
+            ("provider_not_configured", 400),
+            ("storage_unavailable", 503),
+            ("upstream_refused", 502),
+            ("rate_limited", 429),
+        ] {
+            assert_eq!(
+                status(json!({"code": code, "stage": "stt"})),
+                want,
+                "{code}"
+            );
         }
     }
 }

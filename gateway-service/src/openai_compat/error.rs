@@ -149,6 +149,7 @@ impl OpenAiError {
         }
         match parsed.fault(data["stage"].as_str().unwrap_or_default()) {
             Fault::Client => Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message),
+            Fault::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, message),
             Fault::NotFound => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message),
             Fault::RateLimited => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
