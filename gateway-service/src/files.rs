@@ -130,19 +130,51 @@ pub fn allowed_extension(filename: &str, allowed: &[String]) -> Result<String, A
     }
 }
 
-/// Reads the form: the `file` part (its name's extension checked before its content is read,
-/// at most `STORAGE__MAX_UPLOAD_BYTES`, else 413), `userInput` and `userSettings`; other parts
-/// are skipped.
-pub async fn read_form(
+/// What a multipart form may hold: its one `file` part (an extension of `allowed_extensions`, at
+/// most `max_file_bytes`) and the text fields read (`fields`, at most [`MAX_FIELD_BYTES`] each);
+/// other parts are skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct FormRules<'a> {
+    /// The largest file, bytes (413 above).
+    pub max_file_bytes: usize,
+    /// The extensions a file may have, lowercase.
+    pub allowed_extensions: &'a [String],
+    /// The names of the text fields read.
+    pub fields: &'a [&'a str],
+}
+
+/// A multipart form as read by [`read_multipart`].
+#[derive(Debug)]
+pub struct Form {
+    /// The `file` part: its content, the name the client sent, its checked extension.
+    pub file: Option<(Bytes, String, String)>,
+    /// The text fields named in the rules, in the order sent (a name may come more than once).
+    pub fields: Vec<(String, Bytes)>,
+}
+
+impl Form {
+    /// The last value of the text field `name`, as UTF-8 (400 when it is not).
+    pub fn text(&self, name: &str) -> Result<Option<String>, AppError> {
+        match self.fields.iter().rev().find(|(n, _)| n == name) {
+            None => Ok(None),
+            Some((_, raw)) => String::from_utf8(raw.to_vec())
+                .map(Some)
+                .map_err(|_| AppError::BadRequest(format!("{name} is not UTF-8 text"))),
+        }
+    }
+}
+
+/// Reads a multipart form within `rules`: the `file` part's name is checked before its content
+/// is read; a file over the limit is 413, a second `file` part 400.
+pub async fn read_multipart(
     mut multipart: Multipart,
-    settings: &StorageSettings,
-) -> Result<UploadForm, AppError> {
-    let limit = settings
-        .max_upload_bytes
-        .saturating_add(FORM_OVERHEAD_BYTES);
-    let mut file = None;
-    let mut user_input = Map::new();
-    let mut user_settings = Map::new();
+    rules: FormRules<'_>,
+) -> Result<Form, AppError> {
+    let limit = rules.max_file_bytes.saturating_add(FORM_OVERHEAD_BYTES);
+    let mut form = Form {
+        file: None,
+        fields: Vec::new(),
+    };
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -150,7 +182,7 @@ pub async fn read_form(
     {
         match field.name() {
             Some("file") => {
-                if file.is_some() {
+                if form.file.is_some() {
                     return Err(AppError::BadRequest(
                         "send exactly one part named file".into(),
                     ));
@@ -160,18 +192,18 @@ pub async fn read_form(
                     .filter(|n| !n.trim().is_empty())
                     .ok_or_else(|| AppError::BadRequest("the file part has no filename".into()))?
                     .to_owned();
-                let ext = allowed_extension(&filename, &settings.allowed_extensions)?;
-                let bytes = read_part(&mut field, settings.max_upload_bytes, limit)
+                let ext = allowed_extension(&filename, rules.allowed_extensions)?;
+                let bytes = read_part(&mut field, rules.max_file_bytes, limit)
                     .await?
                     .ok_or_else(|| {
                         AppError::PayloadTooLarge(format!(
                             "the file is larger than {} bytes",
-                            settings.max_upload_bytes
+                            rules.max_file_bytes
                         ))
                     })?;
-                file = Some((bytes, filename, ext));
+                form.file = Some((bytes, filename, ext));
             }
-            Some(name @ ("userInput" | "userSettings")) => {
+            Some(name) if rules.fields.contains(&name) => {
                 let name = name.to_owned();
                 let raw = read_part(&mut field, MAX_FIELD_BYTES, limit)
                     .await?
@@ -180,18 +212,42 @@ pub async fn read_form(
                             "{name} is larger than {MAX_FIELD_BYTES} bytes"
                         ))
                     })?;
-                let map = json_field(&name, &raw)?;
-                if name == "userInput" {
-                    user_input = map;
-                } else {
-                    user_settings = map;
-                }
+                form.fields.push((name, raw));
             }
             _ => {}
         }
     }
-    let (file, filename, ext) =
-        file.ok_or_else(|| AppError::BadRequest("the form has no file part".into()))?;
+    Ok(form)
+}
+
+/// Reads the upload form: the `file` part (at most `STORAGE__MAX_UPLOAD_BYTES`, else 413; an
+/// extension of the allow-list), `userInput` and `userSettings`; other parts are skipped.
+pub async fn read_form(
+    multipart: Multipart,
+    settings: &StorageSettings,
+) -> Result<UploadForm, AppError> {
+    let form = read_multipart(
+        multipart,
+        FormRules {
+            max_file_bytes: settings.max_upload_bytes,
+            allowed_extensions: &settings.allowed_extensions,
+            fields: &["userInput", "userSettings"],
+        },
+    )
+    .await?;
+    let mut user_input = Map::new();
+    let mut user_settings = Map::new();
+    for (name, raw) in &form.fields {
+        let map = json_field(name, raw)?;
+        if name == "userInput" {
+            user_input = map;
+        } else {
+            user_settings = map;
+        }
+    }
+    let (file, filename, ext) = form
+        .file
+        .ok_or_else(|| AppError::BadRequest("the form has no file part".into()))?;
     Ok(UploadForm {
         file,
         filename,
