@@ -17,6 +17,7 @@ pub mod session;
 pub mod speech;
 pub mod state;
 pub mod task;
+pub mod transcription;
 
 use std::path::Path;
 use std::time::Duration;

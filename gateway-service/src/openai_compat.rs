@@ -9,8 +9,10 @@ pub mod error;
 pub mod request;
 pub mod response;
 pub mod speech;
+pub mod transcription;
 
 pub use auth::OpenAiUser;
 pub use error::OpenAiError;
 pub use request::CompletionRequest;
 pub use speech::SpeechRequest;
+pub use transcription::TranscriptionRequest;

@@ -9,6 +9,7 @@ mod models;
 mod openai;
 mod session_name;
 mod storage;
+mod stt;
 mod tts;
 mod ws;
 
@@ -31,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .storage
         .max_upload_bytes
         .saturating_add(FORM_OVERHEAD_BYTES);
+    let transcription_limit =
+        crate::transcription::max_audio_bytes(&state).saturating_add(FORM_OVERHEAD_BYTES);
     Router::new()
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
@@ -51,13 +54,17 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/storage/upload",
             post(storage::upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route(
+            "/api/v1/audio/transcriptions",
+            post(stt::transcriptions).layer(DefaultBodyLimit::max(transcription_limit)),
+        )
         .route(&format!("{FILES_PATH}/{{*key}}"), get(storage::file))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/me", get(auth::me))
         .route("/api/v1/admin/usage", get(admin::usage))
         .route("/api/v1/admin/users", get(admin::users))
-        .nest("/v1", openai_router())
+        .nest("/v1", openai_router(transcription_limit))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(limit))
@@ -66,10 +73,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/v1`: the OpenAI-compatible surface, whose every error (unknown paths too) is in OpenAI's format.
-fn openai_router() -> Router<AppState> {
+fn openai_router(transcription_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/audio/speech", post(openai::audio_speech))
+        .route(
+            "/audio/transcriptions",
+            post(openai::audio_transcriptions).layer(DefaultBodyLimit::max(transcription_limit)),
+        )
         .route("/models", get(openai::list_models))
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)

@@ -75,7 +75,7 @@ pub fn decode(data: &Value) -> Result<SynthesizePayload, String> {
     })
 }
 
-/// Why a speech task gave no clip, or no more audio.
+/// Why a speech task gave no clip, or no more audio (or a transcription no transcript).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// The worker's `error` event (its `data`).
@@ -99,17 +99,17 @@ impl Failure {
         match self {
             Self::Task(error) => task_error(error),
             Self::Timeout(secs) => {
-                AppError::Timeout(format!("no speech within {secs} s; the task was cancelled"))
+                AppError::Timeout(format!("no answer within {secs} s; the task was cancelled"))
             }
             Self::Cancelled => {
-                AppError::Conflict("the task was cancelled before its audio was complete".into())
+                AppError::Conflict("the task was cancelled before it was complete".into())
             }
             Self::ShuttingDown => {
                 AppError::Unavailable(anyhow::anyhow!("the gateway is shutting down"))
             }
             Self::Broken(why) => AppError::Upstream(format!("the audio broke off: {why}")),
             Self::Incomplete => AppError::Internal(anyhow::anyhow!(
-                "a speech task completed without tts_completed or an error"
+                "a task completed without its result or an error"
             )),
         }
     }

@@ -1,17 +1,18 @@
-//! `/v1`: OpenAI's Chat Completions, Speech and Models endpoints, answering errors in OpenAI's
-//! format.
+//! `/v1`: OpenAI's Chat Completions, Speech, Transcriptions and Models endpoints, answering errors
+//! in OpenAI's format.
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 
 use crate::catalog;
 use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser, SpeechRequest};
-use crate::openai_compat::{completion, speech};
+use crate::openai_compat::{TranscriptionRequest, completion, speech, transcription};
 use crate::state::AppState;
 
 /// `POST /v1/chat/completions`.
@@ -36,6 +37,21 @@ pub async fn audio_speech(
         body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
     let request = SpeechRequest::parse(&body)?;
     speech::create(&state, &claims, &request).await
+}
+
+/// `POST /v1/audio/transcriptions` (multipart, as the SDK sends it).
+pub async fn audio_transcriptions(
+    State(state): State<AppState>,
+    OpenAiUser(claims): OpenAiUser,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, OpenAiError> {
+    let multipart = multipart
+        .map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
+    let (form, upload) = crate::transcription::read_form(&state, multipart, &transcription::FIELDS)
+        .await
+        .map_err(|e| OpenAiError::from(e).param("file"))?;
+    let request = TranscriptionRequest::parse(&form)?;
+    transcription::create(&state, &claims, &request, upload).await
 }
 
 /// `GET /v1/models`.

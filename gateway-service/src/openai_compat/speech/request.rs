@@ -47,6 +47,24 @@ impl Route {
         if openai {
             return Self::OpenAi(model.to_owned());
         }
+        Self::other(model)
+    }
+
+    /// The route `model` names for a transcription: OpenAI's transcription models (`whisper-1`,
+    /// `gpt-4o-transcribe`, `gpt-4o-mini-transcribe`, …) as [`Route::OpenAi`], the rest as
+    /// for speech.
+    pub fn for_transcription(model: &str) -> Self {
+        let model = model.trim();
+        let openai = model.starts_with("whisper-")
+            || (model.starts_with("gpt-") && model.contains("transcribe"));
+        if openai {
+            return Self::OpenAi(model.to_owned());
+        }
+        Self::other(model)
+    }
+
+    /// `default`, `<provider>/<model>` or a bare `<provider>`.
+    fn other(model: &str) -> Self {
         if model == DEFAULT_MODEL {
             return Self::Default;
         }
