@@ -89,10 +89,17 @@ impl Opts {
 
     /// Points the tts-worker's `openai` provider at a provider simulator (`Simulator::base_url`),
     /// which makes it the worker's default provider.
-    pub fn tts_openai_at(mut self, base_url: &str) -> Self {
+    pub fn tts_openai_at(self, base_url: &str) -> Self {
+        self.tts_provider_at("openai", base_url)
+    }
+
+    /// Gives the tts-worker a key for `provider` (`openai`, `deepgram`, `gemini`, …) and points
+    /// it at `base_url` (a provider simulator: `Simulator::base_url` for OpenAI,
+    /// `Simulator::root_url` for Deepgram and Gemini).
+    pub fn tts_provider_at(mut self, provider: &str, base_url: &str) -> Self {
         if let Some(t) = &mut self.tts {
             t.providers.insert(
-                "openai".into(),
+                provider.into(),
                 tts_worker::config::ProviderAccess {
                     api_key: Secret::new("sk-test"),
                     base_url: Some(base_url.to_owned()),
