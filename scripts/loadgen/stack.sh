@@ -1,7 +1,7 @@
 # Starts and stops the processes that scripts/bench and scripts/fault-suite measure: a private
 # redis-server on its own port, the provider simulator, the gateway and chat-workers (and, when
-# asked, a health-data-service), all release builds, each with its log under $OUT. Sourced after
-# scripts/lib.sh.
+# asked, a health-data-service or a tts-worker), all release builds, each with its log under $OUT.
+# Sourced after scripts/lib.sh.
 # shellcheck shell=bash
 
 STACK_PIDS=()
@@ -109,6 +109,26 @@ health_up() {
   "$BIN/loadgen" wait-http "$LOADGEN_HEALTH/ready" --timeout-secs 60
 }
 
+# Starts a tts-worker (after stack_up) whose OpenAI and ElevenLabs are the stack's simulator,
+# storing clips under $OUT/storage; sets TTS_PID. Needs `stack_init <name> tts-worker`. Extra
+# VAR=value arguments go to its environment (e.g. WORKER__CONCURRENCY=256).
+tts_up() {
+  env OPENAI_API_KEY=sk-bench OPENAI_BASE_URL="$LOADGEN_SIM/v1" \
+    ELEVENLABS_API_KEY=xi-bench ELEVENLABS_BASE_URL="$LOADGEN_SIM" \
+    STORAGE__DIR="$OUT/storage" "$@" "$BIN/tts-worker" >>"$OUT/tts.log" 2>&1 &
+  TTS_PID=$!
+  STACK_PIDS+=("$TTS_PID")
+  # Its consumer group exists once it reads (a group's consumer appears only with its first entry).
+  local stream="$STREAM_PREFIX:$APP_ENV:tts:streams:main"
+  for _ in $(seq 600); do
+    redis-cli -p "$REDIS_PORT" XINFO GROUPS "$stream" 2>/dev/null | grep -q tts-workers && return 0
+    kill -0 "$TTS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "the tts-worker did not start reading (see $OUT/tts.log)"
+  return 1
+}
+
 # Starts worker number $1 (1-based) with STACK_WORKER_ENV; its pid goes to STACK_WORKERS.
 worker_start() {
   local i="$1"
@@ -136,6 +156,7 @@ wait_consumers() {
 stack_procs() {
   local args=(--proc "gateway=$GATEWAY_PID" --proc "sim=$SIM_PID" --proc "redis=$REDIS_PID")
   [ -z "${HEALTH_PID:-}" ] || args+=(--proc "health=$HEALTH_PID")
+  [ -z "${TTS_PID:-}" ] || args+=(--proc "tts=$TTS_PID")
   local i=1 name
   for pid in "${STACK_WORKERS[@]}"; do
     name=worker
@@ -158,6 +179,7 @@ stack_down() {
   STACK_PIDS=()
   STACK_WORKERS=()
   HEALTH_PID=""
+  TTS_PID=""
   unset LOADGEN_HEALTH
   redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
 }

@@ -5,4 +5,5 @@ pub mod cancel;
 pub mod idle;
 pub mod relay;
 pub mod soak;
+pub mod speech;
 pub mod ttft;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use loadgen::bench::{actions, cancel, idle, relay, soak, ttft};
+use loadgen::bench::{actions, cancel, idle, relay, soak, speech, ttft};
 use loadgen::context::{Common, Ctx};
 use loadgen::fault::{abuse, kill, redis};
 use loadgen::{Report, procs, report};
@@ -64,6 +64,27 @@ enum Command {
         common: Common,
         #[command(flatten)]
         args: soak::SoakArgs,
+    },
+    /// Time to the first audio byte of a streamed speech request (`/tts/stream` or the simulator).
+    SpeechTtfb {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: speech::TtfbArgs,
+    },
+    /// Chats that speak over `/chat/ws`: first text → first audio, and audio before text end.
+    SpeechChat {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: speech::chat::ChatArgs,
+    },
+    /// Redis memory per minute of audio held in the sessions' response streams.
+    SpeechMemory {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: speech::memory::MemoryArgs,
     },
     /// Chats on the bus while workers are killed: completed, dead-lettered, lost, twice.
     FaultKill {
@@ -137,6 +158,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Soak { common, args } => {
             (common.clone(), soak::run(&Ctx::new(common)?, &args).await?)
         }
+        Command::SpeechTtfb { common, args } => (
+            common.clone(),
+            speech::run(&Ctx::new(common)?, &args).await?,
+        ),
+        Command::SpeechChat { common, args } => (
+            common.clone(),
+            speech::chat::run(&Ctx::new(common)?, &args).await?,
+        ),
+        Command::SpeechMemory { common, args } => (
+            common.clone(),
+            speech::memory::run(&Ctx::new(common)?, &args).await?,
+        ),
         Command::FaultKill { common, args } => {
             (common.clone(), kill::run(&Ctx::new(common)?, &args).await?)
         }

@@ -230,7 +230,84 @@ fn figures(results: &[Value]) -> Vec<Figure> {
         f.met = Some(drift <= 5.0);
         out.push(f);
     }
+    speech_figures(results, &mut out);
     out
+}
+
+/// The speech phase: first audio byte through the system vs the simulator, a spoken chat's
+/// first audio, and Redis memory per minute of audio.
+fn speech_figures(results: &[Value], out: &mut Vec<Figure>) {
+    let of_kind = |k: &'static str| results.iter().filter(move |r| r["kind"] == k);
+    for r in of_kind("speech_ttfb") {
+        let target = r["target"].as_str().unwrap_or("?");
+        let c = &r["concurrency"];
+        let mut f =
+            Figure::new(format!("speech first byte {target} ×{c}")).percentiles(&r["first_byte"]);
+        f.value = Some(format!(
+            "{} requests, {:.0}/s, errors {}",
+            r["ok"],
+            r["requests_per_sec"].as_f64().unwrap_or(0.0),
+            r["errors"]
+        ));
+        out.push(f);
+        out.push(Figure::new(format!("speech total {target} ×{c}")).percentiles(&r["total"]));
+        if target != "system" {
+            continue;
+        }
+        let direct = of_kind("speech_ttfb")
+            .find(|d| d["target"] == "direct" && d["concurrency"] == r["concurrency"]);
+        if let Some(d) = direct {
+            let sub = |q: &str| {
+                Some(round3(
+                    r["first_byte"][q].as_f64()? - d["first_byte"][q].as_f64()?,
+                ))
+            };
+            let mut f = Figure::new(format!("added speech first byte ×{c}"));
+            f.p50 = sub("p50_ms");
+            f.p95 = sub("p95_ms");
+            f.p99 = sub("p99_ms");
+            f.target = "p50 ≤ 5 ms".into();
+            f.met = f.p50.map(|p| p <= 5.0);
+            out.push(f);
+        }
+    }
+    for r in of_kind("speech_chat") {
+        let c = &r["concurrency"];
+        let mut f = Figure::new(format!("spoken chat: first text → first audio ×{c}"))
+            .percentiles(&r["first_text_to_first_audio"]);
+        f.value = Some(format!("{} chats, errors {}", r["ok"], r["errors"]));
+        out.push(f);
+        let mut f = Figure::new(format!(
+            "spoken chat: first audio before text_completed ×{c}"
+        ))
+        .percentiles(&r["first_audio_before_text_completed"]);
+        f.value = Some(format!(
+            "{} of {} before",
+            r["first_audio_before_text_completed_count"], r["ok"]
+        ));
+        f.target = "before text_completed".into();
+        f.met = r["first_audio_before_text_completed"]["p50_ms"]
+            .as_f64()
+            .map(|p| p > 0.0);
+        out.push(f);
+    }
+    for r in of_kind("speech_memory") {
+        for row in r["formats"].as_array().into_iter().flatten() {
+            let mut f = Figure::new(format!(
+                "Redis per audio minute, {} {}",
+                row["provider"].as_str().unwrap_or("?"),
+                row["format"].as_str().unwrap_or("?")
+            ));
+            f.value = Some(format!(
+                "{} MB/min in the stream ({} MB/min of audio, {} min, {} entries)",
+                row["stream_mb_per_audio_minute"],
+                row["audio_mb_per_audio_minute"],
+                row["audio_minutes"],
+                row["stream_entries"]
+            ));
+            out.push(f);
+        }
+    }
 }
 
 /// The fault-suite table (Markdown) and whether every scenario passed.

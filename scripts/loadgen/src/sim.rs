@@ -28,12 +28,27 @@ pub struct SimRecord {
     /// The whole reply went out.
     #[serde(default)]
     pub finished: bool,
+    /// Text-to-speech: the text each request (or ElevenLabs WebSocket session) asked to speak.
+    #[serde(default)]
+    pub texts: Vec<String>,
+    /// When it arrived, ms since the simulator started.
+    #[serde(default)]
+    pub received_at_ms: Option<u64>,
+    /// When each paced unit (text chunk, audio chunk) went out, ms since the simulator started.
+    #[serde(default)]
+    pub unit_sent_at_ms: Vec<u64>,
 }
 
 impl SimRecord {
-    /// The marker of the request's last user message (`bench <marker> …`).
+    /// The marker of the request's last user message (`bench <marker> …`), or of the text a
+    /// text-to-speech request speaks (OpenAI's `input`, else the first text received).
     pub fn marker(&self) -> Option<String> {
-        let messages = self.body.get("messages")?.as_array()?;
+        if let Some(input) = self.body.get("input").and_then(Value::as_str) {
+            return marker_of(input);
+        }
+        let Some(messages) = self.body.get("messages").and_then(Value::as_array) else {
+            return self.texts.first().and_then(|t| marker_of(t));
+        };
         let last_user = messages.iter().rev().find(|m| m["role"] == "user")?;
         let text = match &last_user["content"] {
             Value::String(s) => s.clone(),
@@ -44,11 +59,27 @@ impl SimRecord {
                 .join(" "),
             _ => return None,
         };
-        let mut words = text.split_whitespace();
-        (words.next() == Some("bench"))
-            .then(|| words.next().map(str::to_owned))
-            .flatten()
+        marker_of(&text)
     }
+
+    /// When the first paced unit went out, µs since the Unix epoch (ms resolution: the
+    /// simulator records units in ms since its start).
+    pub fn first_unit_unix_us(&self) -> Option<u64> {
+        let received = self.received_at_unix_us?;
+        let offset_ms = self
+            .unit_sent_at_ms
+            .first()?
+            .checked_sub(self.received_at_ms?)?;
+        Some(received + offset_ms * 1000)
+    }
+}
+
+/// `marker` of a text that starts `bench <marker> …`.
+fn marker_of(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    (words.next() == Some("bench"))
+        .then(|| words.next().map(str::to_owned))
+        .flatten()
 }
 
 /// Every record, keyed by marker (the first record wins when a request was retried).
