@@ -17,6 +17,17 @@ pub struct ProviderAccess {
     pub base_url: Option<String>,
 }
 
+impl ProviderAccess {
+    /// The endpoint to call: `base_url`, else the provider's own `default`, without a trailing `/`.
+    pub fn base_or(&self, default: &str) -> String {
+        self.base_url
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
 /// Everything the tts-worker reads at start-up.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

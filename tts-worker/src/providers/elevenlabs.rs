@@ -39,13 +39,10 @@ pub struct ElevenLabs {
 impl ElevenLabs {
     /// A client for `access` (`ELEVENLABS_BASE_URL` defaults to `https://api.elevenlabs.io`).
     pub fn new(access: &ProviderAccess, settings: &TtsSettings) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.elevenlabs.io");
+        let base = access.base_or("https://api.elevenlabs.io");
         Ok(Self {
             http: client()?,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             key: access.api_key.clone(),
             model: settings.elevenlabs_model.clone(),
             voice: settings.elevenlabs_voice.clone(),

@@ -63,13 +63,10 @@ pub struct Gemini {
 impl Gemini {
     /// A client for `access` (`GEMINI_BASE_URL` defaults to Google's endpoint).
     pub fn new(access: &ProviderAccess, settings: &TtsSettings) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://generativelanguage.googleapis.com");
+        let base = access.base_or("https://generativelanguage.googleapis.com");
         Ok(Self {
             http: client()?,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             key: access.api_key.clone(),
             model: settings.gemini_model.clone(),
             voice: settings.gemini_voice.clone(),

@@ -35,13 +35,10 @@ pub struct OpenAi {
 impl OpenAi {
     /// A client for `access` (`OPENAI_BASE_URL` defaults to `https://api.openai.com/v1`).
     pub fn new(access: &ProviderAccess, settings: &TtsSettings) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.openai.com/v1");
+        let base = access.base_or("https://api.openai.com/v1");
         Ok(Self {
             http: client()?,
-            url: format!("{}/audio/speech", base.trim_end_matches('/')),
+            url: format!("{base}/audio/speech"),
             key: access.api_key.clone(),
             model: settings.openai_model.clone(),
             voice: settings.openai_voice.clone(),

@@ -85,13 +85,10 @@ pub struct OpenAiStt {
 impl OpenAiStt {
     /// A client for `access`.
     pub fn new(access: &ProviderAccess) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.openai.com/v1");
+        let base = access.base_or("https://api.openai.com/v1");
         Ok(Self {
             http: client()?,
-            url: format!("{}/audio/transcriptions", base.trim_end_matches('/')),
+            url: format!("{base}/audio/transcriptions"),
             key: access.api_key.clone(),
         })
     }
@@ -199,13 +196,10 @@ pub struct DeepgramStt {
 impl DeepgramStt {
     /// A client for `access` (`DEEPGRAM_BASE_URL` defaults to `https://api.deepgram.com`).
     pub fn new(access: &ProviderAccess) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.deepgram.com");
+        let base = access.base_or("https://api.deepgram.com");
         Ok(Self {
             http: client()?,
-            url: format!("{}/v1/listen", base.trim_end_matches('/')),
+            url: format!("{base}/v1/listen"),
             key: access.api_key.clone(),
         })
     }
@@ -293,13 +287,10 @@ pub struct GeminiStt {
 impl GeminiStt {
     /// A client for `access`.
     pub fn new(access: &ProviderAccess) -> anyhow::Result<Self> {
-        let base = access
-            .base_url
-            .as_deref()
-            .unwrap_or("https://generativelanguage.googleapis.com");
+        let base = access.base_or("https://generativelanguage.googleapis.com");
         Ok(Self {
             http: client()?,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             key: access.api_key.clone(),
         })
     }
