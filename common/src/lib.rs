@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod http;
+pub mod live_audio;
 pub mod models;
 pub mod names;
 pub mod payloads;

@@ -109,6 +109,13 @@ impl Names {
     pub fn speech_input_stream(&self, session_id: Uuid, task_id: Uuid) -> String {
         format!("{}:session:{{{session_id}}}:speech:{task_id}", self.base)
     }
+
+    /// The audio a client streams for a task (WebSocket binary frames, entries `a` or `end`),
+    /// read by the worker that transcribes it: bounded, and expiring after the task
+    /// (`common::live_audio`).
+    pub fn audio_input_stream(&self, session_id: Uuid, task_id: Uuid) -> String {
+        format!("{}:session:{{{session_id}}}:audio:{task_id}", self.base)
+    }
 }
 
 /// What Redis Cluster hashes a key by: the text inside its first `{…}` when that is not empty,

@@ -55,6 +55,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             stt::TRANSCRIBE_FILE,
             schema::<stt::TranscribePayload>(stt::TRANSCRIBE_FILE),
         ),
+        (
+            stt::TRANSCRIBE_STREAM,
+            schema::<stt::StreamPayload>(stt::TRANSCRIBE_STREAM),
+        ),
     ]
 }
 

@@ -7,7 +7,7 @@ use common::auth::Claims;
 use common::envelope::DomainAction;
 use common::error::AppError;
 use common::payloads::Payload;
-use common::payloads::chat::{ChatPayload, ChatSettings};
+use common::payloads::chat::{ChatAudio, ChatPayload, ChatSettings};
 use common::sessions::{Owner, SessionError};
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -25,8 +25,9 @@ pub const ORIGIN: &str = "gateway-service";
 /// A chat request, as the WebSocket `chat` message and the REST bodies carry it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatInput {
-    /// A string or a list of parts (`text`, `image_url`, `file_url`).
-    pub prompt: Value,
+    /// A string or a list of parts (`text`, `image_url`, `file_url`); absent in a voice turn.
+    #[serde(default)]
+    pub prompt: Option<Value>,
     /// The model; the worker's default when absent.
     #[serde(default)]
     pub model: Option<String>,
@@ -39,22 +40,33 @@ pub struct ChatInput {
     /// `false`: a stateless turn, kept out of the chat history.
     #[serde(default)]
     pub store: Option<bool>,
+    /// A voice turn: recorded audio (`key` or `audio_base64`) transcribed and answered, or given
+    /// to the model (`direct`). Live audio starts with the WebSocket's `audio_start`.
+    #[serde(default)]
+    pub audio: Option<ChatAudio>,
 }
 
 impl ChatInput {
     /// The action's `data`.
     pub fn payload(&self) -> ChatPayload {
         ChatPayload {
+            prompt: self.prompt.clone(),
             model: self.model.clone(),
             settings: self.settings.clone().unwrap_or_default(),
             store: self.store.unwrap_or(true),
-            ..ChatPayload::from_prompt(self.prompt.clone())
+            audio: self.audio.clone(),
+            ..ChatPayload::from_prompt(Value::Null)
         }
     }
 
     /// Checks what the worker would refuse (the same rules: `common::payloads::chat`), so the
     /// client hears it at once.
     pub fn validate(&self) -> Result<(), AppError> {
+        if self.audio.as_ref().is_some_and(|a| a.live) {
+            return Err(AppError::BadRequest(
+                "live audio starts with an audio_start message (on the WebSocket)".into(),
+            ));
+        }
         self.payload()
             .validate()
             .map_err(|e| AppError::BadRequest(e.0))

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::stt::{StreamPayload, TranscribePayload};
 use super::tts::ChatSpeech;
 use super::{Invalid, Payload, storable, storable_json};
 
@@ -22,7 +23,7 @@ pub const MAX_TOKENS: u32 = 1_000_000;
 pub const MAX_MODEL_BYTES: usize = 200;
 
 /// The `data` of a `chat.completion.generate` action: a prompt, or a non-empty `messages` list,
-/// or both. No string of `prompt`, `messages` or `settings.system_prompt` may hold a NUL
+/// or both, or `audio` (a voice turn). No string of `prompt`, `messages` or `settings.system_prompt` may hold a NUL
 /// character or be longer than 1 MiB (1,048,576 bytes). A payload that breaks a rule gets an
 /// `error` event (stage `validation`, code `invalid_payload`, not retryable) and the completion
 /// events; it is not dead-lettered. Unknown fields are ignored.
@@ -63,14 +64,106 @@ pub struct ChatPayload {
     #[serde(default = "yes")]
     #[schema(default = true)]
     pub store: bool,
+    /// A voice turn: the user's message is this audio, transcribed first (`transcription`
+    /// events) and then answered; or, with `direct`, given to the model as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<ChatAudio>,
 }
 
-/// The JSON Schema of [`ChatPayload`], with the rule the types cannot say: a prompt or messages.
+/// The audio of a voice turn: a stored file (`key`), the audio itself (`audio_base64`), or
+/// `live` audio that arrives on the task's audio stream while the user speaks (the WebSocket's
+/// `audio_start` with `reply`). Transcribed by the `stt` service with `provider` and `model`
+/// unless `direct`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ChatAudio {
+    /// The audio arrives live, as `pcm` at `sample_rate`, on the task's audio stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
+    /// A stored file of the tenant (`{tenant}/uploads/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
+    pub key: Option<String>,
+    /// Or the audio itself, base64 (at most 1,500,000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1_500_000)]
+    pub audio_base64: Option<String>,
+    /// `wav`, `mp3`, `ogg`, `opus`, `webm`, `flac`, `m4a`, `mp4` or `pcm`; live audio is `pcm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The sample rate of `pcm` audio, 8,000 to 48,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 8000, maximum = 48000)]
+    pub sample_rate: Option<u32>,
+    /// The spoken language (ISO-639-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 8)]
+    pub language: Option<String>,
+    /// The transcription provider (`local`, `openai`, `deepgram`, `gemini`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 40)]
+    pub provider: Option<String>,
+    /// The transcription model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
+    pub model: Option<String>,
+    /// Give the audio to the chat model itself (Gemini's audio input) instead of transcribing
+    /// it: no `transcription` events; models that cannot hear fail with `unsupported_input`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
+}
+
+impl ChatAudio {
+    /// The `stt.transcription.file` request for recorded audio; `None` when live.
+    pub fn file_request(&self) -> Option<TranscribePayload> {
+        (!self.live).then(|| TranscribePayload {
+            key: self.key.clone(),
+            audio_base64: self.audio_base64.clone(),
+            format: self.format.clone(),
+            sample_rate: self.sample_rate,
+            language: self.language.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            prompt: None,
+        })
+    }
+
+    /// The `stt.transcription.stream` request for live audio; `None` when recorded.
+    pub fn stream_request(&self) -> Option<StreamPayload> {
+        self.live.then(|| StreamPayload {
+            format: self.format.clone().unwrap_or_else(|| "pcm".into()),
+            sample_rate: self.sample_rate.unwrap_or_default(),
+            language: self.language.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            interim_results: true,
+            prompt: None,
+        })
+    }
+
+    /// Checks it with the rules of the transcription action it becomes.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.live && (self.key.is_some() || self.audio_base64.is_some()) {
+            return Err(Invalid(
+                "audio: live audio has no key or audio_base64".into(),
+            ));
+        }
+        let checked = match (self.file_request(), self.stream_request()) {
+            (Some(file), _) => file.validate(),
+            (_, Some(stream)) => stream.validate(),
+            _ => Ok(()),
+        };
+        checked.map_err(|e| Invalid(format!("audio: {e}")))
+    }
+}
+
+/// The JSON Schema of [`ChatPayload`], with the rule the types cannot say: a prompt, messages or
+/// audio.
 pub fn generate_schema() -> Value {
     let mut schema = super::schema::<ChatPayload>(GENERATE);
     schema["anyOf"] = serde_json::json!([
         {"required": ["prompt"], "properties": {"prompt": {"$ref": "#/$defs/Prompt"}}},
         {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+        {"required": ["audio"]},
     ]);
     schema
 }
@@ -170,6 +263,7 @@ impl ChatPayload {
             tool_choice: None,
             settings: ChatSettings::default(),
             store: true,
+            audio: None,
         }
     }
 }
@@ -178,8 +272,16 @@ impl ChatPayload {
 /// what could not be stored, so a client hears it before anything runs.
 impl Payload for ChatPayload {
     fn validate(&self) -> Result<(), Invalid> {
+        if let Some(audio) = &self.audio {
+            audio.validate()?;
+            if !audio.direct && self.prompt.is_some() {
+                return Err(Invalid(
+                    "give prompt or audio, not both (the audio's transcript is the prompt; a prompt goes with direct audio)".into(),
+                ));
+            }
+        }
         let prompt_ok = match &self.prompt {
-            None => !self.messages.is_empty(),
+            None => !self.messages.is_empty() || self.audio.is_some(),
             Some(Value::String(s)) => !s.trim().is_empty(),
             Some(Value::Array(parts)) => !parts.is_empty() && parts.iter().all(Value::is_object),
             Some(_) => false,
