@@ -66,6 +66,10 @@ pub struct ModelSpec {
     /// Accepts images.
     #[serde(default)]
     pub vision: bool,
+    /// Accepts audio as input (OpenAI's `input_audio` content parts; Gemini's audio
+    /// `inlineData`): a voice turn with `audio.direct` needs it.
+    #[serde(default)]
+    pub audio_input: bool,
     /// Accepted temperature range; absent: the model refuses a temperature (none is sent).
     #[serde(default)]
     pub temperature: Option<[f64; 2]>,
