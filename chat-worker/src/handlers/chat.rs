@@ -6,6 +6,7 @@ mod payload;
 mod persist;
 mod speech;
 mod stream;
+mod subtask;
 
 use std::sync::Arc;
 use std::time::Duration;

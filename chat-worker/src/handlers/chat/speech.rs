@@ -15,20 +15,16 @@
 //! tts-worker at all, or none left) ends the speech half with an error: the task still completes
 //! exactly once.
 
-use std::time::Duration;
-
-use redis::AsyncCommands;
-use redis::streams::{StreamReadOptions, StreamReadReply};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use common::Bus;
-use common::envelope::DomainAction;
 use common::events::{ErrorData, EventType, TaskEvents};
 use common::payloads::tts::{ChatSpeech, STREAM, StreamPayload};
 use common::worker::{HandlerError, Task};
+
+use super::subtask::{Silence, SubAction, SubEvents, Timeouts};
 
 /// Most text entries kept in a speech-input stream.
 const INPUT_MAXLEN: usize = 100_000;
@@ -36,13 +32,7 @@ const INPUT_MAXLEN: usize = 100_000;
 const INPUT_TTL_SECS: i64 = 3600;
 
 /// How long the chat waits for its speech half.
-#[derive(Debug, Clone, Copy)]
-pub struct SpeechTimeouts {
-    /// For the first speech event (a tts-worker taking the action).
-    pub start: Duration,
-    /// Between speech events afterwards.
-    pub idle: Duration,
-}
+pub type SpeechTimeouts = Timeouts;
 
 /// What the speech-input writer is given.
 #[derive(Debug)]
@@ -70,8 +60,7 @@ pub struct SpeechHalf {
     feed: Option<SpeechFeed>,
     writer: JoinHandle<()>,
     relay: JoinHandle<()>,
-    callback: String,
-    bus: Bus,
+    sub: SubAction,
 }
 
 impl SpeechHalf {
@@ -83,43 +72,24 @@ impl SpeechHalf {
         timeouts: SpeechTimeouts,
     ) -> Result<Self, HandlerError> {
         let chat = &task.action;
-        let names = bus.names();
-        let callback = names.callback_stream(&callback_name(chat.task_id));
-        let input = names.speech_input_stream(chat.session_id, chat.task_id);
+        let input = bus
+            .names()
+            .speech_input_stream(chat.session_id, chat.task_id);
         let data = StreamPayload {
             options: speech.options.clone(),
             save: speech.save,
         };
-        let mut action = DomainAction::new(
-            STREAM,
-            "chat-worker",
-            chat.tenant_id,
-            chat.session_id,
-            serde_json::to_value(&data).unwrap_or_default(),
-        );
-        action.task_id = chat.task_id;
-        action.user_id = chat.user_id;
-        action.correlation_id = Some(chat.action_id);
-        action.callback_stream = Some(callback.clone());
-        action.traceparent.clone_from(&chat.traceparent);
-        action.trace_id.clone_from(&chat.trace_id);
-        bus.publish(&action).await.map_err(|e| {
-            HandlerError::retryable("tts", "bus_unavailable", format!("speech not started: {e}"))
-        })?;
+        let data = serde_json::to_value(&data).unwrap_or_default();
+        let sub = SubAction::publish(bus, task, STREAM, data, &callback_name(chat.task_id), "tts")
+            .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_input(bus.clone(), input, rx));
-        let relay = tokio::spawn(relay(
-            bus.clone(),
-            callback.clone(),
-            task.events.clone(),
-            timeouts,
-        ));
+        let relay = tokio::spawn(relay(sub.follow(timeouts), task.events.clone()));
         Ok(Self {
             feed: Some(SpeechFeed(tx)),
             writer,
             relay,
-            callback,
-            bus: bus.clone(),
+            sub,
         })
     }
 
@@ -139,7 +109,7 @@ impl SpeechHalf {
         }
         let _ = (&mut self.writer).await;
         let _ = (&mut self.relay).await;
-        let _: redis::RedisResult<()> = self.bus.conn().del(&self.callback).await;
+        self.sub.remove().await;
     }
 
     /// The chat failed in a way the runtime retries: the speech half is left to end on its own.
@@ -206,93 +176,59 @@ async fn write_input(bus: Bus, key: String, mut rx: mpsc::UnboundedReceiver<Inpu
 }
 
 /// Relays the speech half's events from its callback stream until its `complete`.
-async fn relay(bus: Bus, callback: String, events: TaskEvents, timeouts: SpeechTimeouts) {
-    let block = Duration::from_millis(500);
-    let mut conn = match bus.blocking_conn(block * 2).await {
-        Ok(c) => c,
-        Err(e) => {
-            let error = ErrorData::new("tts", "bus_unavailable", e.to_string(), true);
-            let _ = events.tts_failed(&error).await;
-            return;
-        }
-    };
-    let mut last = "0".to_owned();
-    let mut quiet = Duration::ZERO;
-    let mut heard = false;
+async fn relay(mut sub: SubEvents, events: TaskEvents) {
     let mut started = false;
     let mut next_sequence = 0u64;
     loop {
-        let opts = StreamReadOptions::default()
-            .count(256)
-            .block(block.as_millis() as usize);
-        let keys = [callback.as_str()];
-        let ids = [last.as_str()];
-        let reply: redis::RedisResult<Option<StreamReadReply>> =
-            conn.xread_options(&keys, &ids, &opts).await;
-        let entries: Vec<_> = match reply {
-            Ok(r) => r
-                .into_iter()
-                .flat_map(|r| r.keys)
-                .flat_map(|k| k.ids)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "speech events not read; retrying");
-                tokio::time::sleep(block).await;
-                Vec::new()
-            }
-        };
-        if entries.is_empty() {
-            quiet += block;
-            let limit = if heard { timeouts.idle } else { timeouts.start };
-            if quiet >= limit {
-                let (code, message) = if heard {
-                    ("tts_timeout", "the speech stopped before it was complete")
-                } else {
-                    ("tts_unavailable", "no speech worker took the request")
+        let event = match sub.next().await {
+            Ok(event) => event,
+            Err(silence) => {
+                let error = match silence {
+                    Silence::NotStarted => ErrorData::new(
+                        "tts",
+                        "tts_unavailable",
+                        "no speech worker took the request",
+                        true,
+                    ),
+                    Silence::Stopped => ErrorData::new(
+                        "tts",
+                        "tts_timeout",
+                        "the speech stopped before it was complete",
+                        true,
+                    ),
+                    Silence::Unavailable(e) => ErrorData::new("tts", "bus_unavailable", e, true),
                 };
-                tracing::warn!(code, "speech half given up");
-                let _ = events
-                    .tts_failed(&ErrorData::new("tts", code, message, true))
-                    .await;
+                tracing::warn!(code = %error.code, "speech half given up");
+                let _ = events.tts_failed(&error).await;
                 return;
             }
-            continue;
-        }
-        quiet = Duration::ZERO;
-        heard = true;
-        for entry in entries {
-            last.clone_from(&entry.id);
-            let kind: String = entry.get("type").unwrap_or_default();
-            let payload: String = entry.get("payload").unwrap_or_default();
-            let data = serde_json::from_str::<Value>(&payload)
-                .map(|mut v| v["data"].take())
-                .unwrap_or(Value::Null);
-            let sent = match kind.as_str() {
-                "tts_started" if !started => {
-                    started = true;
-                    events.send(EventType::TtsStarted, data).await
-                }
-                "audio_chunk" => {
-                    let sequence = data["sequence"].as_u64().unwrap_or(next_sequence);
-                    if sequence < next_sequence {
-                        continue; // spoken again after a reclaim: already relayed
-                    }
-                    next_sequence = sequence + 1;
-                    events.send(EventType::AudioChunk, data).await
-                }
-                "tts_completed" => events.send(EventType::TtsCompleted, data).await,
-                "error" => {
-                    let error = serde_json::from_value::<ErrorData>(data).unwrap_or_else(|_| {
-                        ErrorData::new("tts", "tts_failed", "the speech failed", false)
-                    });
-                    events.tts_failed(&error).await
-                }
-                "complete" => return,
-                _ => continue,
-            };
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "speech event not relayed");
+        };
+        let data = event.data;
+        let sent = match event.kind.as_str() {
+            "tts_started" if !started => {
+                started = true;
+                events.send(EventType::TtsStarted, data).await
             }
+            "audio_chunk" => {
+                let sequence = data["sequence"].as_u64().unwrap_or(next_sequence);
+                if sequence < next_sequence {
+                    continue; // spoken again after a reclaim: already relayed
+                }
+                next_sequence = sequence + 1;
+                events.send(EventType::AudioChunk, data).await
+            }
+            "tts_completed" => events.send(EventType::TtsCompleted, data).await,
+            "error" => {
+                let error = serde_json::from_value::<ErrorData>(data).unwrap_or_else(|_| {
+                    ErrorData::new("tts", "tts_failed", "the speech failed", false)
+                });
+                events.tts_failed(&error).await
+            }
+            "complete" => return,
+            _ => continue,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "speech event not relayed");
         }
     }
 }
