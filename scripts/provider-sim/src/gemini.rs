@@ -96,11 +96,27 @@ pub(crate) async fn models(
         tracing::debug!(?behaviour, action, "gemini speech");
         return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
     }
-    // Audio in the prompt makes a transcription, unless audio is asked for out (above).
+    // Audio in the prompt makes a transcription when the text asks for one, else a chat that
+    // says what it heard; unless audio is asked for out (above).
     let audio = match transcription::audio_of(&body, body_len) {
         Ok(audio) => audio,
         Err(message) => return invalid_argument(message),
     };
+    if let Some(audio) = audio
+        .as_ref()
+        .filter(|_| !transcription::asks_for_transcript(&body))
+    {
+        let reply = Reply {
+            pieces: transcription::heard(audio),
+            audio_tokens: audio.tokens(),
+        };
+        let turn = GenerateTurn::new(request, model, framing, reply);
+        let incoming = Incoming::new(WireFormat::Gemini, &uri, authorization, body)
+            .with_audio(audio.bytes, audio.duration);
+        let (behaviour, guard) = shared.begin(incoming);
+        tracing::debug!(?behaviour, action, "gemini generate content about audio");
+        return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
+    }
     if let Some(audio) = audio {
         let transcript = Transcript::new(&config.transcript);
         let reply = Reply {

@@ -16,7 +16,7 @@
 //! | Gemini text to speech | the Gemini paths with `generationConfig.responseModalities: ["AUDIO"]` | [`Simulator::root_url`] |
 //! | OpenAI speech to text | `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` (and without `/v1`) | [`Simulator::base_url`] |
 //! | Deepgram speech to text | `POST /v1/listen` (a recording), WebSocket `GET /v1/listen` (live audio) | [`Simulator::root_url`] |
-//! | Gemini audio understanding | the Gemini paths with an audio `inlineData` part | [`Simulator::root_url`] |
+//! | Gemini audio understanding | the Gemini paths with an audio `inlineData` part: a transcription when a text part asks for one, else a chat about the audio | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
 //! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
@@ -53,6 +53,12 @@
 //!   per sentence. Unformatted words (Deepgram without `punctuate`) are lower case without
 //!   punctuation. [`RequestRecord::audio_bytes`], [`RequestRecord::audio_duration`] and
 //!   [`RequestRecord::audio_frames_at`] hold what audio arrived, and when.
+//! - **Audio in a chat**: a Gemini request with audio `inlineData` whose text does not ask for a
+//!   transcript (no "transcribe", "transcript" or "transcription" in any text part) is answered
+//!   with what was heard, a word per chunk: "I heard 115244 bytes of audio/wav (3.6 s)." (the
+//!   decoded bytes of all audio parts, the first part's media type, their duration), so a client
+//!   can check its audio arrived whole. Its [`RequestRecord::format`] is `gemini`, with
+//!   [`RequestRecord::audio_bytes`] and [`RequestRecord::audio_duration`] set.
 //! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
 //!
 //! Requests the real API would refuse get its 400 in its own error shape and are not recorded:

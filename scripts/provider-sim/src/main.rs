@@ -23,7 +23,8 @@ Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deep
   POST /v1beta/models/{model}:streamGenerateContent  Gemini (?alt=sse for SSE, else a JSON array)
   POST /v1beta/models/{model}:generateContent        Gemini, not streamed
       with generationConfig.responseModalities [\"AUDIO\"]: Gemini TTS (24 kHz PCM inlineData)
-      with an audio inlineData part: the transcript as text (audio understanding)
+      with an audio inlineData part: the transcript as text when a text part asks to
+      transcribe, else \"I heard N bytes of audio/wav (D s).\" (audio understanding)
   POST /v1/audio/speech, /audio/speech               OpenAI TTS (pcm, wav, mp3 as silent frames;
                                                      stream_format \"sse\" for speech.audio.* events)
   POST /v1/text-to-speech/{voice_id}[/stream]        ElevenLabs TTS (?output_format=pcm_24000, ...)

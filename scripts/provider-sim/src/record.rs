@@ -97,9 +97,9 @@ pub struct RequestRecord {
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
     /// check that no text was sent twice or lost. Empty for chat requests.
     pub texts: Vec<String>,
-    /// Bytes of audio received for speech to text: the uploaded file, the decoded audio parts
-    /// of a Gemini request, or every binary frame of a live stream so far (a WAV header
-    /// included). 0 for other requests.
+    /// Bytes of audio received: the uploaded file, the decoded audio parts of a Gemini request
+    /// (a transcription, or a chat about its audio), or every binary frame of a live stream so
+    /// far (a WAV header included). 0 for other requests.
     pub audio_bytes: u64,
     /// How long that audio lasts, as the simulator measured it (see `SimConfig::transcript`).
     pub audio_duration: Duration,

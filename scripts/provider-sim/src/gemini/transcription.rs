@@ -1,6 +1,7 @@
-//! Gemini audio understanding: a request whose contents carry an audio `inlineData` part (with,
-//! say, "Transcribe this audio") is answered with the transcript as text, in the usual
-//! `generateContent` shape and one word per streamed chunk.
+//! Gemini audio understanding: a request whose contents carry an audio `inlineData` part is
+//! answered, in the usual `generateContent` shape and one word per streamed chunk, with the
+//! transcript when its text asks for one ("Transcribe this audio"), and otherwise, as a chat
+//! about the audio, with what the model heard: "I heard 115244 bytes of audio/wav (3.6 s)."
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ const INVALID: &str = "Request contains an invalid argument.";
 pub(super) struct Audio {
     pub(super) bytes: usize,
     pub(super) duration: Duration,
+    /// The media type of the first audio part, lower case, without parameters (`audio/wav`).
+    pub(super) mime: String,
 }
 
 impl Audio {
@@ -120,9 +123,10 @@ pub(super) fn audio_of(body: &Value, body_len: usize) -> Result<Option<Audio>, S
             if wav && !matches!(container, Container::Wav { .. }) {
                 return Err(INVALID.to_owned());
             }
-            let audio = found.get_or_insert(Audio {
+            let audio = found.get_or_insert_with(|| Audio {
                 bytes: 0,
                 duration: Duration::ZERO,
+                mime: media.clone(),
             });
             audio.bytes += bytes.len();
             audio.duration = audio
@@ -131,6 +135,42 @@ pub(super) fn audio_of(body: &Value, body_len: usize) -> Result<Option<Audio>, S
         }
     }
     Ok(found)
+}
+
+/// Whether the request's text asks for a transcript: one of its text parts, the system
+/// instruction's included, says "transcribe", "transcript" or "transcription".
+pub(super) fn asks_for_transcript(body: &Value) -> bool {
+    let contents = body.get("contents").and_then(Value::as_array);
+    let system = at(body, "systemInstruction", "system_instruction");
+    contents
+        .into_iter()
+        .flatten()
+        .chain(system)
+        .filter_map(|content| content.get("parts").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .any(|text| text.to_lowercase().contains("transcri"))
+}
+
+/// A chat's answer about its audio, one word per piece: "I heard 115244 bytes of audio/wav
+/// (3.6 s)." — checkable proof that the audio arrived whole.
+pub(super) fn heard(audio: &Audio) -> Vec<String> {
+    let said = format!(
+        "I heard {} bytes of {} ({:.1} s).",
+        audio.bytes,
+        audio.mime,
+        audio.duration.as_secs_f64()
+    );
+    said.split(' ')
+        .enumerate()
+        .map(|(i, word)| {
+            if i == 0 {
+                word.to_owned()
+            } else {
+                format!(" {word}")
+            }
+        })
+        .collect()
 }
 
 /// The transcript as streamed text pieces, one per word; none for audio without any sound.
@@ -200,6 +240,30 @@ mod tests {
         assert_eq!(refused(&with_audio("audio/wav", "AAAAAAAA")), INVALID);
         let big = with_audio("audio/mp3", "AAAA");
         assert!(audio_of(&big, MAX_REQUEST_BYTES + 1).is_err());
+    }
+
+    #[test]
+    fn a_chat_about_audio_hears_it_and_a_transcription_asks_for_one() {
+        let transcribe = with_audio("audio/wav", "AAAA");
+        let chat = json!({"contents": [{"parts": [
+            {"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}},
+            {"text": "What is said here?"}
+        ]}]});
+        assert!(asks_for_transcript(&transcribe));
+        assert!(!asks_for_transcript(&chat));
+        let system = json!({"systemInstruction": {"parts": [{"text": "You write transcripts."}]},
+            "contents": []});
+        assert!(asks_for_transcript(&system));
+        let audio = Audio {
+            bytes: 12_345,
+            duration: Duration::from_millis(3_250),
+            mime: "audio/wav".into(),
+        };
+        assert_eq!(
+            heard(&audio).concat(),
+            "I heard 12345 bytes of audio/wav (3.2 s)."
+        );
+        assert_eq!(heard(&audio)[1], " heard");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Gemini audio understanding: `generateContent` and `streamGenerateContent` with an audio
-//! `inlineData` part answer with the transcript as text; chat and speech keep their routes.
+//! `inlineData` part answer with the transcript as text when asked to transcribe, else with what
+//! the model heard; chat and speech keep their routes.
 
 // The helpers below run only inside tests, where a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -98,7 +99,7 @@ async fn raw_pcm_in_snake_case_and_chat_without_audio() {
     let pcm = json!({"contents": [{"parts": [
         {"inline_data": {"mime_type": "audio/L16;codec=pcm;rate=24000",
                          "data": BASE64.encode(pcm_silence(24_000, 500))}},
-        {"text": "What is said?"}
+        {"text": "Transcribe what is said."}
     ]}]});
     let reply: Value = post(&sim, "generateContent", &pcm)
         .await
@@ -125,6 +126,50 @@ async fn raw_pcm_in_snake_case_and_chat_without_audio() {
     assert!(reply["usageMetadata"].get("promptTokensDetails").is_none());
     assert_eq!(sim.requests()[1].format, WireFormat::Gemini);
     assert_eq!(sim.requests()[1].audio_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_chat_about_audio_says_what_it_heard() {
+    let sim = start(stt_config(0)).await;
+    let body = json!({"contents": [{"role": "user", "parts": [
+        {"text": "What do you make of this?"},
+        {"inlineData": {"mimeType": "audio/wav", "data": BASE64.encode(wav(16_000, 3_600))}}
+    ]}]});
+    let response = post(&sim, "streamGenerateContent?alt=sse", &body).await;
+    let chunks: Vec<Value> = parse_events(&response.text().await.unwrap())
+        .iter()
+        .map(|e| e.json())
+        .collect();
+    let text: String = chunks.iter().map(text_of).collect();
+    assert_eq!(text, "I heard 115244 bytes of audio/wav (3.6 s).");
+    assert_eq!(text_of(&chunks[1]), " heard");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        last["usageMetadata"]["promptTokensDetails"][1],
+        json!({"modality": "AUDIO", "tokenCount": 116})
+    );
+    let record = &sim.requests()[0];
+    assert_eq!(record.format, WireFormat::Gemini);
+    assert_eq!(record.audio_bytes, 115_244);
+
+    // Malformed audio is refused in a chat as in a transcription, in Google's 400 shape.
+    let bad = json!({"contents": [{"parts": [
+        {"text": "Listen"}, {"inlineData": {"mimeType": "audio/wav", "data": "!!not base64!!"}}
+    ]}]});
+    let response = post(&sim, "generateContent", &bad).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], 400);
+    assert_eq!(error["error"]["status"], "INVALID_ARGUMENT");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Base64 decoding failed"),
+        "{error}"
+    );
+    assert_eq!(sim.requests().len(), 1);
 }
 
 #[tokio::test]
