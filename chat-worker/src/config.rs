@@ -53,6 +53,11 @@ pub struct Settings {
     /// A chat with speech: longest silence of the speech half once it began, seconds (above the
     /// tts-workers' `WORKER__MIN_IDLE_MS`, so a reclaim after a crash fits in).
     pub tts_idle_timeout_secs: u64,
+    /// A voice turn: longest wait for an stt worker to take its transcription, seconds.
+    pub stt_start_timeout_secs: u64,
+    /// A voice turn: longest silence of its transcription once it began, seconds (above the
+    /// longest transcription of a recording and the stt workers' `WORKER__MIN_IDLE_MS`).
+    pub stt_idle_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -71,6 +76,8 @@ impl Default for Settings {
             history_max_messages: 50,
             tts_start_timeout_secs: 15,
             tts_idle_timeout_secs: 60,
+            stt_start_timeout_secs: 15,
+            stt_idle_timeout_secs: 120,
         }
     }
 }

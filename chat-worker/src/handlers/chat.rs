@@ -1,12 +1,13 @@
 //! The `chat.completion.generate` handler: plans provider and model (with fallbacks), retries
 //! before the first token, streams deltas as events, reassembles tool calls, and closes the
-//! upstream stream on cancel.
+//! upstream stream on cancel. A voice turn (`audio`) is transcribed first.
 
 mod payload;
 mod persist;
 mod speech;
 mod stream;
 mod subtask;
+mod transcribe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use async_trait::async_trait;
 
 use common::backoff::Backoff;
 use common::events::{ErrorData, TaskEvents};
+use common::payloads::chat::ChatAudio;
 use common::worker::{Action, HandlerError, Task};
+use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::config::Settings;
@@ -24,6 +27,11 @@ pub use payload::ChatPayload;
 use payload::ProviderRequest;
 use speech::{SpeechHalf, SpeechTimeouts};
 use stream::{Progress, StreamEnd};
+use subtask::Timeouts;
+use transcribe::Heard;
+
+pub use speech::callback_name as speech_callback_name;
+pub use transcribe::callback_name as transcription_callback_name;
 
 /// Streams chat completions.
 pub struct ChatHandler {
@@ -31,6 +39,7 @@ pub struct ChatHandler {
     pool: PgPool,
     bus: common::Bus,
     speech_timeouts: SpeechTimeouts,
+    stt_timeouts: Timeouts,
     history_budget: usize,
     history_max_messages: i64,
     idle_timeout: Duration,
@@ -47,13 +56,18 @@ impl ChatHandler {
         bus: common::Bus,
         settings: &Settings,
     ) -> Self {
+        let secs = |s: u64| Duration::from_secs(s.max(1));
         Self {
             providers,
             pool,
             bus,
             speech_timeouts: SpeechTimeouts {
-                start: Duration::from_secs(settings.tts_start_timeout_secs.max(1)),
-                idle: Duration::from_secs(settings.tts_idle_timeout_secs.max(1)),
+                start: secs(settings.tts_start_timeout_secs),
+                idle: secs(settings.tts_idle_timeout_secs),
+            },
+            stt_timeouts: Timeouts {
+                start: secs(settings.stt_start_timeout_secs),
+                idle: secs(settings.stt_idle_timeout_secs),
             },
             history_budget: settings.history_token_budget,
             history_max_messages: settings.history_max_messages,
@@ -72,6 +86,16 @@ impl ChatHandler {
     }
 }
 
+/// Where a voice turn stands once its audio was heard.
+enum Voice {
+    /// The prompt holds what was said (its transcript, or the audio itself): answer it.
+    Ready,
+    /// No answer follows: the client was told why.
+    Ended,
+    /// The task was cancelled meanwhile.
+    Cancelled,
+}
+
 /// Sends an `error` event.
 pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<(), HandlerError> {
     events.error(&error).await?;
@@ -80,7 +104,30 @@ pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<
 
 #[async_trait]
 impl Action<ChatPayload> for ChatHandler {
-    async fn run(&self, task: Task, payload: ChatPayload) -> Result<(), HandlerError> {
+    async fn run(&self, task: Task, mut payload: ChatPayload) -> Result<(), HandlerError> {
+        if let Some(audio) = payload.audio.clone() {
+            let heard = if audio.direct {
+                let error = ErrorData::new(
+                    "validation",
+                    "unsupported_input",
+                    "direct audio is not available yet; leave out direct to have it transcribed",
+                    false,
+                );
+                send_error(&task.events, error).await?;
+                Voice::Ended
+            } else {
+                self.hear_transcribed(&task, &mut payload, &audio).await?
+            };
+            match heard {
+                Voice::Ready => {}
+                Voice::Ended => return Ok(()),
+                Voice::Cancelled => {
+                    // Sent here too, in case the transcription's cancel came first.
+                    task.events.cancelled().await?;
+                    return Ok(());
+                }
+            }
+        }
         let speech = payload.settings.tts.as_ref().filter(|s| s.enabled);
         let Some(speech) = speech else {
             return self.answer(&task, payload, Progress::default()).await;
@@ -100,6 +147,27 @@ impl Action<ChatPayload> for ChatHandler {
                 Err(e)
             }
         }
+    }
+}
+
+impl ChatHandler {
+    /// A voice turn: the transcription's events relayed, then its transcript is the prompt
+    /// (and so the user's message in the history).
+    async fn hear_transcribed(
+        &self,
+        task: &Task,
+        payload: &mut ChatPayload,
+        audio: &ChatAudio,
+    ) -> Result<Voice, HandlerError> {
+        let heard = transcribe::transcribe(&self.bus, task, audio, self.stt_timeouts).await?;
+        Ok(match heard {
+            Heard::Transcript(text) => {
+                payload.prompt = Some(Value::String(text));
+                Voice::Ready
+            }
+            Heard::Nothing => Voice::Ended,
+            Heard::Cancelled => Voice::Cancelled,
+        })
     }
 }
 
