@@ -6,6 +6,7 @@ use std::path::Path;
 
 use common::models::ModelRegistry;
 use common::settings::{CoreSettings, Secret, optional_string};
+use common::storage::StorageSettings;
 use common::worker::WorkerSettings;
 use serde::Deserialize;
 
@@ -58,6 +59,11 @@ pub struct Settings {
     /// A voice turn: longest silence of its transcription once it began, seconds (above the
     /// longest transcription of a recording and the stt workers' `WORKER__MIN_IDLE_MS`).
     pub stt_idle_timeout_secs: u64,
+    /// A voice turn with direct live audio: longest wait for the next frame, seconds.
+    pub live_audio_idle_timeout_secs: u64,
+    /// Where stored recordings are read for direct audio (`STORAGE__*`, as the gateway and the
+    /// tts-worker have them).
+    pub storage: StorageSettings,
 }
 
 impl Default for Settings {
@@ -78,6 +84,8 @@ impl Default for Settings {
             tts_idle_timeout_secs: 60,
             stt_start_timeout_secs: 15,
             stt_idle_timeout_secs: 120,
+            live_audio_idle_timeout_secs: 30,
+            storage: StorageSettings::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use common::Bus;
 use common::payloads::chat;
+use common::storage::Storage;
 use common::worker::{Actions, Worker};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     } else {
         tracing::info!(providers = ?configured, default = %providers.registry().default_model(), "text providers ready");
     }
+    // Only direct voice turns read stored recordings: without usable storage settings the
+    // worker still serves everything else.
+    let storage = Storage::new(&settings.storage, &settings.core)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "no storage: direct audio from stored files is refused");
+        })
+        .ok();
     let actions = Actions::new()
         .action(
             chat::GENERATE,
@@ -40,6 +48,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 Arc::clone(&providers),
                 pool.clone(),
                 bus.clone(),
+                storage,
                 &settings,
             ),
         )

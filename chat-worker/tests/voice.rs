@@ -1,5 +1,6 @@
 //! Voice turns: a chat whose `audio` is transcribed by a real stt service running in-process (the
-//! tts-worker's `stt`, on provider-sim's Deepgram) and then answered.
+//! tts-worker's `stt`, on provider-sim's Deepgram) and then answered, and audio given to Gemini
+//! (provider-sim) as part of the prompt (`audio.direct`), recorded or live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use common::envelope::DomainAction;
+use common::live_audio;
 use common::settings::{CoreSettings, Secret};
 use common::storage::Storage;
 use common::testing::{Received, fast_worker_settings, isolated_settings};
@@ -88,7 +90,9 @@ async fn voice(options: Options) -> Voice {
         .to_string_lossy()
         .into_owned();
     let mut settings = support::settings(&core);
+    settings.storage.dir.clone_from(&storage_dir);
     settings.stt_start_timeout_secs = options.stt_start_timeout_secs;
+    settings.live_audio_idle_timeout_secs = 5;
     if options.providers {
         settings.models_file = Some(registry_file(REGISTRY));
         point(&mut settings, "openai", sim.base_url(), "key-openai");
@@ -388,4 +392,140 @@ async fn a_cancel_mid_transcription_cancels_both_and_completes_once() {
     let closed = v.sim.wait_for_client_close(WAIT).await;
     assert!(closed.is_some_and(|r| r.format == WireFormat::Deepgram));
     assert!(v.history(session).await.is_empty());
+}
+
+#[tokio::test]
+async fn direct_recorded_audio_is_heard_by_gemini_and_the_history_keeps_a_marker() {
+    let v = voice(Options {
+        providers: true,
+        stt: false,
+        ..Options::default()
+    })
+    .await;
+    let (tenant, session) = (Uuid::now_v7(), Uuid::now_v7());
+    let clip = wav(3600);
+    let events =
+        v.h.ask_in(
+            tenant,
+            session,
+            json!({"prompt": "What is this?", "model": "gem",
+                "audio": {"audio_base64": STANDARD.encode(&clip), "direct": true}}),
+        )
+        .await;
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    assert!(!kinds(&events).contains(&"transcription"));
+    assert_eq!(
+        joined(&events, "text_chunk"),
+        "I heard 115244 bytes of audio/wav (3.6 s)."
+    );
+    assert_one_complete_last(&events);
+    let request = v.sim.requests().into_iter().next().unwrap();
+    assert_eq!(request.format, WireFormat::Gemini);
+    let parts = &request.body["contents"][0]["parts"];
+    assert_eq!(parts[0], json!({"text": "What is this?"}));
+    assert_eq!(parts[1]["inlineData"]["mimeType"], "audio/wav");
+    assert_eq!(parts[1]["inlineData"]["data"], STANDARD.encode(&clip));
+    // The history keeps the prompt and a marker, never the audio.
+    let history = v.history(session).await;
+    assert_eq!(history[0].1, "What is this? [audio: 3.6 s wav]");
+    let stored = history[0].2.clone().unwrap();
+    assert_eq!(stored[1]["input_audio"]["bytes"], 115_244);
+    assert!(!stored.to_string().contains(&STANDARD.encode(&clip)[..100]));
+
+    // The same audio as a stored file of the tenant; another tenant's key is nobody's.
+    let key = v.store(tenant, clip).await;
+    let events =
+        v.h.ask_in(
+            tenant,
+            session,
+            json!({"model": "gem", "audio": {"key": key, "direct": true}}),
+        )
+        .await;
+    assert_eq!(
+        joined(&events, "text_chunk"),
+        "I heard 115244 bytes of audio/wav (3.6 s)."
+    );
+    let events =
+        v.h.ask(json!({"model": "gem", "audio": {"key": key, "direct": true}}))
+            .await;
+    let error = first(&events, "error").unwrap();
+    assert_eq!(
+        (&error["stage"], &error["code"]),
+        (&json!("audio"), &json!("not_found"))
+    );
+    assert_one_complete_last(&events);
+}
+
+#[tokio::test]
+async fn direct_live_audio_is_read_to_its_end_and_heard_as_wav() {
+    let v = voice(Options {
+        providers: true,
+        stt: false,
+        ..Options::default()
+    })
+    .await;
+    let (tenant, session) = (Uuid::now_v7(), Uuid::now_v7());
+    let action = v
+        .publish(
+            tenant,
+            session,
+            json!({"model": "gem",
+                "audio": {"live": true, "sample_rate": 16000, "direct": true}}),
+        )
+        .await;
+    // The client speaks: 1.2 s in 20 ms frames, then ends.
+    let key =
+        v.h.bus
+            .names()
+            .audio_input_stream(action.session_id, action.task_id);
+    let mut conn = v.h.bus.conn();
+    for frame in pcm(1200).chunks(640) {
+        live_audio::write(&mut conn, &key, frame).await.unwrap();
+    }
+    live_audio::end(&mut conn, &key, "ended").await.unwrap();
+    let events = v.h.wait(&action, "complete").await;
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    assert_eq!(
+        joined(&events, "text_chunk"),
+        "I heard 38444 bytes of audio/wav (1.2 s)."
+    );
+    assert_one_complete_last(&events);
+    let history = v.history(session).await;
+    assert_eq!(history[0].1, "[audio: 1.2 s wav]");
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_take_the_turn_is_refused_before_any_audio_is_read() {
+    let v = voice(Options {
+        providers: true,
+        stt: false,
+        ..Options::default()
+    })
+    .await;
+    let audio = STANDARD.encode(wav(500));
+    let recorded =
+        v.h.ask(json!({"model": "oa", "audio": {"audio_base64": audio, "direct": true}}))
+            .await;
+    // Live audio is refused at once, not after the client spoke.
+    let live =
+        v.h.ask(json!({"model": "oa",
+            "audio": {"live": true, "sample_rate": 16000, "direct": true}}))
+            .await;
+    for events in [recorded, live] {
+        let error = first(&events, "error").unwrap_or_else(|| panic!("{:?}", kinds(&events)));
+        assert_eq!(error["stage"], "validation");
+        assert_eq!(error["code"], "unsupported_input");
+        assert!(error["message"].as_str().unwrap().contains("audio"));
+        assert!(kinds(&events).contains(&"text_not_requested"));
+        assert_one_complete_last(&events);
+    }
+    // A voice turn for a model the registry does not know is refused before it is transcribed
+    // (there is no stt worker here: waiting for one would be stt_unavailable).
+    let unknown =
+        v.h.ask(json!({"model": "nope", "audio": {"audio_base64": STANDARD.encode(wav(500))}}))
+            .await;
+    let error = first(&unknown, "error").unwrap();
+    assert_eq!(error["code"], "unknown_model");
+    assert_eq!(errors(&unknown).len(), 1);
+    assert!(v.sim.requests().is_empty());
 }

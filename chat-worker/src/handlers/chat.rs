@@ -1,7 +1,9 @@
 //! The `chat.completion.generate` handler: plans provider and model (with fallbacks), retries
 //! before the first token, streams deltas as events, reassembles tool calls, and closes the
-//! upstream stream on cancel. A voice turn (`audio`) is transcribed first.
+//! upstream stream on cancel. A voice turn (`audio`) is transcribed first, or, with
+//! `audio.direct`, its audio is given to the model as part of the prompt.
 
+mod direct;
 mod payload;
 mod persist;
 mod speech;
@@ -17,12 +19,14 @@ use async_trait::async_trait;
 use common::backoff::Backoff;
 use common::events::{ErrorData, TaskEvents};
 use common::payloads::chat::ChatAudio;
+use common::storage::Storage;
 use common::worker::{Action, HandlerError, Task};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::providers::{Candidate, ProviderError, Providers};
+use crate::providers::{Candidate, Plan, ProviderError, Providers};
+use direct::{AudioSource, Loaded};
 pub use payload::ChatPayload;
 use payload::ProviderRequest;
 use speech::{SpeechHalf, SpeechTimeouts};
@@ -40,6 +44,7 @@ pub struct ChatHandler {
     bus: common::Bus,
     speech_timeouts: SpeechTimeouts,
     stt_timeouts: Timeouts,
+    audio: AudioSource,
     history_budget: usize,
     history_max_messages: i64,
     idle_timeout: Duration,
@@ -49,17 +54,24 @@ pub struct ChatHandler {
 }
 
 impl ChatHandler {
-    /// A handler over the given providers, shared with the other handlers.
+    /// A handler over the given providers, shared with the other handlers; `storage` holds the
+    /// recordings of direct voice turns (`None`: those fail with `storage_unavailable`).
     pub fn new(
         providers: Arc<Providers>,
         pool: PgPool,
         bus: common::Bus,
+        storage: Option<Storage>,
         settings: &Settings,
     ) -> Self {
         let secs = |s: u64| Duration::from_secs(s.max(1));
         Self {
             providers,
             pool,
+            audio: AudioSource::new(
+                storage,
+                bus.clone(),
+                secs(settings.live_audio_idle_timeout_secs),
+            ),
             bus,
             speech_timeouts: SpeechTimeouts {
                 start: secs(settings.tts_start_timeout_secs),
@@ -106,15 +118,14 @@ pub(crate) async fn send_error(events: &TaskEvents, error: ErrorData) -> Result<
 impl Action<ChatPayload> for ChatHandler {
     async fn run(&self, task: Task, mut payload: ChatPayload) -> Result<(), HandlerError> {
         if let Some(audio) = payload.audio.clone() {
-            let heard = if audio.direct {
-                let error = ErrorData::new(
-                    "validation",
-                    "unsupported_input",
-                    "direct audio is not available yet; leave out direct to have it transcribed",
-                    false,
-                );
+            // The model is checked first (direct audio: that it can hear), so nobody speaks
+            // to a model that is unknown or cannot take the turn.
+            if let Err(error) = self.checked_plan(&payload) {
                 send_error(&task.events, error).await?;
-                Voice::Ended
+                return Ok(());
+            }
+            let heard = if audio.direct {
+                self.hear_directly(&task, &mut payload, &audio).await?
             } else {
                 self.hear_transcribed(&task, &mut payload, &audio).await?
             };
@@ -169,6 +180,33 @@ impl ChatHandler {
             Heard::Cancelled => Voice::Cancelled,
         })
     }
+
+    /// Direct audio: the audio joins the prompt as an `input_audio` part, after its text.
+    async fn hear_directly(
+        &self,
+        task: &Task,
+        payload: &mut ChatPayload,
+        audio: &ChatAudio,
+    ) -> Result<Voice, HandlerError> {
+        let part = match self.audio.load(task, audio).await {
+            Loaded::Part(part) => part,
+            Loaded::Refused(error) => {
+                tracing::info!(code = %error.code, "direct audio refused");
+                send_error(&task.events, error).await?;
+                return Ok(Voice::Ended);
+            }
+            Loaded::Cancelled => return Ok(Voice::Cancelled),
+        };
+        let mut parts = match payload.prompt.take() {
+            Some(Value::String(text)) => vec![serde_json::json!({"type": "text", "text": text})],
+            Some(Value::Array(parts)) => parts,
+            Some(other) => vec![other],
+            None => Vec::new(),
+        };
+        parts.push(part);
+        payload.prompt = Some(Value::Array(parts));
+        Ok(Voice::Ready)
+    }
 }
 
 impl ChatHandler {
@@ -220,6 +258,23 @@ fn not_found() -> ErrorData {
 }
 
 impl ChatHandler {
+    /// The plan for the payload: the model asked for, which must take what the payload holds
+    /// (images, audio, tools), then those of its fallbacks that can take it too. The error is
+    /// the client's `error` event (stage `validation`).
+    fn checked_plan(&self, payload: &ChatPayload) -> Result<Plan, ErrorData> {
+        let mut plan = self
+            .providers
+            .plan(payload.model.as_deref())
+            .map_err(|e| ErrorData::new("validation", e.code(), e.to_string(), false))?;
+        let first = &plan.candidates[0];
+        payload
+            .check_capabilities(&first.spec, &first.model)
+            .map_err(|message| ErrorData::new("validation", "unsupported_input", message, false))?;
+        plan.candidates
+            .retain(|c| payload.check_capabilities(&c.spec, &c.model).is_ok());
+        Ok(plan)
+    }
+
     /// Plans, calls providers with retries and fallback, and streams the answer.
     async fn generate(
         &self,
@@ -228,26 +283,13 @@ impl ChatHandler {
         progress: &mut Progress,
     ) -> Result<(), HandlerError> {
         let events = &task.events;
-        let plan = match self.providers.plan(payload.model.as_deref()) {
+        let plan = match self.checked_plan(payload) {
             Ok(plan) => plan,
-            Err(e) => {
-                send_error(
-                    events,
-                    ErrorData::new("validation", e.code(), e.to_string(), false),
-                )
-                .await?;
+            Err(error) => {
+                send_error(events, error).await?;
                 return Ok(());
             }
         };
-        let first = &plan.candidates[0];
-        if let Err(message) = payload.check_capabilities(&first.spec, &first.model) {
-            send_error(
-                events,
-                ErrorData::new("validation", "unsupported_input", message, false),
-            )
-            .await?;
-            return Ok(());
-        }
 
         let mut last_error: Option<ProviderError> = None;
         for candidate in &plan.candidates {

@@ -51,6 +51,7 @@ fn parts(content: &Value) -> Result<Vec<Value>, ProviderError> {
                 }
                 match part.get("type").and_then(Value::as_str) {
                     Some("text") => Some(Ok(json!({"text": part["text"]}))),
+                    Some("input_audio") => Some(audio(&part["input_audio"])),
                     Some(other) => Some(Err(ProviderError::Unsupported(format!(
                         "gemini does not take {other} parts"
                     )))),
@@ -61,6 +62,26 @@ fn parts(content: &Value) -> Result<Vec<Value>, ProviderError> {
         Value::Null => Ok(Vec::new()),
         other => Ok(vec![json!({"text": other.to_string()})]),
     }
+}
+
+/// OpenAI's `input_audio` (`{data, format}`) as an `inlineData` part of the MIME type Gemini
+/// documents for the format (WAV, MP3, AIFF, AAC, OGG, FLAC; Opus files are Ogg).
+fn audio(input: &Value) -> Result<Value, ProviderError> {
+    let format = input["format"].as_str().unwrap_or_default();
+    let mime = match format.to_ascii_lowercase().as_str() {
+        "wav" => "audio/wav",
+        "mp3" => "audio/mp3",
+        "aiff" => "audio/aiff",
+        "aac" => "audio/aac",
+        "ogg" | "opus" => "audio/ogg",
+        "flac" => "audio/flac",
+        _ => {
+            return Err(ProviderError::Unsupported(format!(
+                "gemini does not take {format} audio (wav, mp3, aiff, aac, ogg, flac)"
+            )));
+        }
+    };
+    Ok(json!({"inlineData": {"mimeType": mime, "data": input["data"]}}))
 }
 
 /// Converts OpenAI-format messages to `contents` and a system instruction.
@@ -269,6 +290,15 @@ mod tests {
             contents[2]["parts"][0]["functionResponse"],
             json!({"name": "weather", "response": {"sky": "sunny"}})
         );
+        let audio = json!([{"type": "text", "text": "what is this?"},
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]);
+        assert_eq!(
+            parts(&audio).unwrap()[1],
+            json!({"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}})
+        );
+        let webm =
+            json!([{"type": "input_audio", "input_audio": {"data": "AA==", "format": "webm"}}]);
+        assert!(matches!(parts(&webm), Err(ProviderError::Unsupported(_))));
         let http_image = json!([{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]);
         assert!(matches!(
             parts(&http_image),

@@ -34,6 +34,11 @@ fn conversation(payload: &ChatPayload) -> Vec<Value> {
     out
 }
 
+/// Whether a content part is audio (OpenAI's `input_audio`).
+fn is_audio(part: &Value) -> bool {
+    part.get("type").and_then(Value::as_str) == Some("input_audio")
+}
+
 fn tools(payload: &ChatPayload) -> Vec<ToolDef> {
     payload
         .tools
@@ -44,13 +49,23 @@ fn tools(payload: &ChatPayload) -> Vec<ToolDef> {
 
 impl ProviderRequest for ChatPayload {
     fn check_capabilities(&self, spec: &ModelSpec, model: &str) -> Result<(), String> {
-        let has_image = conversation(self).iter().any(|m| {
-            m["content"]
-                .as_array()
-                .is_some_and(|parts| parts.iter().any(|p| image_url(p).is_some()))
-        });
-        if has_image && !spec.vision {
+        let conversation = conversation(self);
+        let has_part = |is: fn(&Value) -> bool| {
+            conversation.iter().any(|m| {
+                m["content"]
+                    .as_array()
+                    .is_some_and(|parts| parts.iter().any(is))
+            })
+        };
+        if has_part(|p| image_url(p).is_some()) && !spec.vision {
             return Err(format!("{model} does not accept images"));
+        }
+        // Direct audio is checked before it is read (live audio is spoken meanwhile).
+        let direct_audio = self.audio.as_ref().is_some_and(|a| a.direct);
+        if (direct_audio || has_part(is_audio)) && !spec.audio_input {
+            return Err(format!(
+                "{model} does not accept audio; leave out direct to have the audio transcribed"
+            ));
         }
         if !self.tools.is_empty() && !spec.tools {
             return Err(format!("{model} does not support tool calls"));

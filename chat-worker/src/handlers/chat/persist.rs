@@ -16,6 +16,7 @@ use common::events::{ErrorData, TaskEvents};
 use common::history::{self, NewMessage};
 use common::worker::HandlerError;
 
+use super::direct;
 use super::payload::ChatPayload;
 use super::stream::Progress;
 use crate::providers::content_text;
@@ -84,11 +85,8 @@ pub async fn begin(
 ) -> Result<Result<Turn, NotOwner>, HandlerError> {
     let started = Instant::now();
     let (content, parts) = match (&payload.prompt, payload.messages.last()) {
-        (Some(prompt), _) => (
-            content_text(prompt),
-            prompt.is_array().then(|| prompt.clone()),
-        ),
-        (None, Some(last)) => (content_text(&last["content"]), None),
+        (Some(prompt), _) => stored_user_message(prompt),
+        (None, Some(last)) => (stored_user_message(&last["content"]).0, None),
         (None, None) => (String::new(), None),
     };
     let message = NewMessage {
@@ -120,6 +118,32 @@ pub async fn begin(
         started,
         user_message,
     }))
+}
+
+/// What the history keeps of a user's message: its text, with a marker such as
+/// `[audio: 3.2 s wav]` for each audio part, and its parts (a list prompt's) with the audio's
+/// data left out. Audio is never stored: a later turn reads the text and the marker, and the
+/// history stays the size of its text.
+fn stored_user_message(content: &Value) -> (String, Option<Value>) {
+    let Value::Array(parts) = content else {
+        return (content_text(content), None);
+    };
+    let mut text = content_text(content);
+    let mut stored = Vec::with_capacity(parts.len());
+    for part in parts {
+        match direct::describe(part) {
+            Some(audio) => {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(&audio.marker());
+                stored.push(json!({"type": "input_audio", "input_audio": {
+                    "format": audio.format, "bytes": audio.bytes, "duration_s": audio.duration_s}}));
+            }
+            None => stored.push(part.clone()),
+        }
+    }
+    (text, Some(Value::Array(stored)))
 }
 
 /// The session's earlier turns, oldest first, within `budget` estimated tokens.
