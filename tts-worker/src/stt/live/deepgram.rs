@@ -141,9 +141,9 @@ async fn converse(socket: Socket, mut input: mpsc::Receiver<LiveInput>, results:
                     }
                     finishing = Some(tokio::time::Instant::now() + CLOSE_TIMEOUT);
                 }
-                // The caller went away: close the upstream.
+                // The caller went away (a cancel, a departed client): close the upstream at
+                // once; what it would still have said is not wanted.
                 None => {
-                    let _ = sink.send(text(r#"{"type":"CloseStream"}"#)).await;
                     let _ = sink.close().await;
                     return;
                 }
@@ -161,7 +161,6 @@ async fn converse(socket: Socket, mut input: mpsc::Receiver<LiveInput>, results:
                 return;
             }
             () = results.closed() => {
-                let _ = sink.send(text(r#"{"type":"CloseStream"}"#)).await;
                 let _ = sink.close().await;
                 return;
             }
