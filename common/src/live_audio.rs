@@ -2,9 +2,9 @@
 //! task's audio stream (`Names::audio_input_stream`) and read in order by whichever worker
 //! replica serves the task. Entries are `a` (the frame's bytes) or `end` (with `reason`:
 //! `ended` when the client ended it, `disconnected` when its connection went away). The reader
-//! trims what it has read, so the stream's length is the backlog; the writer refuses frames past
-//! [`MAX_BACKLOG`] unread entries rather than trimming audio nobody heard. The key expires
-//! [`TTL_SECS`] after its last write.
+//! trims what it has read, so the stream's length is the backlog, and deletes the stream at its
+//! end; the writer refuses frames past [`MAX_BACKLOG`] unread entries rather than trimming audio
+//! nobody heard. The key expires [`TTL_SECS`] after its last write.
 
 use std::time::Duration;
 
@@ -140,6 +140,11 @@ pub fn follow(
             for entry in entries {
                 last.clone_from(&entry.id);
                 if let Some(reason) = entry.get::<String>("end") {
+                    // Nothing follows an end: the stream is done with.
+                    let deleted: redis::RedisResult<()> = trim.del(&key).await;
+                    if let Err(e) = deleted {
+                        tracing::debug!(error = %e, "live audio not deleted; it expires");
+                    }
                     let _ = tx.send(Piece::End(reason)).await;
                     return;
                 }

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::session::ChatInput;
+use crate::session::{AudioStart, ChatInput};
 
 /// A message a client sends on `/chat/ws`.
 #[derive(Debug, Deserialize)]
@@ -17,6 +17,10 @@ pub enum ClientMessage {
     },
     /// Start a task.
     Chat(Box<ChatInput>),
+    /// Start streaming audio (binary frames follow): a live transcription, or a voice turn.
+    AudioStart(Box<AudioStart>),
+    /// The audio stream is over.
+    AudioEnd,
     /// Stop the running task.
     Cancel,
     /// Follow a session again after a reconnect.
@@ -44,7 +48,15 @@ pub struct Refusal {
 /// say why.
 pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     serde_json::from_str(text).map_err(|e| {
-        const KNOWN: [&str; 5] = ["auth", "chat", "cancel", "resume", "ping"];
+        const KNOWN: [&str; 7] = [
+            "auth",
+            "chat",
+            "audio_start",
+            "audio_end",
+            "cancel",
+            "resume",
+            "ping",
+        ];
         let Ok(value) = serde_json::from_str::<Value>(text) else {
             return Refusal {
                 code: "invalid_json",
@@ -78,6 +90,18 @@ mod tests {
             parse(r#"{"type":"chat","prompt":"hi","store":false}"#),
             Ok(ClientMessage::Chat(input)) if input.store == Some(false)
         ));
+        assert!(matches!(
+            parse(r#"{"type":"audio_start","sample_rate":16000,"reply":{"model":"dummy"}}"#),
+            Ok(ClientMessage::AudioStart(start)) if start.reply.is_some()
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"audio_end"}"#),
+            Ok(ClientMessage::AudioEnd)
+        ));
+        assert_eq!(
+            parse(r#"{"type":"audio_start"}"#).unwrap_err().code,
+            "bad_request"
+        );
         assert_eq!(parse("not json").unwrap_err().code, "invalid_json");
         assert_eq!(
             parse(r#"{"type":"dance"}"#).unwrap_err().code,

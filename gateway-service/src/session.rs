@@ -8,6 +8,7 @@ use common::envelope::DomainAction;
 use common::error::AppError;
 use common::payloads::Payload;
 use common::payloads::chat::{ChatAudio, ChatPayload, ChatSettings};
+use common::payloads::stt::{StreamPayload, TRANSCRIBE_STREAM};
 use common::sessions::{Owner, SessionError};
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -44,6 +45,105 @@ pub struct ChatInput {
     /// to the model (`direct`). Live audio starts with the WebSocket's `audio_start`.
     #[serde(default)]
     pub audio: Option<ChatAudio>,
+}
+
+/// The WebSocket's `audio_start`: live audio follows as binary frames, until `audio_end`.
+/// Without `reply` it is transcribed (`stt.transcription.stream`); with `reply` it is a voice
+/// turn (`chat.completion.generate` with live `audio`): transcribed, then answered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AudioStart {
+    /// `pcm`: 16-bit little-endian mono samples (the only live format).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Samples per second, 8,000 to 48,000.
+    pub sample_rate: u32,
+    /// The spoken language.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The transcription provider.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The transcription model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Interim results while a sentence is spoken (default true; transcription only).
+    #[serde(default)]
+    pub interim_results: Option<bool>,
+    /// Words that help the provider.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Continue this session.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// Answer what is said: a voice turn.
+    #[serde(default)]
+    pub reply: Option<VoiceReply>,
+}
+
+/// How a voice turn answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VoiceReply {
+    /// The chat model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Generation settings, `tts` included (the answer spoken).
+    #[serde(default)]
+    pub settings: Option<ChatSettings>,
+    /// `false`: a stateless turn.
+    #[serde(default)]
+    pub store: Option<bool>,
+    /// Give the audio to the model itself (Gemini) instead of transcribing it.
+    #[serde(default)]
+    pub direct: bool,
+    /// With `direct`: text that goes with the audio.
+    #[serde(default)]
+    pub prompt: Option<Value>,
+}
+
+impl AudioStart {
+    /// The action type and `data` it publishes, checked with the worker's rules.
+    pub fn action(&self) -> Result<(&'static str, Value), AppError> {
+        let format = self.format.clone().unwrap_or_else(|| "pcm".into());
+        let to_value = |v: Result<Value, serde_json::Error>| {
+            v.map_err(|e| AppError::Internal(anyhow::anyhow!("audio payload: {e}")))
+        };
+        match &self.reply {
+            None => {
+                let payload = StreamPayload {
+                    format,
+                    sample_rate: self.sample_rate,
+                    language: self.language.clone(),
+                    provider: self.provider.clone(),
+                    model: self.model.clone(),
+                    interim_results: self.interim_results.unwrap_or(true),
+                    prompt: self.prompt.clone(),
+                };
+                payload.validate().map_err(|e| AppError::BadRequest(e.0))?;
+                Ok((TRANSCRIBE_STREAM, to_value(serde_json::to_value(payload))?))
+            }
+            Some(reply) => {
+                let payload = ChatPayload {
+                    prompt: reply.prompt.clone(),
+                    model: reply.model.clone(),
+                    settings: reply.settings.clone().unwrap_or_default(),
+                    store: reply.store.unwrap_or(true),
+                    audio: Some(ChatAudio {
+                        live: true,
+                        format: Some(format),
+                        sample_rate: Some(self.sample_rate),
+                        language: self.language.clone(),
+                        provider: self.provider.clone(),
+                        model: self.model.clone(),
+                        direct: reply.direct,
+                        ..ChatAudio::default()
+                    }),
+                    ..ChatPayload::from_prompt(Value::Null)
+                };
+                payload.validate().map_err(|e| AppError::BadRequest(e.0))?;
+                Ok((CHAT_ACTION, to_value(serde_json::to_value(payload))?))
+            }
+        }
+    }
 }
 
 impl ChatInput {
@@ -142,7 +242,20 @@ impl AppState {
         session_id: Uuid,
         data: Value,
     ) -> Result<Started, AppError> {
-        let (action, span) = traced_action(CHAT_ACTION, claims, session_id, data);
+        self.publish_task(claims, session_id, CHAT_ACTION, data)
+            .await
+    }
+
+    /// Publishes a task of `action_type` in a session and marks it as the session's running
+    /// task (what a resume adopts and a disconnect grace cancels); subscribe before calling.
+    pub async fn publish_task(
+        &self,
+        claims: &Claims,
+        session_id: Uuid,
+        action_type: &str,
+        data: Value,
+    ) -> Result<Started, AppError> {
+        let (action, span) = traced_action(action_type, claims, session_id, data);
         let mut conn = self.bus().conn();
         // One round trip: the session's running task, then the action itself.
         let _: () = redis::pipe()
@@ -156,7 +269,7 @@ impl AppState {
             .ignore()
             .query_async(&mut conn)
             .await?;
-        span.in_scope(|| tracing::info!("chat published"));
+        span.in_scope(|| tracing::info!("task published"));
         Ok(Started {
             session_id,
             task_id: action.task_id,

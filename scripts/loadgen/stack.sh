@@ -109,12 +109,13 @@ health_up() {
   "$BIN/loadgen" wait-http "$LOADGEN_HEALTH/ready" --timeout-secs 60
 }
 
-# Starts a tts-worker (after stack_up) whose OpenAI and ElevenLabs are the stack's simulator,
+# Starts a tts-worker (after stack_up) whose OpenAI, ElevenLabs and Deepgram are the stack's simulator,
 # storing clips under $OUT/storage; sets TTS_PID. Needs `stack_init <name> tts-worker`. Extra
 # VAR=value arguments go to its environment (e.g. WORKER__CONCURRENCY=256).
 tts_up() {
   env OPENAI_API_KEY=sk-bench OPENAI_BASE_URL="$LOADGEN_SIM/v1" \
     ELEVENLABS_API_KEY=xi-bench ELEVENLABS_BASE_URL="$LOADGEN_SIM" \
+    DEEPGRAM_API_KEY=dg-bench DEEPGRAM_BASE_URL="$LOADGEN_SIM" \
     STORAGE__DIR="$OUT/storage" "$@" "$BIN/tts-worker" >>"$OUT/tts.log" 2>&1 &
   TTS_PID=$!
   STACK_PIDS+=("$TTS_PID")

@@ -1,5 +1,6 @@
 //! The speech services' actions, one module per action family.
 
 mod input;
+pub mod listen;
 pub mod speech;
 pub mod transcribe;

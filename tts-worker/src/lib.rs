@@ -1,7 +1,8 @@
 //! The speech worker: one process, two services. `tts` (`tts.speech.synthesize`,
 //! `tts.speech.stream`) speaks with OpenAI, ElevenLabs, Gemini or the offline espeak-ng, streams
 //! the audio to the session as `audio_chunk` events and stores the whole clip; `stt`
-//! (`stt.transcription.file`) transcribes recordings with OpenAI, Deepgram or Gemini.
+//! (`stt.transcription.file`, `stt.transcription.stream`) transcribes recordings and live audio
+//! with OpenAI, Deepgram or Gemini.
 
 pub mod audio;
 pub mod config;
@@ -18,8 +19,11 @@ use common::worker::{Actions, Worker};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Settings;
+use handlers::listen::TranscribeStream;
 use handlers::speech::{Speech, StreamSpeech, Synthesize};
 use handlers::transcribe::{TranscribeFile, Transcribers};
+use stt::live::LiveTranscriber;
+use stt::live::deepgram::DeepgramLive;
 use stt::providers::{DeepgramStt, GeminiStt, OpenAiStt, Transcriber};
 
 /// The text-to-speech service: the first segment of the action types it consumes.
@@ -43,10 +47,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let tts_actions = Actions::new()
         .action(tts::SYNTHESIZE, Synthesize(speech.clone()))
         .action(tts::STREAM, StreamSpeech(speech));
-    let stt_actions = Actions::new().action(
-        stt_actions::TRANSCRIBE_FILE,
-        TranscribeFile::new(transcribers, storage),
-    );
+    let stt_actions = Actions::new()
+        .action(
+            stt_actions::TRANSCRIBE_FILE,
+            TranscribeFile::new(Arc::clone(&transcribers), storage),
+        )
+        .action(
+            stt_actions::TRANSCRIBE_STREAM,
+            TranscribeStream::new(transcribers, bus.clone()),
+        );
     // The probes answer once, for the process: the second worker has none of its own.
     let stt_settings = common::worker::WorkerSettings {
         probe_addr: None,
@@ -67,8 +76,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 /// The transcription providers whose keys are set; the first is the default.
 fn transcribers(settings: &Settings) -> anyhow::Result<Transcribers> {
     let mut list: Vec<Arc<dyn Transcriber>> = Vec::new();
+    let mut live: Vec<Arc<dyn LiveTranscriber>> = Vec::new();
     if let Some(access) = settings.access("deepgram") {
         list.push(Arc::new(DeepgramStt::new(access)?));
+        live.push(Arc::new(DeepgramLive::new(access)));
     }
     if let Some(access) = settings.access("openai") {
         list.push(Arc::new(OpenAiStt::new(access)?));
@@ -76,5 +87,5 @@ fn transcribers(settings: &Settings) -> anyhow::Result<Transcribers> {
     if let Some(access) = settings.access("gemini") {
         list.push(Arc::new(GeminiStt::new(access)?));
     }
-    Ok(Transcribers::new(list))
+    Ok(Transcribers::new(list).with_live(live))
 }

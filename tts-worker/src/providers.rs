@@ -251,3 +251,30 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// What a refused WebSocket upgrade to `provider` means, as the HTTP statuses do elsewhere.
+pub fn upgrade_error(provider: &str, e: tokio_tungstenite::tungstenite::Error) -> ProviderError {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(response) => {
+            let status = response.status().as_u16();
+            match status {
+                429 => ProviderError::RateLimited { retry_after: None },
+                401 | 403 | 404 => {
+                    tracing::error!(
+                        provider,
+                        status,
+                        "the provider refused the deployment: check its API key and model"
+                    );
+                    ProviderError::Misconfigured { status }
+                }
+                s if s >= 500 => ProviderError::Upstream { status },
+                _ => ProviderError::Refused {
+                    status,
+                    message: "the provider refused the stream".into(),
+                },
+            }
+        }
+        e => ProviderError::Connection(format!("cannot open the stream: {e}")),
+    }
+}

@@ -1,6 +1,7 @@
 //! Speech to text: the providers that transcribe, behind one trait, and what a transcription
 //! finds.
 
+pub mod live;
 pub mod providers;
 
 use serde::Serialize;

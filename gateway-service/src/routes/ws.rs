@@ -16,8 +16,9 @@ use crate::extract::auth_error;
 use crate::hub::{Entry, StreamId, Subscription};
 use crate::protocol::{self, ClientMessage};
 use crate::rate_limit;
-use crate::session::{ChatInput, client_event, entry_task, error_event, local_event};
+use crate::session::{AudioStart, ChatInput, client_event, entry_task, error_event, local_event};
 use crate::state::AppState;
+use common::live_audio::{self, WriteError};
 
 /// Query parameters of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -59,6 +60,7 @@ pub async fn upgrade(
                     claims: None,
                     subscription: None,
                     running: None,
+                    audio: None,
                 };
                 conn.run(query).await;
             }
@@ -74,6 +76,8 @@ struct Connection {
     subscription: Option<Subscription>,
     /// The task started or resumed here that has not completed yet.
     running: Option<Uuid>,
+    /// The audio stream of the running task while the client streams audio into it.
+    audio: Option<String>,
 }
 
 /// What the read loop does after a client message.
@@ -172,7 +176,15 @@ impl Connection {
         }
         self.serve().await;
         if let (Some(task), Some(session)) = (self.running, self.session_id) {
-            self.state.cancel_unless_resumed(session, task);
+            if self.audio.is_some() {
+                // Nobody can resume live audio: the worker stops at once.
+                self.end_audio("disconnected").await;
+                if let Err(e) = self.state.cancel_task(task).await {
+                    tracing::warn!(error = ?e, "live task not cancelled after a disconnect");
+                }
+            } else {
+                self.state.cancel_unless_resumed(session, task);
+            }
         }
     }
 
@@ -210,10 +222,7 @@ impl Connection {
                             read_failed(e)
                         }
                         Some(Ok(Message::Text(text))) => self.on_text(&text).await,
-                        Some(Ok(Message::Binary(_))) => {
-                            self.send_error("unsupported", "binary frames are not supported").await;
-                            Flow::Continue
-                        }
+                        Some(Ok(Message::Binary(frame))) => self.on_audio(&frame).await,
                         Some(Ok(Message::Close(_))) => return,
                         Some(Ok(_)) => Flow::Continue,
                     };
@@ -258,6 +267,7 @@ impl Connection {
             let task = entry_task(&entry);
             if task.is_some() && task == self.running {
                 self.running = None;
+                self.audio = None;
                 if let (Some(s), Some(t)) = (self.session_id, task) {
                     self.state.task_finished(s, t).await;
                 }
@@ -297,6 +307,8 @@ impl Connection {
                 Ok(())
             }
             ClientMessage::Chat(input) => self.on_chat(*input).await,
+            ClientMessage::AudioStart(start) => self.on_audio_start(*start).await,
+            ClientMessage::AudioEnd => self.on_audio_end().await,
             ClientMessage::Cancel => self.on_cancel().await,
             ClientMessage::Resume {
                 session_id,
@@ -369,7 +381,92 @@ impl Connection {
         Ok(())
     }
 
+    async fn on_audio_start(&mut self, start: AudioStart) -> Result<(), AppError> {
+        let tenant = self.claims()?.tenant_id;
+        self.state.rate_limiter().admit(tenant).await?;
+        let (action_type, data) = start.action()?;
+        if self.running.is_some() {
+            return Err(AppError::BadRequest(
+                "a task is running in this session; wait for complete or cancel it".into(),
+            ));
+        }
+        let session = start.session_id.or(self.session_id);
+        if let Some(session) = session
+            && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
+        {
+            self.switch_session(session, None).await?;
+        }
+        let claims = self.claims()?.clone();
+        let session_id = self.session_id.unwrap_or_default();
+        let started = self
+            .state
+            .publish_task(&claims, session_id, action_type, data)
+            .await?;
+        self.running = Some(started.task_id);
+        self.audio = Some(
+            self.state
+                .bus()
+                .names()
+                .audio_input_stream(session_id, started.task_id),
+        );
+        Ok(())
+    }
+
+    /// A binary frame: the next audio of the open stream.
+    async fn on_audio(&mut self, frame: &[u8]) -> Flow {
+        let Some(key) = &self.audio else {
+            self.send_error(
+                "unsupported",
+                "no audio stream is open: send audio_start before binary frames",
+            )
+            .await;
+            return Flow::Continue;
+        };
+        let mut conn = self.state.bus().conn();
+        match live_audio::write(&mut conn, key, frame).await {
+            Ok(()) => {}
+            Err(WriteError::Backlog) => {
+                self.end_audio("backlog").await;
+                self.send_error(
+                    "audio_backlog",
+                    "the audio is not being transcribed fast enough; the stream was ended",
+                )
+                .await;
+            }
+            Err(WriteError::Redis(e)) => {
+                tracing::warn!(error = %e, "audio frame not written");
+                let text = error_event(
+                    self.session_id,
+                    "gateway",
+                    "unavailable",
+                    "the audio frame could not be passed on; retry",
+                );
+                self.send(text).await;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_audio_end(&mut self) -> Result<(), AppError> {
+        if self.audio.is_none() {
+            return Err(AppError::BadRequest("no audio stream is open".into()));
+        }
+        self.end_audio("ended").await;
+        Ok(())
+    }
+
+    /// Ends the open audio stream, if any: later frames are refused.
+    async fn end_audio(&mut self, reason: &str) {
+        if let Some(key) = self.audio.take() {
+            let mut conn = self.state.bus().conn();
+            if let Err(e) = live_audio::end(&mut conn, &key, reason).await {
+                tracing::warn!(error = %e, "end of the audio not written; the worker stops when it idles");
+            }
+        }
+    }
+
     async fn on_cancel(&mut self) -> Result<(), AppError> {
+        self.audio = None;
         match self.running {
             Some(task) => self.state.cancel_task(task).await,
             None => Ok(()),

@@ -298,6 +298,11 @@ impl Ws {
             .unwrap();
     }
 
+    /// A binary frame (live audio).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.inner.send(Message::binary(bytes)).await.unwrap();
+    }
+
     pub async fn send_raw(&mut self, text: String) {
         self.inner.send(Message::text(text)).await.unwrap();
     }

@@ -79,6 +79,13 @@ enum Command {
         #[command(flatten)]
         args: speech::chat::ChatArgs,
     },
+    /// Live transcription over `/chat/ws`: frame → provider and result → client latency.
+    SttLive {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: speech::live::LiveArgs,
+    },
     /// Redis memory per minute of audio held in the sessions' response streams.
     SpeechMemory {
         #[command(flatten)]
@@ -165,6 +172,10 @@ async fn main() -> anyhow::Result<()> {
         Command::SpeechChat { common, args } => (
             common.clone(),
             speech::chat::run(&Ctx::new(common)?, &args).await?,
+        ),
+        Command::SttLive { common, args } => (
+            common.clone(),
+            speech::live::run(&Ctx::new(common)?, &args).await?,
         ),
         Command::SpeechMemory { common, args } => (
             common.clone(),

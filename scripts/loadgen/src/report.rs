@@ -291,6 +291,20 @@ fn speech_figures(results: &[Value], out: &mut Vec<Figure>) {
             .map(|p| p > 0.0);
         out.push(f);
     }
+    for r in of_kind("stt_live") {
+        let c = &r["concurrency"];
+        let mut f = Figure::new(format!("live audio frame: client → provider ×{c}"))
+            .percentiles(&r["frame_to_provider"]);
+        f.value = Some(format!(
+            "{} frames of {} ms, {} streams ok, errors {}",
+            r["frames"], r["frame_ms"], r["ok"], r["errors"]
+        ));
+        out.push(f);
+        let mut f = Figure::new(format!("live transcription: provider → client ×{c}"))
+            .percentiles(&r["result_to_client"]);
+        f.value = Some(format!("{} results", r["results"]));
+        out.push(f);
+    }
     for r in of_kind("speech_memory") {
         for row in r["formats"].as_array().into_iter().flatten() {
             let mut f = Figure::new(format!(

@@ -11,9 +11,12 @@ use serde_json::json;
 
 use common::events::{ErrorData, EventType, TextCompleted};
 use common::payloads::stt::{FORMATS, TranscribePayload};
+use common::provider::ProviderError;
 use common::storage::{Storage, StorageError};
 use common::worker::{Action, HandlerError, Task};
 
+use crate::stt::live::LiveTranscriber;
+use crate::stt::live::utterances::Utterances;
 use crate::stt::providers::{Audio, Options, Transcriber};
 
 /// The largest recording transcribed, bytes (OpenAI's own limit).
@@ -22,6 +25,8 @@ pub const MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
 /// The transcription providers this process may use.
 pub struct Transcribers {
     by_name: Vec<Arc<dyn Transcriber>>,
+    /// Providers with a live protocol of their own; the others are driven per utterance.
+    live: Vec<Arc<dyn LiveTranscriber>>,
     default: Option<&'static str>,
 }
 
@@ -40,7 +45,27 @@ impl Transcribers {
     /// The given providers; the default is the first of them.
     pub fn new(by_name: Vec<Arc<dyn Transcriber>>) -> Self {
         let default = by_name.first().map(|t| t.name());
-        Self { by_name, default }
+        Self {
+            by_name,
+            live: Vec::new(),
+            default,
+        }
+    }
+
+    /// With providers that transcribe live audio natively (Deepgram's WebSocket).
+    pub fn with_live(mut self, live: Vec<Arc<dyn LiveTranscriber>>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The live transcription of `name` (the default when absent): the provider's own live
+    /// protocol, or its recordings API per utterance.
+    pub fn pick_live(&self, name: Option<&str>) -> Result<Arc<dyn LiveTranscriber>, ErrorData> {
+        let recordings = self.pick(name)?;
+        if let Some(native) = self.live.iter().find(|l| l.name() == recordings.name()) {
+            return Ok(Arc::clone(native));
+        }
+        Ok(Arc::new(Utterances::new(recordings)))
     }
 
     /// Their names.
@@ -48,7 +73,8 @@ impl Transcribers {
         self.by_name.iter().map(|t| t.name()).collect()
     }
 
-    fn pick(&self, name: Option<&str>) -> Result<Arc<dyn Transcriber>, ErrorData> {
+    /// The provider `name` (the default when absent).
+    pub fn pick(&self, name: Option<&str>) -> Result<Arc<dyn Transcriber>, ErrorData> {
         let name = match name.map(str::to_ascii_lowercase) {
             Some(n) => n,
             None => self
@@ -81,7 +107,15 @@ impl Transcribers {
     }
 }
 
-fn stt_error(code: &str, message: impl Into<String>) -> ErrorData {
+/// A provider's failure as an `error` of stage `stt`.
+pub fn provider_error(e: &ProviderError) -> ErrorData {
+    let mut error = ErrorData::new("stt", e.code(), e.to_string(), e.retryable());
+    error.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
+    error
+}
+
+/// An `error` of stage `stt`.
+pub fn stt_error(code: &str, message: impl Into<String>) -> ErrorData {
     ErrorData::new("stt", code, message, false)
 }
 
@@ -192,11 +226,7 @@ impl Action<TranscribePayload> for TranscribeFile {
                 () = task.cancel.cancelled() => Ok(None),
                 r = transcriber.transcribe(&audio, &options) => r
                     .map(|t| Some((t, transcriber.name(), model)))
-                    .map_err(|e| {
-                        let mut error = ErrorData::new("stt", e.code(), e.to_string(), e.retryable());
-                        error.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
-                        error
-                    }),
+                    .map_err(|e| provider_error(&e)),
             }
         }
         .await;

@@ -18,7 +18,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use common::provider::{client, send};
 use common::settings::Secret;
 
-use super::{AudioStream, ProviderError, SpeechProvider, SpeechRequest, TextStream, body_stream};
+use super::{
+    AudioStream, ProviderError, SpeechProvider, SpeechRequest, TextStream, body_stream,
+    upgrade_error,
+};
 use crate::audio::{AudioFormat, wav_header};
 use crate::config::{ProviderAccess, TtsSettings};
 
@@ -178,7 +181,7 @@ impl SpeechProvider for ElevenLabs {
             tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(upgrade)).await;
         let socket = match connected {
             Err(_) => return Err(ProviderError::Connection("timed out".into())),
-            Ok(Err(e)) => return Err(upgrade_error(e)),
+            Ok(Err(e)) => return Err(upgrade_error("elevenlabs", e)),
             Ok(Ok((socket, _))) => socket,
         };
         let mut init = json!({
@@ -195,32 +198,6 @@ impl SpeechProvider for ElevenLabs {
         })
         .boxed();
         Ok(Self::shaped(request.format, audio))
-    }
-}
-
-/// What a refused upgrade means.
-fn upgrade_error(e: tokio_tungstenite::tungstenite::Error) -> ProviderError {
-    use tokio_tungstenite::tungstenite::Error;
-    match e {
-        Error::Http(response) => {
-            let status = response.status().as_u16();
-            match status {
-                429 => ProviderError::RateLimited { retry_after: None },
-                401 | 403 | 404 => {
-                    tracing::error!(
-                        status,
-                        "elevenlabs refused the deployment: check its API key and voice"
-                    );
-                    ProviderError::Misconfigured { status }
-                }
-                s if s >= 500 => ProviderError::Upstream { status },
-                _ => ProviderError::Refused {
-                    status,
-                    message: "the provider refused the stream".into(),
-                },
-            }
-        }
-        e => ProviderError::Connection(format!("cannot open the stream: {e}")),
     }
 }
 

@@ -59,6 +59,11 @@ pub trait Transcriber: Send + Sync {
     fn name(&self) -> &'static str;
     /// Its model when the request names none.
     fn default_model(&self) -> &str;
+    /// It runs on this machine, at no price per request: live transcription may then ask it
+    /// again and again for interim results.
+    fn runs_locally(&self) -> bool {
+        false
+    }
     /// Transcribes a whole recording.
     async fn transcribe(
         &self,

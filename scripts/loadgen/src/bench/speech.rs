@@ -21,6 +21,7 @@ use crate::sim;
 use crate::stats::{Latency, mean, round3};
 
 pub mod chat;
+pub mod live;
 pub mod memory;
 
 /// Which path a speech request takes.
