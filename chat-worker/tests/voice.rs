@@ -1,6 +1,6 @@
-//! Voice turns: a chat whose `audio` is transcribed by a real stt service running in-process (the
-//! tts-worker's `stt`, on provider-sim's Deepgram) and then answered, and audio given to Gemini
-//! (provider-sim) as part of the prompt (`audio.direct`), recorded or live.
+//! Voice turns: a chat whose `audio`, recorded or live, is transcribed by a real stt service
+//! running in-process (the tts-worker's `stt`, on provider-sim's Deepgram) and then answered, and
+//! audio given to Gemini (provider-sim) as part of the prompt (`audio.direct`), recorded or live.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -133,6 +133,13 @@ fn start_stt(core: &CoreSettings, sim: &Simulator, storage_dir: &str) -> Cancell
 fn pcm(millis: usize) -> Vec<u8> {
     (0..millis * 16)
         .flat_map(|i| ((i % 64) as i16 * 8).to_le_bytes())
+        .collect()
+}
+
+/// `millis` of a loud 16 kHz square wave: speech as far as a recogniser cares.
+fn tone(millis: usize) -> Vec<u8> {
+    (0..millis * 16)
+        .flat_map(|i| (if i % 64 < 32 { 10_000i16 } else { -10_000 }).to_le_bytes())
         .collect()
 }
 
@@ -278,6 +285,59 @@ async fn a_voice_turn_that_speaks_transcribes_answers_then_speaks() {
     let spoken = first(&events, "tts_completed").unwrap();
     assert_eq!(spoken["provider"], "espeak");
     assert!(joined(&events, "text_chunk").contains("quick brown fox"));
+}
+
+#[tokio::test]
+async fn a_live_voice_turn_is_transcribed_while_spoken_then_answered() {
+    // Deepgram's live WebSocket hears a word per 100 ms: the sentence in 0.9 s.
+    let v = voice(Options {
+        sim: SimConfig {
+            live_word: Duration::from_millis(100),
+            ..SimConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let (tenant, session) = (Uuid::now_v7(), Uuid::now_v7());
+    let action = v
+        .publish(
+            tenant,
+            session,
+            json!({"audio": {"live": true, "sample_rate": 16000, "language": "en"}}),
+        )
+        .await;
+    // The client speaks, as the gateway writes a WebSocket's frames: 100 ms each, then the end.
+    let key =
+        v.h.bus
+            .names()
+            .audio_input_stream(action.session_id, action.task_id);
+    let mut conn = v.h.bus.conn();
+    for frame in tone(900).chunks(3200) {
+        live_audio::write(&mut conn, &key, frame).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    live_audio::end(&mut conn, &key, "ended").await.unwrap();
+    let events = v.h.wait(&action, "complete").await;
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    let heard = support::of_kind(&events, "transcription");
+    let finals: Vec<&str> = heard
+        .iter()
+        .filter(|t| t["is_final"] == true)
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(finals.join(" "), SAID, "{heard:#?}");
+    // Every transcription before the answer, the answer about the transcript, one complete.
+    let last_heard = events
+        .iter()
+        .rposition(|e| e.kind == "transcription")
+        .unwrap();
+    assert!(last_heard < position(&events, "model_in_use"));
+    assert!(joined(&events, "text_chunk").starts_with(&format!("Echo: {SAID}")));
+    assert_one_complete_last(&events);
+    let request = v.sim.requests().into_iter().next().unwrap();
+    assert_eq!(request.path, "/v1/listen");
+    assert_eq!(request.audio_bytes, 900 * 32);
+    assert_eq!(v.history(session).await[0].1, SAID);
 }
 
 #[tokio::test]
