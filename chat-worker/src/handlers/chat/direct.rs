@@ -169,7 +169,16 @@ impl AudioSource {
                             true,
                         ));
                     }
-                    // `ended`, or `disconnected`: the answer is kept for a resume, as any chat's.
+                    // Live audio cannot be resumed: nobody is left to hear an answer to half of it
+                    // (the gateway cancels such a task too; this is for other writers).
+                    "disconnected" => {
+                        return Err(refused(
+                            "audio_disconnected",
+                            "the client went away while it spoke",
+                            false,
+                        ));
+                    }
+                    // `ended`.
                     _ => break,
                 },
                 // The follower stops without an end only on the task's cancel.
