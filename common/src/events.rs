@@ -204,6 +204,18 @@ pub enum ErrorCode {
     UnsupportedFormat,
     /// Speech to text: the audio cannot be read (not base64, none at all).
     InvalidAudio,
+    /// A voice turn: nothing was said (an empty transcript).
+    NoSpeech,
+    /// A voice turn with direct audio: no audio arrived.
+    NoAudio,
+    /// A voice turn with direct live audio: no frame for the live-audio idle time.
+    AudioTimeout,
+    /// A voice turn with direct live audio: the client went away while it spoke.
+    AudioDisconnected,
+    /// A voice turn: no transcription worker took the audio in time.
+    SttUnavailable,
+    /// A voice turn: the transcription stopped answering.
+    SttTimeout,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -250,21 +262,32 @@ impl ErrorCode {
             | Self::AudioTooLong
             | Self::EmptyText
             | Self::UnsupportedFormat
-            | Self::InvalidAudio => Fault::Client,
+            | Self::InvalidAudio
+            | Self::NoSpeech
+            | Self::NoAudio
+            | Self::AudioTimeout
+            | Self::AudioDisconnected => Fault::Client,
             Self::FileTooLarge => Fault::TooLarge,
             Self::RateLimited => Fault::RateLimited,
             Self::ProviderUnavailable
             | Self::BusUnavailable
             | Self::PersistenceFailed
-            | Self::StorageUnavailable => Fault::Unavailable,
-            Self::UpstreamError | Self::Timeout | Self::DeadlineExceeded | Self::Other
+            | Self::StorageUnavailable
+            | Self::SttUnavailable => Fault::Unavailable,
+            Self::UpstreamError
+            | Self::Timeout
+            | Self::SttTimeout
+            | Self::DeadlineExceeded
+            | Self::Other
                 if stage == "persistence" =>
             {
                 Fault::Unavailable
             }
-            Self::UpstreamError | Self::Timeout | Self::DeadlineExceeded | Self::Other => {
-                Fault::Upstream
-            }
+            Self::UpstreamError
+            | Self::Timeout
+            | Self::SttTimeout
+            | Self::DeadlineExceeded
+            | Self::Other => Fault::Upstream,
         }
     }
 }
@@ -963,5 +986,22 @@ mod tests {
         assert!(!set(&flags.cancelled_sent));
         assert!(flags.admit(EventType::Cancelled).unwrap_or(false));
         assert!(set(&flags.cancelled_sent));
+    }
+
+    #[test]
+    fn a_voice_turn_that_heard_nothing_is_the_callers_and_a_missing_stt_worker_ours() {
+        assert_eq!(ErrorCode::parse("no_speech").fault("stt"), Fault::Client);
+        assert_eq!(
+            ErrorCode::parse("stt_unavailable").fault("stt"),
+            Fault::Unavailable
+        );
+        assert_eq!(
+            ErrorCode::parse("stt_timeout").fault("stt"),
+            Fault::Upstream
+        );
+        assert_eq!(
+            ErrorCode::parse("audio_disconnected").fault("audio"),
+            Fault::Client
+        );
     }
 }

@@ -163,3 +163,92 @@ async fn a_client_that_disconnects_mid_stream_stops_the_worker_and_the_upstream_
     assert!(closed.is_some(), "the provider's socket stayed open");
     system.stop().await;
 }
+
+/// A system with the chat-worker (its offline `dummy` model answers "Echo: " and the words it
+/// was asked) and the tts-worker transcribing with the simulator's Deepgram.
+async fn voice_system(sim: &Simulator) -> (System, String) {
+    let opts = Opts::new()
+        .dummy(12, 0)
+        .tts()
+        .tts_provider_at("deepgram", &sim.root_url());
+    let system = System::start(opts).await;
+    let token = system.token(Uuid::now_v7());
+    (system, token)
+}
+
+/// The words of the dummy's answer after "Echo:".
+fn echoed(events: &[Value]) -> String {
+    let done = of(events, "text_completed");
+    let answer = done.last().unwrap()["data"]["content"].as_str().unwrap();
+    answer.trim_start_matches("Echo:").trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_live_voice_turn_is_transcribed_then_answered_in_one_task() {
+    let sim = sim().await;
+    let (system, token) = voice_system(&sim).await;
+    let (mut ws, _) = system.connect(&token).await;
+    ws.send(
+        json!({"type": "audio_start", "sample_rate": 16000, "language": "en",
+        "reply": {"model": "dummy"}}),
+    )
+    .await;
+    for frame in pcm(900).chunks(3200) {
+        ws.send_binary(frame.to_vec()).await;
+    }
+    ws.send(json!({"type": "audio_end"})).await;
+    let events = ws.until_complete().await;
+    let kinds = kinds(&events);
+    let first_chat = kinds.iter().position(|k| k == "model_in_use").unwrap();
+    let last_transcription = kinds.iter().rposition(|k| k == "transcription").unwrap();
+    assert!(last_transcription < first_chat, "{kinds:?}");
+    assert!(kinds.contains(&"text_chunk".to_owned()));
+    assert_eq!(kinds.iter().filter(|k| *k == "complete").count(), 1);
+    let task = &events[0]["task_id"];
+    assert!(events.iter().all(|e| &e["task_id"] == task), "one task");
+    // The answer is about what was said.
+    assert!(
+        echoed(&events).starts_with("The quick brown fox"),
+        "{events:#?}"
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_message_with_recorded_audio_is_a_voice_turn() {
+    use base64::Engine;
+    let sim = sim().await;
+    let (system, token) = voice_system(&sim).await;
+    let (mut ws, _) = system.connect(&token).await;
+    let mut wav = Vec::new();
+    let data = pcm(2000);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&32_000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    let audio = base64::engine::general_purpose::STANDARD.encode(&wav);
+    ws.send(json!({"type": "chat", "model": "dummy",
+        "audio": {"audio_base64": audio, "format": "wav"}}))
+        .await;
+    let events = ws.until_complete().await;
+    let t = of(&events, "transcription");
+    assert_eq!(t[0]["data"]["text"], SAID, "{events:#?}");
+    assert!(echoed(&events).starts_with("The quick brown fox"));
+    // Live audio comes only with audio_start.
+    ws.send(json!({"type": "chat", "audio": {"live": true, "sample_rate": 16000}}))
+        .await;
+    let e = ws.next().await;
+    assert_eq!(e["data"]["code"], "bad_request", "{e}");
+    system.stop().await;
+}
