@@ -177,8 +177,11 @@ impl SpeechProvider for ElevenLabs {
                 ProviderError::Connection("the API key is not a header value".into())
             })?;
         upgrade.headers_mut().insert("xi-api-key", key);
-        let connected =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(upgrade)).await;
+        let connected = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(upgrade, None, true),
+        )
+        .await;
         let socket = match connected {
             Err(_) => return Err(ProviderError::Connection("timed out".into())),
             Ok(Err(e)) => return Err(upgrade_error("elevenlabs", e)),

@@ -20,7 +20,8 @@ use super::{LiveInput, LiveParams, LiveResult, LiveSession, LiveTranscriber};
 use crate::config::ProviderAccess;
 use crate::providers::upgrade_error;
 
-/// Longest wait for the answer to the upgrade.
+/// Longest wait for the answer to the upgrade. (The socket is opened with Nagle off: small audio
+/// frames go out at once rather than waiting for the last one to be acknowledged.)
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `KeepAlive` after this long without audio.
 const KEEP_ALIVE: Duration = Duration::from_secs(4);
@@ -88,8 +89,11 @@ impl LiveTranscriber for DeepgramLive {
             .parse()
             .map_err(|_| ProviderError::Connection("the API key is not a header value".into()))?;
         upgrade.headers_mut().insert("authorization", auth);
-        let connected =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(upgrade)).await;
+        let connected = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(upgrade, None, true),
+        )
+        .await;
         let socket = match connected {
             Err(_) => return Err(ProviderError::Connection("timed out".into())),
             Ok(Err(e)) => return Err(upgrade_error("deepgram", e)),

@@ -169,7 +169,7 @@ async fn one_stream(
     barrier: &Barrier,
 ) -> anyhow::Result<Stream> {
     let timeout = Duration::from_secs(args.timeout_secs);
-    let (socket, _) = ws::connect(&ctx.ws_url, timeout).await?;
+    let (socket, _) = ws::connect(&ctx.ws_url_with(&ctx.token), timeout).await?;
     let (mut sink, mut events) = socket.split();
     barrier.wait().await;
     let start = json!({"type": "audio_start", "sample_rate": rate, "provider": "deepgram",
