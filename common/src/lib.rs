@@ -1,6 +1,7 @@
 //! The shared contract of the services: the DomainAction envelope, stream and key names, the bus
 //! and worker runtime, task events, settings, auth, errors, telemetry and file storage.
 
+pub mod audio;
 pub mod auth;
 pub mod backoff;
 pub mod bus;

@@ -220,21 +220,7 @@ async fn a_chat_message_with_recorded_audio_is_a_voice_turn() {
     let sim = sim().await;
     let (system, token) = voice_system(&sim).await;
     let (mut ws, _) = system.connect(&token).await;
-    let mut wav = Vec::new();
-    let data = pcm(2000);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&16_000u32.to_le_bytes());
-    wav.extend_from_slice(&32_000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&data);
+    let wav = common::audio::wav(&pcm(2000), 16_000);
     let audio = base64::engine::general_purpose::STANDARD.encode(&wav);
     ws.send(json!({"type": "chat", "model": "dummy",
         "audio": {"audio_base64": audio, "format": "wav"}}))

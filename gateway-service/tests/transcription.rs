@@ -75,22 +75,7 @@ fn main() {
 
 /// Two seconds of 16 kHz silence as WAV.
 fn wav() -> Vec<u8> {
-    let samples = 32_000u32;
-    let mut v = Vec::new();
-    v.extend_from_slice(b"RIFF");
-    v.extend_from_slice(&(36 + samples * 2).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&16_000u32.to_le_bytes());
-    v.extend_from_slice(&32_000u32.to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&16u16.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&(samples * 2).to_le_bytes());
-    v.resize(v.len() + samples as usize * 2, 0);
-    v
+    common::audio::wav(&[0; 64_000], 16_000)
 }
 
 /// A system with a tts-worker (no chat-worker) transcribing with the simulator through the

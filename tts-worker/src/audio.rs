@@ -74,29 +74,7 @@ impl fmt::Display for AudioFormat {
     }
 }
 
-/// Size of the canonical WAV header this module writes.
-pub const WAV_HEADER_LEN: usize = 44;
-
-/// A 16-bit mono PCM WAV header for `data_len` bytes of samples; `None` writes the largest size,
-/// the convention for a stream whose length is not known yet ([`fix_wav_sizes`] corrects it).
-pub fn wav_header(sample_rate: u32, data_len: Option<u32>) -> [u8; WAV_HEADER_LEN] {
-    let data_len = data_len.unwrap_or(u32::MAX - 36);
-    let mut h = [0u8; WAV_HEADER_LEN];
-    h[0..4].copy_from_slice(b"RIFF");
-    h[4..8].copy_from_slice(&(data_len.saturating_add(36)).to_le_bytes());
-    h[8..12].copy_from_slice(b"WAVE");
-    h[12..16].copy_from_slice(b"fmt ");
-    h[16..20].copy_from_slice(&16u32.to_le_bytes());
-    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
-    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
-    h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
-    h[28..32].copy_from_slice(&(sample_rate * 2).to_le_bytes());
-    h[32..34].copy_from_slice(&2u16.to_le_bytes());
-    h[34..36].copy_from_slice(&16u16.to_le_bytes());
-    h[36..40].copy_from_slice(b"data");
-    h[40..44].copy_from_slice(&data_len.to_le_bytes());
-    h
-}
+pub use common::audio::{WAV_HEADER_LEN, wav_header};
 
 /// Where the samples of a WAV clip start, with its byte rate: after the `data` chunk's header.
 fn wav_data(bytes: &[u8]) -> Option<(usize, u32)> {

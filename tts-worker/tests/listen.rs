@@ -4,62 +4,20 @@
 //! and provider failures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use common::Bus;
 use common::envelope::DomainAction;
 use common::live_audio;
-use common::settings::Secret;
-use common::testing::{Received, WAIT, fast_worker_settings, isolated_settings, read_until};
+use common::testing::{Received, WAIT, read_until};
 use provider_sim::{Behaviour, SimConfig, Simulator};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tts_worker::Settings;
-use tts_worker::config::ProviderAccess;
 use uuid::Uuid;
 
-const SAID: &str = "The quick brown fox jumps over the lazy dog.";
+use support::{SAID, Worker, start};
+
 const RATE: u32 = 16_000;
-
-struct Worker {
-    bus: Bus,
-    client: redis::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(providers: &[(&str, String)]) -> Worker {
-    let mut settings = Settings {
-        core: isolated_settings(),
-        worker: fast_worker_settings(),
-        ..Settings::default()
-    };
-    settings.storage.dir = std::env::temp_dir()
-        .join(format!("stt-live-test-{}", Uuid::now_v7().simple()))
-        .to_string_lossy()
-        .into_owned();
-    for (name, url) in providers {
-        settings.providers.insert(
-            (*name).into(),
-            ProviderAccess {
-                api_key: Secret::new("test-key"),
-                base_url: Some(url.clone()),
-            },
-        );
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(tts_worker::run(settings.clone(), shutdown.clone()));
-    Worker {
-        bus: Bus::connect(&settings.core).await.unwrap(),
-        client: redis::Client::open(settings.core.redis_url.expose()).unwrap(),
-        shutdown,
-    }
-}
 
 fn action(data: Value) -> DomainAction {
     let mut a = DomainAction::new(

@@ -2,83 +2,23 @@
 //! speaking OpenAI's, Deepgram's and Gemini's transcription APIs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use common::Bus;
 use common::envelope::DomainAction;
-use common::settings::Secret;
 use common::storage::Storage;
-use common::testing::{Received, WAIT, fast_worker_settings, isolated_settings, read_until};
+use common::testing::{Received, WAIT, read_until};
 use provider_sim::{Behaviour, SimConfig, Simulator};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tts_worker::Settings;
-use tts_worker::config::ProviderAccess;
 use uuid::Uuid;
 
-const SAID: &str = "The quick brown fox jumps over the lazy dog.";
-
-struct Worker {
-    settings: Settings,
-    bus: Bus,
-    client: redis::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(providers: &[(&str, String)]) -> Worker {
-    let mut settings = Settings {
-        core: isolated_settings(),
-        worker: fast_worker_settings(),
-        ..Settings::default()
-    };
-    settings.storage.dir = std::env::temp_dir()
-        .join(format!("stt-test-{}", Uuid::now_v7().simple()))
-        .to_string_lossy()
-        .into_owned();
-    for (name, url) in providers {
-        settings.providers.insert(
-            (*name).into(),
-            ProviderAccess {
-                api_key: Secret::new("test-key"),
-                base_url: Some(url.clone()),
-            },
-        );
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(tts_worker::run(settings.clone(), shutdown.clone()));
-    Worker {
-        bus: Bus::connect(&settings.core).await.unwrap(),
-        client: redis::Client::open(settings.core.redis_url.expose()).unwrap(),
-        settings,
-        shutdown,
-    }
-}
+use support::{SAID, Worker, start};
 
 /// Two seconds of 16 kHz silence as WAV.
 fn wav() -> Vec<u8> {
-    let samples = 32_000u32;
-    let mut v = Vec::new();
-    v.extend_from_slice(b"RIFF");
-    v.extend_from_slice(&(36 + samples * 2).to_le_bytes());
-    v.extend_from_slice(b"WAVEfmt ");
-    v.extend_from_slice(&16u32.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&1u16.to_le_bytes());
-    v.extend_from_slice(&16_000u32.to_le_bytes());
-    v.extend_from_slice(&32_000u32.to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&16u16.to_le_bytes());
-    v.extend_from_slice(b"data");
-    v.extend_from_slice(&(samples * 2).to_le_bytes());
-    v.resize(v.len() + samples as usize * 2, 0);
-    v
+    common::audio::wav(&[0; 64_000], 16_000)
 }
 
 fn action(tenant: Uuid, data: Value) -> DomainAction {

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::json;
 
+use common::audio::sniff_format;
 use common::events::{ErrorData, EventType, TextCompleted};
 use common::payloads::stt::{FORMATS, TranscribePayload};
 use common::provider::ProviderError;
@@ -174,7 +175,7 @@ impl TranscribeFile {
             .format
             .clone()
             .or(ext.filter(|e| FORMATS.contains(&e.as_str())))
-            .or_else(|| sniff(&bytes).map(str::to_owned))
+            .or_else(|| sniff_format(&bytes).map(str::to_owned))
             .ok_or_else(|| {
                 stt_error(
                     "unsupported_format",
@@ -186,23 +187,6 @@ impl TranscribeFile {
             format,
             sample_rate: p.sample_rate,
         })
-    }
-}
-
-/// A format told by the first bytes, for audio sent without a name.
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WAVE") {
-        Some("wav")
-    } else if bytes.starts_with(b"ID3") || bytes.first() == Some(&0xff) {
-        Some("mp3")
-    } else if bytes.starts_with(b"OggS") {
-        Some("ogg")
-    } else if bytes.starts_with(b"fLaC") {
-        Some("flac")
-    } else if bytes.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
-        Some("webm")
-    } else {
-        None
     }
 }
 

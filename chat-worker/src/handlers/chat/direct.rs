@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use common::Bus;
+use common::audio::{WAV_HEADER_LEN, sniff_format, wav};
 use common::events::ErrorData;
 use common::live_audio::{self, Piece};
 use common::payloads::chat::ChatAudio;
@@ -125,7 +126,7 @@ impl AudioSource {
             .format
             .clone()
             .or(ext.filter(|e| FORMATS.contains(&e.as_str())))
-            .or_else(|| sniff(&bytes).map(str::to_owned))
+            .or_else(|| sniff_format(&bytes).map(str::to_owned))
             .ok_or_else(|| {
                 refused(
                     "unsupported_format",
@@ -204,48 +205,6 @@ fn too_long() -> Loaded {
     )
 }
 
-/// A format told by the first bytes, for audio sent without a name.
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WAVE") {
-        Some("wav")
-    } else if bytes.starts_with(b"ID3") || bytes.first() == Some(&0xff) {
-        Some("mp3")
-    } else if bytes.starts_with(b"OggS") {
-        Some("ogg")
-    } else if bytes.starts_with(b"fLaC") {
-        Some("flac")
-    } else if bytes.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
-        Some("webm")
-    } else {
-        None
-    }
-}
-
-/// Length of the canonical WAV header [`wav`] writes.
-const WAV_HEADER_LEN: usize = 44;
-
-/// 16-bit little-endian mono PCM at `rate` as a WAV file: the canonical 44-byte header (`RIFF`
-/// chunk, a 16-byte `fmt ` chunk of format 1 = PCM, then the `data` chunk) before the samples.
-/// Written by hand: no WAV crate is in the workspace, and these are the whole of the format.
-pub fn wav(pcm: &[u8], rate: u32) -> Vec<u8> {
-    let data_len = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(WAV_HEADER_LEN + pcm.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes()); // bytes per second
-    out.extend_from_slice(&2u16.to_le_bytes()); // bytes per sample frame
-    out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    out.extend_from_slice(pcm);
-    out
-}
-
 /// What an `input_audio` part holds, for the history: its format, size and, for WAV, how long it
 /// plays (from the header's byte rate, without decoding the whole base64).
 #[derive(Debug, Clone, PartialEq)]
@@ -302,7 +261,7 @@ mod tests {
         let pcm = vec![0u8; 102_400];
         let file = wav(&pcm, 16_000);
         assert_eq!(file.len(), 44 + 102_400);
-        assert_eq!(sniff(&file), Some("wav"));
+        assert_eq!(sniff_format(&file), Some("wav"));
         assert_eq!(&file[40..44], &102_400u32.to_le_bytes());
         let part = json!({"type": "input_audio",
             "input_audio": {"data": STANDARD.encode(&file), "format": "wav"}});
