@@ -206,7 +206,8 @@ pub enum ErrorCode {
     InvalidAudio,
     /// A voice turn: nothing was said (an empty transcript).
     NoSpeech,
-    /// A voice turn with direct audio: no audio arrived.
+    /// A voice turn with direct audio: no audio arrived (stage `audio`); the speech provider
+    /// produced none (stage `tts`).
     NoAudio,
     /// A voice turn with direct live audio: no frame for the live-audio idle time.
     AudioTimeout,
@@ -248,6 +249,8 @@ impl ErrorCode {
     pub fn fault(self, stage: &str) -> Fault {
         match self {
             Self::NotFound => Fault::NotFound,
+            // The speech provider answered with no audio: its failure, not the request's.
+            Self::NoAudio if stage == "tts" => Fault::Upstream,
             Self::UnknownModel
             | Self::InvalidPayload
             | Self::UnsupportedInput
