@@ -124,6 +124,14 @@ async fn cancel_mid_stream_ends_the_task_and_later_frames_are_refused() {
     ws.send(json!({"type": "chat", "prompt": "hi"})).await;
     let e = ws.until("error").await;
     assert_eq!(e.last().unwrap()["data"]["code"], "bad_request");
+    // Mid-stream: the worker is transcribing (its provider socket is open) when the cancel comes.
+    let opened = tokio::time::timeout(Duration::from_secs(10), async {
+        while !sim.requests().iter().any(|r| r.path == "/v1/listen") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(opened.is_ok(), "the worker never opened Deepgram's socket");
     ws.send(json!({"type": "cancel"})).await;
     let events = ws.until_complete().await;
     assert!(
