@@ -171,4 +171,5 @@ async fn a_long_text_is_truncated_not_refused() {
 async fn blank_texts_are_refused_before_the_model_runs() {
     let err = embedder().embed(&texts(&["fine", "  "])).await.unwrap_err();
     assert!(matches!(err, EmbedError::Invalid(_)), "{err:?}");
+    assert_eq!(err.code(), "invalid_input");
 }

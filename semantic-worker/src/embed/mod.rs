@@ -1,9 +1,14 @@
 //! Embeddings: texts to dense vectors, behind one trait, from a local model ([`local`]: offline
-//! all-MiniLM-L6-v2, the default) or an OpenAI-compatible server.
+//! all-MiniLM-L6-v2, the default) or an OpenAI-compatible server ([`openai`]: OpenAI, Ollama,
+//! vLLM, ...).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use common::provider::ProviderError;
 
 pub mod local;
+pub mod openai;
 
 /// Why texts could not be embedded.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +20,37 @@ pub enum EmbedError {
     /// The embedder could not do it (the local model failed, or is not there).
     #[error("{0}")]
     Failed(String),
+    /// The provider answered with an error or could not be reached. Kept whole (rather than
+    /// flattened into `Failed`) so that the worker reports it as the other workers report
+    /// theirs: its code, whether a retry may help, the wait a 429 asked for. Its text never
+    /// holds the API key.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl EmbedError {
+    /// A stable code for `error` events: `invalid_input`, `embedding_failed`, or the provider
+    /// error's (`rate_limited`, `upstream_error`, `upstream_misconfigured`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_input",
+            Self::Failed(_) => "embedding_failed",
+            Self::Provider(e) => e.code(),
+        }
+    }
+
+    /// Whether the same texts may be embedded if tried again (a 429, a 5xx, a timeout).
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Provider(e) if e.retryable())
+    }
+
+    /// The wait a rate-limited provider asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Provider(e) => e.retry_after(),
+            _ => None,
+        }
+    }
 }
 
 /// Turns texts into vectors of one fixed size, each L2-normalised.
