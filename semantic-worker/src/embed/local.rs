@@ -4,21 +4,26 @@
 //! normalised.
 //!
 //! Why ONNX Runtime (the `ort` crate) and an int8 model rather than candle and the f32
-//! safetensors: on the 2 cores this runs on, the int8 ONNX export does 229 sentences/s one at a
-//! time and 348/s in batches of 32, candle's f32 BERT 40–58/s; the int8 vectors keep a cosine of
-//! about 0.99 with the f32 ones (the reference test below checks the first dimensions). The
-//! price is a C++ runtime: `libonnxruntime.so` from the PyPI wheel `onnxruntime`, loaded at run
-//! time (`load-dynamic`; nothing is downloaded at build time), installed with the model by
-//! `scripts/lib.sh` (`ensure_onnxruntime`, `ensure_embedding_model`), never at run time.
+//! safetensors: on the 2 cores this runs on, the int8 ONNX export did 229 sentences/s one at a
+//! time and 348/s in batches of 32 on an idle machine, candle's f32 BERT 40–58/s. The int8
+//! vectors differ from the f32 model's in the third decimal (0.0668 for 0.0677 in the first
+//! dimension of the reference sentence, tests/embed_local.rs). The price is a C++ runtime:
+//! `libonnxruntime.so` from the PyPI wheel `onnxruntime`, loaded at run time (`load-dynamic`:
+//! nothing is downloaded at build time), installed with the model by `scripts/lib.sh`
+//! (`ensure_onnxruntime`, `ensure_embedding_model`), never at run time.
+//!
+//! The tokenizer is the `tokenizers` crate reading the model's `tokenizer.json` (BERT
+//! WordPiece, lower-casing), built without onig, progress bars or downloads.
 //!
 //! Texts longer than the model's 256 word pieces (sentence-transformers' `max_seq_length` for
 //! this model, read from `sentence_bert_config.json`) are truncated, not refused: the vector
 //! stands for the first ~200 words. Chunk long documents before embedding them.
 //!
-//! A call is tokenised and run on a blocking thread; texts are sorted by length and run in
-//! batches of up to [`BATCH`] so that padding stays short (the attention mask keeps padding out
-//! of the result: a text's vector in a batch is the one it gets alone, to the last bit with
-//! ONNX Runtime 1.32 here).
+//! A call is tokenised and run on a blocking thread. Texts are sorted by length and run in
+//! batches of up to [`BATCH`] (fewer when long: at most 2,048 padded word pieces a batch, which
+//! bounds memory), so that padding stays short; the attention mask keeps padding out of the
+//! result, so a text's vector in a batch is the one it gets alone (to the last bit with ONNX
+//! Runtime 1.32 here).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,6 +39,11 @@ use super::{EmbedError, Embedder, Embeddings, check_texts, normalize};
 /// The texts of one model run at most: past 32 the gain in throughput is nil on 2 cores and
 /// the padded tensors only grow.
 pub const BATCH: usize = 32;
+
+/// Padded word pieces of one model run at most (rows x longest): keeps the attention's
+/// intermediate tensors (rows x 12 heads x length², float32) near 25 MB when the texts are long
+/// (8 texts of 256), while 32 short sentences still go together.
+const BATCH_TOKENS: usize = 2048;
 
 /// The model's name as clients see it.
 pub const MODEL: &str = "all-minilm-l6-v2";
@@ -145,6 +155,14 @@ impl LocalEmbedder {
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
             .and_then(|b| Ok(b.with_intra_threads(threads)?))
             .and_then(|b| Ok(b.with_inter_threads(1)?))
+            // ONNX Runtime's threads spin for a while after each run, waiting for the next; on
+            // 2 cores shared with the rest of the system that steals the CPU the next run
+            // needs: with spinning, 36-58 sentences/s under load here, without, 65-116.
+            .and_then(|b| Ok(b.with_config_entry("session.intra_op.allow_spinning", "0")?))
+            // Memory patterns are planned per input shape and kept: with a new [rows, length]
+            // at nearly every call, that is memory that only grows (peak 533 MB with them, 391
+            // without, in examples/embed_bench.rs).
+            .and_then(|b| Ok(b.with_memory_pattern(false)?))
             .and_then(|mut b| b.commit_from_file(&model))
             .map_err(|e| LoadError(format!("{} does not load: {e}", model.display())))?;
 
@@ -243,11 +261,22 @@ impl Inner {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
         let mut vectors = vec![Vec::new(); encodings.len()];
-        for chunk in order.chunks(BATCH) {
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted: the last text taken is the longest, the length all are padded to.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < BATCH
+                && (end - start + 1) * encodings[order[end]].len() <= BATCH_TOKENS
+            {
+                end += 1;
+            }
+            let chunk = &order[start..end];
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             for (&i, vector) in chunk.iter().zip(self.infer(&batch)?) {
                 vectors[i] = vector;
             }
+            start = end;
         }
         Ok(Embeddings { vectors, tokens })
     }
