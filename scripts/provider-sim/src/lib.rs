@@ -16,6 +16,7 @@
 //! | Gemini text to speech | the Gemini paths with `generationConfig.responseModalities: ["AUDIO"]` | [`Simulator::root_url`] |
 //! | OpenAI speech to text | `POST /v1/audio/transcriptions`, `POST /v1/audio/translations` (and without `/v1`) | [`Simulator::base_url`] |
 //! | Deepgram speech to text | `POST /v1/listen` (a recording), WebSocket `GET /v1/listen` (live audio) | [`Simulator::root_url`] |
+//! | OpenAI embeddings | `POST /v1/embeddings` (and `/embeddings`) | [`Simulator::base_url`] |
 //! | Gemini audio understanding | the Gemini paths with an audio `inlineData` part: a transcription when a text part asks for one, else a chat about the audio | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
@@ -59,6 +60,13 @@
 //!   decoded bytes of all audio parts, the first part's media type, their duration), so a client
 //!   can check its audio arrived whole. Its [`RequestRecord::format`] is `gemini`, with
 //!   [`RequestRecord::audio_bytes`] and [`RequestRecord::audio_duration`] set.
+//! - **Embeddings**: a hashed bag of words, unit length, deterministic: each lower-cased word
+//!   adds ±1 at 4 positions chosen by its hash, so texts that share words are closer than texts
+//!   that do not. `text-embedding-3-small` (1536), `-3-large` (3072, both shortened by
+//!   `dimensions`) and `text-embedding-ada-002` (1536); JSON floats, or base64 little-endian
+//!   float32 for `encoding_format: "base64"` (what the official SDKs ask for). The failure
+//!   behaviours apply as to a non-streamed chat: `ErrorEvent` is a 503, `MalformedLine` a body
+//!   cut in the middle of its JSON.
 //! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
 //!
 //! Requests the real API would refuse get its 400 in its own error shape and are not recorded:
@@ -69,7 +77,10 @@
 //! with an unknown `output_format` or no `text` (422) or over the model's character limit,
 //! OpenAI transcriptions without a Bearer key (401), with an unknown model (404), a format the
 //! model does not write, a file extension it does not take, a WAV it cannot read, less than
-//! 0.1 s of audio, or over 25 MiB (413), Deepgram without a `Token` (401), with a `url` to fetch
+//! 0.1 s of audio, or over 25 MiB (413), OpenAI embeddings without a Bearer key (401), with an
+//! unknown model (404), an empty or over-long `input` (over 2048 items, an item over 8192
+//! words), an `encoding_format` other than `float`/`base64`, or `dimensions` for a model that
+//! cannot shorten (ada-002) or beyond the model's size, Deepgram without a `Token` (401), with a `url` to fetch
 //! (the simulator is offline), an unknown `encoding`, raw audio without `sample_rate`, or a body
 //! that is empty, unreadable or not audio (400), and Gemini audio of an unsupported MIME type,
 //! not base64, unreadable, or in a request over 20 MiB (400).

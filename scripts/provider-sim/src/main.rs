@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
 /// Gemini), text-to-speech APIs (OpenAI, ElevenLabs, Gemini) and speech-to-text APIs (OpenAI,
-/// Deepgram, Gemini) with scriptable failures.
+/// Deepgram, Gemini) and OpenAI embeddings, with scriptable failures.
 #[derive(Parser, Debug)]
 #[command(
     name = "provider-sim",
@@ -32,6 +32,8 @@ Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deep
   POST /v1/audio/transcriptions, /v1/audio/translations
                                                      OpenAI STT (multipart; json, text, srt, vtt,
                                                      verbose_json; stream=true for gpt-*-transcribe)
+  POST /v1/embeddings, /embeddings                   OpenAI embeddings (text-embedding-3-small/-large,
+                                                     ada-002; hashed bag of words, float or base64)
   POST /v1/listen                                    Deepgram STT of a recording (audio body)
   GET  /v1/listen                                    Deepgram live STT WebSocket (?encoding=linear16
                                                      &sample_rate=16000&interim_results=true, ...)

@@ -1,5 +1,5 @@
 //! OpenAI Chat Completions wire format: request parsing, stream chunks, completions and errors;
-//! the audio endpoints live in `speech` and `transcription`.
+//! the audio endpoints live in `speech` and `transcription`, embeddings in `embeddings`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,11 +17,13 @@ use crate::engine::{self, Failure, Turn};
 use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
+mod embeddings;
 mod request;
 mod speech;
 mod transcription;
 mod wire;
 
+pub(crate) use embeddings::embeddings;
 pub(crate) use speech::audio_speech;
 pub(crate) use transcription::{transcriptions, translations};
 

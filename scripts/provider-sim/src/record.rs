@@ -43,12 +43,15 @@ pub enum WireFormat {
     /// `inlineData` part, answered with the transcript as text.
     #[serde(rename = "gemini_transcription")]
     GeminiTranscription,
+    /// OpenAI embeddings, `POST /v1/embeddings`.
+    #[serde(rename = "openai_embeddings")]
+    OpenAiEmbeddings,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
-    /// `elevenlabs`, `gemini_speech`, `openai_transcription`, `deepgram` or
-    /// `gemini_transcription`.
+    /// `elevenlabs`, `gemini_speech`, `openai_transcription`, `deepgram`,
+    /// `gemini_transcription` or `openai_embeddings`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -60,6 +63,7 @@ impl WireFormat {
             WireFormat::OpenAiTranscription => "openai_transcription",
             WireFormat::Deepgram => "deepgram",
             WireFormat::GeminiTranscription => "gemini_transcription",
+            WireFormat::OpenAiEmbeddings => "openai_embeddings",
         }
     }
 }
@@ -95,7 +99,8 @@ pub struct RequestRecord {
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
-    /// check that no text was sent twice or lost. Empty for chat requests.
+    /// check that no text was sent twice or lost; the text inputs of an embeddings request.
+    /// Empty for chat requests.
     pub texts: Vec<String>,
     /// Bytes of audio received: the uploaded file, the decoded audio parts of a Gemini request
     /// (a transcription, or a chat about its audio), or every binary frame of a live stream so

@@ -89,6 +89,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/audio/translations", post(openai::translations))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/embeddings", post(openai::embeddings))
         .route("/audio/translations", post(openai::translations))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/listen", post(deepgram::listen).get(deepgram::live))

@@ -9,6 +9,7 @@ mod failures;
 mod gemini;
 mod gemini_speech;
 mod gemini_transcription;
+mod openai_embeddings;
 mod openai_speech;
 mod openai_transcription;
 mod stream;
