@@ -33,7 +33,9 @@
 //! - **Dimensions.** The dense vector's size is fixed when the directory is created; opening it
 //!   with another size fails naming the directory (a new embedding model needs a new directory).
 
-use std::collections::BTreeSet;
+mod convert;
+mod dir;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,20 +43,15 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use qdrant_edge::{
-    self as qe, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard,
-    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Fusion,
-    JsonPath, Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStructPersisted, Prefetch, QueryEnum,
-    QueryRequest, Range, ScoringQuery, ScrollRequest, SparseVector, UpdateOperation, ValueVariants,
-    VectorInternal, Vectors, WithPayloadInterface, WithVector,
+    self as qe, EdgeShard, PointInsertOperations, PointOperations, ScrollRequest, UpdateOperation,
+    WithPayloadInterface, WithVector,
 };
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::{
-    Condition, DENSE, Filter, Hit, INTEGER_FIELDS, KEYWORD_FIELDS, Payload, Point, Query, RRF_K,
-    Ranking, SPARSE, Sparse, StoreError, VectorStore, prefetch_limit,
-};
+use self::convert::{count_request, to_filter, to_hit, to_record, to_request};
+use self::dir::{DirClaim, check_dimensions, collection_config, ensure_indexes};
+use super::{Filter, Hit, Point, Query, StoreError, VectorStore};
 
 /// Tuning of an [`EdgeStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -284,78 +281,6 @@ impl Inner {
         Ok(rebuilt)
     }
 }
-
-fn collection_config(dimensions: usize, options: &EdgeOptions) -> EdgeConfig {
-    EdgeConfig::builder()
-        .vector(
-            DENSE,
-            EdgeVectorParams::builder(dimensions, Distance::Cosine).build(),
-        )
-        .sparse_vector(
-            SPARSE,
-            EdgeSparseVectorParams::builder()
-                .modifier(Modifier::Idf)
-                .build(),
-        )
-        .wal_enabled(true)
-        .optimizers(EdgeOptimizersConfig {
-            indexing_threshold: options.indexing_threshold_kb,
-            ..EdgeOptimizersConfig::default()
-        })
-        .build()
-}
-
-/// Refuses, before touching anything, a directory made for another dense size.
-fn check_dimensions(dir: &Path, dimensions: usize) -> Result<(), StoreError> {
-    let Some(stored) = EdgeConfig::load(dir) else {
-        // Segments without a config file: the engine checks them against ours on load.
-        return Ok(());
-    };
-    let stored = stored
-        .map_err(|e| StoreError::Unavailable(format!("edge store {}: {e}", dir.display())))?;
-    match stored.vectors.get(DENSE) {
-        Some(v) if v.size == dimensions => Ok(()),
-        Some(v) => Err(StoreError::Invalid(format!(
-            "edge store {} holds {}-dimensional vectors but the embedder gives {dimensions}: \
-             a different embedding model needs a different directory (or a re-index into one)",
-            dir.display(),
-            v.size
-        ))),
-        None => Err(StoreError::Invalid(format!(
-            "edge store {} has no `{DENSE}` vector: it was not made by this worker",
-            dir.display()
-        ))),
-    }
-}
-
-/// Creates the payload indexes the shard lacks (all of them for a new one).
-fn ensure_indexes(shard: &EdgeShard) -> Result<(), StoreError> {
-    let existing = shard.info().map_err(engine)?.payload_schema;
-    let wanted = KEYWORD_FIELDS
-        .iter()
-        .map(|f| (*f, PayloadSchemaType::Keyword))
-        .chain(
-            INTEGER_FIELDS
-                .iter()
-                .map(|f| (*f, PayloadSchemaType::Integer)),
-        );
-    for (field, kind) in wanted {
-        let key = key(field)?;
-        if existing.get(&key).is_some_and(|i| i.data_type == kind) {
-            continue;
-        }
-        shard
-            .update(UpdateOperation::FieldIndexOperation(
-                FieldIndexOperations::CreateIndex(CreateIndex {
-                    field_name: key,
-                    field_schema: Some(PayloadFieldSchema::FieldType(kind)),
-                }),
-            ))
-            .map_err(engine)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl VectorStore for EdgeStore {
     fn engine(&self) -> &'static str {
@@ -463,183 +388,10 @@ impl VectorStore for EdgeStore {
     }
 }
 
-/// The engine's request for a query; `None` when it cannot match anything (a keyword search
-/// whose words are all stop words).
-fn to_request(query: &Query, dimensions: usize) -> Result<Option<QueryRequest>, StoreError> {
-    let ranking = query.ranking(dimensions)?;
-    if query.limit == 0 {
-        return Ok(None);
-    }
-    let filter = to_filter(&query.filter)?;
-    let mut request = QueryRequest::new(query.limit);
-    request.with_payload = WithPayloadInterface::Bool(true);
-    request.score_threshold = query.score_threshold;
-    match ranking {
-        Ranking::Dense(dense) => {
-            request.query = Some(nearest(DENSE, dense_vector(dense)));
-            request.filter = Some(filter);
-        }
-        Ranking::Sparse(sparse) if sparse.indices.is_empty() => return Ok(None),
-        Ranking::Sparse(sparse) => {
-            request.query = Some(nearest(SPARSE, sparse_vector(sparse)?));
-            request.filter = Some(filter);
-        }
-        Ranking::Hybrid(dense, sparse) => {
-            let depth = prefetch_limit(query.limit);
-            let mut prefetches = vec![prefetch(
-                nearest(DENSE, dense_vector(dense)),
-                depth,
-                &filter,
-            )];
-            if !sparse.indices.is_empty() {
-                prefetches.push(prefetch(
-                    nearest(SPARSE, sparse_vector(sparse)?),
-                    depth,
-                    &filter,
-                ));
-            }
-            request.prefetches = prefetches;
-            request.query = Some(ScoringQuery::Fusion(Fusion::Rrf {
-                k: RRF_K,
-                weights: None,
-            }));
-        }
-    }
-    Ok(Some(request))
-}
-
-fn prefetch(query: ScoringQuery, limit: usize, filter: &qe::Filter) -> Prefetch {
-    let mut p = Prefetch::new(limit);
-    p.query = Some(query);
-    p.filter = Some(filter.clone());
-    p
-}
-
-fn nearest(using: &str, vector: VectorInternal) -> ScoringQuery {
-    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-        query: vector,
-        using: Some(using.into()),
-    }))
-}
-
-fn dense_vector(dense: &[f32]) -> VectorInternal {
-    VectorInternal::from(dense.to_vec())
-}
-
-fn sparse_vector(sparse: &Sparse) -> Result<VectorInternal, StoreError> {
-    SparseVector::new(sparse.indices.clone(), sparse.values.clone())
-        .map(VectorInternal::from)
-        .map_err(|e| StoreError::Invalid(format!("sparse vector: {e}")))
-}
-
-fn to_filter(filter: &Filter) -> Result<qe::Filter, StoreError> {
-    let must = filter
-        .conditions()
-        .into_iter()
-        .map(|c| {
-            let condition = match c {
-                Condition::Is(field, value) => FieldCondition::new_match(
-                    key(field)?,
-                    Match::new_value(ValueVariants::String(value)),
-                ),
-                Condition::AnyOf(field, values) => {
-                    FieldCondition::new_match(key(field)?, Match::from(values))
-                }
-                Condition::Between(field, from, to) => FieldCondition::new_range(
-                    key(field)?,
-                    Range {
-                        lt: None,
-                        gt: None,
-                        gte: from.map(|v| (v as f64).into()),
-                        lte: to.map(|v| (v as f64).into()),
-                    },
-                ),
-            };
-            Ok(qe::Condition::Field(condition))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let mut f = qe::Filter::new();
-    f.must = Some(must);
-    Ok(f)
-}
-
-fn count_request(filter: qe::Filter) -> CountRequest {
-    CountRequest {
-        filter: Some(filter),
-        exact: true,
-    }
-}
-
-fn key(field: &str) -> Result<JsonPath, StoreError> {
-    JsonPath::try_from(field)
-        .map_err(|()| StoreError::Unavailable(format!("`{field}` is not a payload path")))
-}
-
-fn to_record(point: Point) -> Result<PointStructPersisted, StoreError> {
-    let sparse = qe::Vector::new_sparse(point.sparse.indices, point.sparse.values)
-        .map_err(|e| StoreError::Invalid(format!("point {}: {e}", point.id)))?;
-    let vectors = Vectors::new_named([
-        (DENSE, qe::Vector::new_dense(point.dense)),
-        (SPARSE, sparse),
-    ]);
-    let payload = match serde_json::to_value(&point.payload) {
-        Ok(serde_json::Value::Object(map)) => qe::Payload(map),
-        Ok(_) => return Err(StoreError::Invalid("a payload is not an object".into())),
-        Err(e) => return Err(StoreError::Invalid(format!("payload: {e}"))),
-    };
-    Ok(PointStructPersisted {
-        id: PointId::Uuid(point.id),
-        vector: vectors.0.into(),
-        payload: Some(payload),
-    })
-}
-
-fn to_hit(id: PointId, score: f32, payload: Option<qe::Payload>) -> Result<Hit, StoreError> {
-    let PointId::Uuid(id) = id else {
-        return Err(StoreError::Unavailable(format!(
-            "point {id} has a numeric id: not written by this worker"
-        )));
-    };
-    let payload =
-        payload.ok_or_else(|| StoreError::Unavailable(format!("point {id} has no payload")))?;
-    let payload: Payload = serde_json::from_value(serde_json::Value::Object(payload.0))
-        .map_err(|e| StoreError::Unavailable(format!("point {id}: unreadable payload: {e}")))?;
-    Ok(Hit { id, score, payload })
-}
-
 fn engine(e: qe::OperationError) -> StoreError {
     StoreError::Unavailable(format!("edge engine: {e}"))
 }
 
 fn io(dir: &Path, e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("edge store {}: {e}", dir.display()))
-}
-
-/// This process's claim on a directory, released on drop.
-#[derive(Debug)]
-struct DirClaim(PathBuf);
-
-static CLAIMED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-
-impl DirClaim {
-    fn take(dir: &Path) -> Result<Self, StoreError> {
-        let dir = dir.canonicalize().map_err(|e| io(dir, e))?;
-        let mut claimed = CLAIMED.lock().unwrap_or_else(PoisonError::into_inner);
-        if !claimed.insert(dir.clone()) {
-            return Err(StoreError::Invalid(format!(
-                "edge store {} is already open in this process",
-                dir.display()
-            )));
-        }
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for DirClaim {
-    fn drop(&mut self) {
-        CLAIMED
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.0);
-    }
 }
