@@ -14,10 +14,10 @@ mod edge;
 mod filters;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use semantic_worker::store::VectorStore;
 use semantic_worker::store::bm25::Bm25;
 use semantic_worker::store::edge::{EdgeOptions, EdgeStore};
 use semantic_worker::store::server::{ServerConfig, ServerStore};
+use semantic_worker::store::{StoreError, VectorStore};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -92,6 +92,11 @@ fn main() {
         "edge::search_works_after_background_optimize",
         || block_on(edge::search_works_after_background_optimize()),
     ));
+    // Needs no server: the error a worker sees when its server is down.
+    trials.push(Trial::test(
+        "server::an_unreachable_server_is_unavailable",
+        || block_on(an_unreachable_server_is_unavailable()),
+    ));
     if server_url.is_none() {
         eprintln!("QDRANT_TEST_URL is not set: the server:: cases are ignored, not run");
     }
@@ -152,4 +157,19 @@ fn run_server(url: &str, case: Case) -> Result<(), Failed> {
         store.delete_collection().await?;
         outcome
     })
+}
+
+async fn an_unreachable_server_is_unavailable() -> anyhow::Result<()> {
+    let config = ServerConfig {
+        // A port nothing listens on (the discard port, refused on any test machine).
+        url: "http://127.0.0.1:9".into(),
+        api_key: None,
+        collection: "unreachable".into(),
+    };
+    let connect = ServerStore::connect(config, DIMS);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), connect).await? {
+        Err(StoreError::Unavailable(msg)) => anyhow::ensure!(msg.contains("qdrant"), "{msg}"),
+        other => anyhow::bail!("{other:?}"),
+    }
+    Ok(())
 }
