@@ -4,11 +4,12 @@
 //!
 //! The collection is created when missing with the same layout as the edge engine's (named dense
 //! vector, Cosine; sparse [`SPARSE`] with the IDF modifier; the same payload indexes), and an
-//! existing one is checked: a different dense size fails at start naming the collection. Queries
-//! are the same as the edge engine's, built from the same [`Ranking`] and [`Condition`]s: a
-//! dense or sparse nearest query with the filter, or two prefetches of [`prefetch_limit`]
-//! candidates (each with the filter) fused by RRF with [`RRF_K`]. Writes wait for the server to
-//! apply them (`wait = true`), so a search right after an upsert sees it.
+//! existing one is checked: a different dense size or a BM25 vector without IDF fails at start
+//! naming the collection. Queries are the same as the edge engine's, built from the same
+//! [`Ranking`] and [`Condition`]s: a dense or sparse nearest query with the filter, or two
+//! prefetches of [`prefetch_limit`] candidates (each with the filter) fused by RRF with
+//! [`RRF_K`]. Writes wait for the server to apply them (`wait = true`), so a search right after
+//! an upsert sees it.
 //!
 //! Differences from the edge engine, by nature of a shared server: the count [`VectorStore::delete`]
 //! returns is counted just before the delete (a write by another worker in between can make it
@@ -148,6 +149,18 @@ impl ServerStore {
                     "collection {name} has no `{DENSE}` vector: it was not made by this worker"
                 )));
             }
+        }
+        let bm25_idf = info
+            .config
+            .as_ref()
+            .and_then(|c| c.params.as_ref())
+            .and_then(|p| p.sparse_vectors_config.as_ref())
+            .and_then(|s| s.map.get(SPARSE))
+            .is_some_and(|s| s.modifier == Some(Modifier::Idf as i32));
+        if !bm25_idf {
+            return Err(StoreError::Invalid(format!(
+                "collection {name} has no `{SPARSE}` vector with IDF: it was not made by this worker"
+            )));
         }
         let wanted = KEYWORD_FIELDS
             .iter()

@@ -35,14 +35,25 @@ pub(super) fn collection_config(dimensions: usize, options: &EdgeOptions) -> Edg
         .build()
 }
 
-/// Refuses, before touching anything, a directory made for another dense size.
-pub(super) fn check_dimensions(dir: &Path, dimensions: usize) -> Result<(), StoreError> {
+/// Refuses, before touching anything, a directory made for another dense size or without the
+/// IDF-weighted BM25 vector.
+pub(super) fn check_layout(dir: &Path, dimensions: usize) -> Result<(), StoreError> {
     let Some(stored) = EdgeConfig::load(dir) else {
         // Segments without a config file: the engine checks them against ours on load.
         return Ok(());
     };
     let stored = stored
         .map_err(|e| StoreError::Unavailable(format!("edge store {}: {e}", dir.display())))?;
+    if stored
+        .sparse_vectors
+        .get(SPARSE)
+        .is_none_or(|s| s.modifier != Some(Modifier::Idf))
+    {
+        return Err(StoreError::Invalid(format!(
+            "edge store {} has no `{SPARSE}` vector with IDF: it was not made by this worker",
+            dir.display()
+        )));
+    }
     match stored.vectors.get(DENSE) {
         Some(v) if v.size == dimensions => Ok(()),
         Some(v) => Err(StoreError::Invalid(format!(

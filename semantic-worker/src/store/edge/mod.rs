@@ -30,8 +30,9 @@
 //!   [`EdgeStore::close`] at shutdown (which first waits for a running optimization), and when
 //!   the last handle is dropped (after a running optimization ends). An optimization cut short
 //!   by the process ending leaves temporary segments the next open discards; it runs again.
-//! - **Dimensions.** The dense vector's size is fixed when the directory is created; opening it
-//!   with another size fails naming the directory (a new embedding model needs a new directory).
+//! - **Layout.** The dense vector's size is fixed when the directory is created; opening it
+//!   with another size (or a directory without the IDF-weighted `bm25` vector) fails naming the
+//!   directory, before anything is loaded: a new embedding model needs a new directory.
 
 mod convert;
 mod dir;
@@ -50,7 +51,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use self::convert::{count_request, to_filter, to_hit, to_record, to_request};
-use self::dir::{DirClaim, check_dimensions, collection_config, ensure_indexes};
+use self::dir::{DirClaim, check_layout, collection_config, ensure_indexes};
 use super::{Filter, Hit, Point, Query, StoreError, VectorStore};
 
 /// Tuning of an [`EdgeStore`].
@@ -248,7 +249,7 @@ impl Inner {
         let config = collection_config(dimensions, &options);
         let exists = dir.join("edge_config.json").exists() || dir.join("segments").exists();
         let shard = if exists {
-            check_dimensions(dir, dimensions)?;
+            check_layout(dir, dimensions)?;
             EdgeShard::load(dir, Some(config))
         } else {
             EdgeShard::new(dir, config)
