@@ -58,6 +58,9 @@ pub(crate) async fn a_copy_taken_before_any_flush_replays_its_wal() -> anyhow::R
         ..EdgeOptions::default()
     };
     let store = EdgeStore::open_with(&dir.0, DIMS, options.clone()).await?;
+    // The open's optimization (and its flush) ends before the writes; none runs after them,
+    // so nothing moves files during the copy and the writes are only in the WAL.
+    store.optimizations().wait_for(|n| *n >= 1).await?;
     store.upsert(topics(&bm25)).await?;
     store
         .delete(Filter {
