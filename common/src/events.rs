@@ -217,6 +217,10 @@ pub enum ErrorCode {
     SttUnavailable,
     /// A voice turn: the transcription stopped answering.
     SttTimeout,
+    /// Semantic search: the embedding model or provider failed.
+    EmbeddingFailed,
+    /// Semantic search: the vector store failed or cannot be reached.
+    IndexUnavailable,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -276,7 +280,8 @@ impl ErrorCode {
             | Self::BusUnavailable
             | Self::PersistenceFailed
             | Self::StorageUnavailable
-            | Self::SttUnavailable => Fault::Unavailable,
+            | Self::SttUnavailable
+            | Self::IndexUnavailable => Fault::Unavailable,
             Self::UpstreamError
             | Self::Timeout
             | Self::SttTimeout
@@ -289,6 +294,7 @@ impl ErrorCode {
             Self::UpstreamError
             | Self::Timeout
             | Self::SttTimeout
+            | Self::EmbeddingFailed
             | Self::DeadlineExceeded
             | Self::Other => Fault::Upstream,
         }

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod semantic;
 pub mod stt;
 pub mod tts;
 
@@ -29,7 +30,17 @@ pub trait Payload: DeserializeOwned + utoipa::ToSchema + Send + 'static {
 
     /// Decodes an action's `data` and checks it.
     fn parse(data: &Value) -> Result<Self, Invalid> {
-        let payload = Self::deserialize(data).map_err(|e| Invalid(e.to_string()))?;
+        // The path of the field at fault leads the message (`mode: unknown variant …`), as a
+        // client needs it; serde_json's own errors name no field for a `Value`.
+        let payload: Self = serde_path_to_error::deserialize(data).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                Invalid(inner.to_string())
+            } else {
+                Invalid(format!("{path}: {inner}"))
+            }
+        })?;
         payload.validate()?;
         Ok(payload)
     }
@@ -58,6 +69,22 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         (
             stt::TRANSCRIBE_STREAM,
             schema::<stt::StreamPayload>(stt::TRANSCRIBE_STREAM),
+        ),
+        (
+            semantic::SEARCH,
+            schema::<semantic::SearchPayload>(semantic::SEARCH),
+        ),
+        (
+            semantic::INDEX_MESSAGES,
+            schema::<semantic::IndexMessagesPayload>(semantic::INDEX_MESSAGES),
+        ),
+        (
+            semantic::DELETE,
+            schema::<semantic::DeletePayload>(semantic::DELETE),
+        ),
+        (
+            semantic::EMBED,
+            schema::<semantic::EmbedPayload>(semantic::EMBED),
         ),
     ]
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::semantic::ChatSemantic;
 use super::stt::{StreamPayload, TranscribePayload};
 use super::tts::ChatSpeech;
 use super::{Invalid, Payload, storable, storable_json};
@@ -222,6 +223,10 @@ pub struct ChatSettings {
     /// speed, chunk_schedule, save).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tts: Option<ChatSpeech>,
+    /// Search the user's past messages and documents first and add what is found to the prompt
+    /// (`enabled`, `mode`, `limit`, `score_threshold`, `sources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<ChatSemantic>,
     /// Other settings, kept as they came.
     #[serde(flatten)]
     #[schema(ignore)]
@@ -338,6 +343,9 @@ impl ChatSettings {
         }
         if let Some(system) = &self.system_prompt {
             storable(system, "settings.system_prompt")?;
+        }
+        if let Some(semantic) = &self.semantic {
+            semantic.check()?;
         }
         if let Some(tts) = &self.tts {
             tts.check()?;

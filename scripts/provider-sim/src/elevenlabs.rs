@@ -90,7 +90,7 @@ async fn text_to_speech(
                 kind: "json_invalid",
                 field: "0",
                 msg: format!("JSON decode error: {err}"),
-                input: Value::Null,
+                input: Box::new(Value::Null),
             }
             .into_response();
         }
@@ -134,7 +134,7 @@ impl SpeechRequest {
                     kind: "string_type",
                     field: "text",
                     msg: "Input should be a valid string".to_owned(),
-                    input: other.clone(),
+                    input: Box::new(other.clone()),
                 });
             }
             None => {
@@ -142,7 +142,7 @@ impl SpeechRequest {
                     kind: "missing",
                     field: "text",
                     msg: "Field required".to_owned(),
-                    input: body.clone(),
+                    input: Box::new(body.clone()),
                 });
             }
         };
@@ -223,7 +223,7 @@ fn output_format(query: &HashMap<String, String>) -> Result<AudioFormat, Rejecte
             kind: "enum",
             field: "output_format",
             msg: format!("Input should be a valid output format, got '{name}'"),
-            input: Value::String(name.to_owned()),
+            input: Box::new(Value::String(name.to_owned())),
         }),
     }
 }
@@ -241,7 +241,8 @@ enum Rejected {
         kind: &'static str,
         field: &'static str,
         msg: String,
-        input: Value,
+        /// Boxed: a `Value` is large, and the error travels in every `Result` of the parsers.
+        input: Box<Value>,
     },
 }
 
@@ -258,7 +259,7 @@ impl Rejected {
                 field,
                 msg,
                 input,
-            } => validation_error(kind, field, msg, input),
+            } => validation_error(kind, field, msg, *input),
         }
     }
 }
