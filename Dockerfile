@@ -11,10 +11,10 @@ ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin gateway-service --bin chat-worker --bin tts-worker \
-        --bin health-data-service \
+        --bin health-data-service --bin semantic-worker \
     && mkdir -p /out \
     && cp target/release/gateway-service target/release/chat-worker target/release/tts-worker \
-          target/release/health-data-service /out/
+          target/release/health-data-service target/release/semantic-worker /out/
 
 # The offline transcription model (Whisper tiny.en, 75 MB), fetched at build time by the same
 # function as scripts/dev and scripts/test, never at run time.
@@ -35,7 +35,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl espeak-ng libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 app \
-    && mkdir -p /app/data/storage && chown -R app /app
+    && mkdir -p /app/data/storage /app/data/semantic && chown -R app /app
 COPY --from=build /out/ /usr/local/bin/
 COPY --from=models /models/whisper-tiny.en /opt/models/whisper-tiny.en
 ENV STT__MODEL_DIR=/opt/models/whisper-tiny.en

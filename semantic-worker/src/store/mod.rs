@@ -15,6 +15,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+// The source and the mode are the actions' own (`semantic.search.execute`): one spelling everywhere.
+pub use common::payloads::semantic::{Mode, Source};
+
 /// The name of the dense vector in the collection.
 pub const DENSE: &str = "dense";
 /// The name of the BM25 sparse vector (IDF applied by the engine at query time).
@@ -27,16 +30,6 @@ pub struct Sparse {
     pub indices: Vec<u32>,
     /// Their weights.
     pub values: Vec<f32>,
-}
-
-/// Where a point's text came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A chat message.
-    Message,
-    /// A chunk of an ingested document.
-    Document,
 }
 
 /// What a point carries besides its vectors; every field a filter can use.
@@ -88,19 +81,6 @@ pub struct Point {
     pub sparse: Sparse,
     /// What it carries.
     pub payload: Payload,
-}
-
-/// How a search ranks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Dense vectors only: by meaning.
-    Semantic,
-    /// Dense and BM25, fused with Reciprocal Rank Fusion.
-    #[default]
-    Hybrid,
-    /// BM25 only: by the words.
-    Keyword,
 }
 
 /// Which points a search or a delete may touch. `tenant` is not optional: no query crosses
@@ -182,6 +162,11 @@ pub trait VectorStore: Send + Sync + std::fmt::Debug {
     /// The points the filter matches, in no particular order, at most `limit` (without vectors;
     /// `score` is 0).
     async fn scroll(&self, filter: Filter, limit: usize) -> Result<Vec<Hit>, StoreError>;
+    /// Makes everything written durable before the process ends (the worker calls it on
+    /// shutdown). Nothing to do for a server.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The `k` of Reciprocal Rank Fusion in Qdrant's formula, `1 / (rank + k - 1)` with ranks from 1:
@@ -222,16 +207,6 @@ pub enum Condition {
     AnyOf(&'static str, Vec<String>),
     /// The integer field lies within the bounds (both inclusive).
     Between(&'static str, Option<i64>, Option<i64>),
-}
-
-impl Source {
-    /// The payload's spelling (as serde writes it).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Message => "message",
-            Self::Document => "document",
-        }
-    }
 }
 
 impl Filter {

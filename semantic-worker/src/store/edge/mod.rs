@@ -288,6 +288,10 @@ impl VectorStore for EdgeStore {
         "edge"
     }
 
+    async fn close(&self) -> Result<(), StoreError> {
+        EdgeStore::close(self).await
+    }
+
     async fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
         for point in &points {
             point.check(self.inner.dimensions)?;
