@@ -61,6 +61,15 @@ pub struct Settings {
     pub stt_idle_timeout_secs: u64,
     /// A voice turn with direct live audio: longest wait for the next frame, seconds.
     pub live_audio_idle_timeout_secs: u64,
+    /// Publish every stored turn to the semantic-worker for indexing.
+    pub semantic_indexing_enabled: bool,
+    /// A chat with `settings.semantic`: the most estimated tokens of found context in the prompt.
+    pub semantic_search_context_max_tokens: usize,
+    /// A chat with `settings.semantic`: longest wait for the search, seconds; then the chat
+    /// answers without context.
+    pub semantic_search_timeout_secs: u64,
+    /// After three failed searches in a row, how long chats skip the search, seconds.
+    pub semantic_breaker_cool_down_secs: u64,
     /// Where stored recordings are read for direct audio (`STORAGE__*`, as the gateway and the
     /// tts-worker have them).
     pub storage: StorageSettings,
@@ -85,6 +94,10 @@ impl Default for Settings {
             stt_start_timeout_secs: 15,
             stt_idle_timeout_secs: 120,
             live_audio_idle_timeout_secs: 30,
+            semantic_indexing_enabled: true,
+            semantic_search_context_max_tokens: 1500,
+            semantic_search_timeout_secs: 5,
+            semantic_breaker_cool_down_secs: 30,
             storage: StorageSettings::default(),
         }
     }

@@ -4,6 +4,7 @@
 //! `audio.direct`, its audio is given to the model as part of the prompt.
 
 mod direct;
+mod memory;
 mod payload;
 mod persist;
 mod speech;
@@ -27,6 +28,7 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::providers::{Candidate, Plan, ProviderError, Providers};
 use direct::{AudioSource, Loaded};
+use memory::{Breaker, Memory, Recalled};
 pub use payload::ChatPayload;
 use payload::ProviderRequest;
 use speech::{SpeechHalf, SpeechTimeouts};
@@ -45,6 +47,7 @@ pub struct ChatHandler {
     speech_timeouts: SpeechTimeouts,
     stt_timeouts: Timeouts,
     audio: AudioSource,
+    memory: Memory,
     history_budget: usize,
     history_max_messages: i64,
     idle_timeout: Duration,
@@ -80,6 +83,15 @@ impl ChatHandler {
             stt_timeouts: Timeouts {
                 start: secs(settings.stt_start_timeout_secs),
                 idle: secs(settings.stt_idle_timeout_secs),
+            },
+            memory: Memory {
+                indexing: settings.semantic_indexing_enabled,
+                timeouts: Timeouts {
+                    start: secs(settings.semantic_search_timeout_secs),
+                    idle: secs(settings.semantic_search_timeout_secs),
+                },
+                budget_tokens: settings.semantic_search_context_max_tokens,
+                breaker: Breaker::new(secs(settings.semantic_breaker_cool_down_secs)),
             },
             history_budget: settings.history_token_budget,
             history_max_messages: settings.history_max_messages,
@@ -137,6 +149,19 @@ impl Action<ChatPayload> for ChatHandler {
                     task.events.cancelled().await?;
                     return Ok(());
                 }
+            }
+        }
+        let semantic = payload.settings.semantic.clone().filter(|s| s.enabled);
+        if let Some(semantic) = semantic
+            && self.checked_plan(&payload).is_ok()
+        {
+            let recalled = self
+                .memory
+                .recall(&self.bus, &task, &mut payload, &semantic)
+                .await?;
+            if let Recalled::Cancelled = recalled {
+                task.events.cancelled().await?;
+                return Ok(());
             }
         }
         let speech = payload.settings.tts.as_ref().filter(|s| s.enabled);
@@ -245,7 +270,22 @@ impl ChatHandler {
         );
         generated?;
         match turn? {
-            Ok(turn) => persist::finish(&self.pool, &task.action, turn, &progress, events).await,
+            Ok(turn) => {
+                let (user_id, user_text) = turn.user_message();
+                let saved =
+                    persist::finish(&self.pool, &task.action, turn, &progress, events).await?;
+                if let Some(reply) = saved
+                    && progress.finish_reason() != "error"
+                    && progress.finish_reason() != "cancelled"
+                {
+                    let messages = vec![
+                        memory::indexed(user_id, "user", user_text),
+                        memory::indexed(Some(reply), "assistant", progress.content().to_owned()),
+                    ];
+                    self.memory.index_turn(&self.bus, task, messages);
+                }
+                Ok(())
+            }
             // Another owner stored the session between the runtime's check and the write: this
             // answer went to the asker only and is not kept.
             Err(persist::NotOwner) => send_error(events, not_found()).await,

@@ -7,6 +7,7 @@ use futures::StreamExt;
 
 use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage, content_text};
 use crate::config::DummySettings;
+use common::payloads::semantic::CONTEXT_HEADER;
 
 /// Words the dummy answer is made of after echoing the prompt.
 const FILLER: &[&str] = &[
@@ -39,7 +40,23 @@ impl DummyProvider {
     }
 }
 
-/// The tokens of the answer to a request: "Echo:" and the last user message's words, then filler.
+/// The first text of the context a chat with `settings.semantic` found, from the system prompt.
+fn remembered(request: &ChatRequest) -> Option<String> {
+    let system = request
+        .messages
+        .iter()
+        .find(|m| m["role"] == "system")
+        .map(|m| content_text(&m["content"]))?;
+    let context = &system[system.find(CONTEXT_HEADER)?..];
+    let line = context.lines().find(|l| l.starts_with("[1] "))?;
+    // `[1] (origin) text`
+    let text = line.split_once(") ").map_or(line, |(_, text)| text);
+    Some(text.to_owned())
+}
+
+/// The tokens of the answer to a request: "Echo:" and the last user message's words, then
+/// "Remembered:" and the first text of the context it was given (a chat with
+/// `settings.semantic`), then filler.
 pub fn answer_tokens(request: &ChatRequest, count: usize) -> Vec<String> {
     let prompt = request
         .messages
@@ -48,8 +65,12 @@ pub fn answer_tokens(request: &ChatRequest, count: usize) -> Vec<String> {
         .find(|m| m["role"] == "user")
         .map(|m| content_text(&m["content"]))
         .unwrap_or_default();
+    let remembered = remembered(request)
+        .map(|text| format!("Remembered: {text}"))
+        .unwrap_or_default();
     std::iter::once("Echo:")
         .chain(prompt.split_whitespace())
+        .chain(remembered.split_whitespace())
         .chain(FILLER.iter().copied().cycle())
         .take(count)
         .enumerate()

@@ -28,6 +28,15 @@ const ATTEMPTS: u32 = 3;
 pub struct Turn {
     started: Instant,
     user_message: Option<Uuid>,
+    /// The user's message as stored (its text).
+    user_text: String,
+}
+
+impl Turn {
+    /// The user's message as stored: its id (when it was written) and its text.
+    pub fn user_message(&self) -> (Option<Uuid>, String) {
+        (self.user_message, self.user_text.clone())
+    }
 }
 
 /// The session belongs to another tenant or user.
@@ -117,6 +126,7 @@ pub async fn begin(
     Ok(Ok(Turn {
         started,
         user_message,
+        user_text: content,
     }))
 }
 
@@ -186,14 +196,15 @@ pub async fn load_history(
     out
 }
 
-/// Stores the assistant's reply as it ended and tells the client what was written.
+/// Stores the assistant's reply as it ended and tells the client what was written; the reply's
+/// id when it was.
 pub async fn finish(
     pool: &PgPool,
     action: &DomainAction,
     turn: Turn,
     progress: &Progress,
     events: &TaskEvents,
-) -> Result<(), HandlerError> {
+) -> Result<Option<Uuid>, HandlerError> {
     let status = match progress.finish_reason() {
         "cancelled" => "cancelled",
         "error" => "error",
@@ -219,8 +230,8 @@ pub async fn finish(
             let ids = json!({"session_id": action.session_id,
                 "user_message_id": turn.user_message, "assistant_message_id": id});
             events.db_operation("chat_turn_saved", ids).await?;
-            Ok(())
+            Ok(Some(id))
         }
-        Err(e) => report(events, "assistant reply", &e).await,
+        Err(e) => report(events, "assistant reply", &e).await.map(|()| None),
     }
 }
