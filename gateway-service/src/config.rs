@@ -125,6 +125,11 @@ pub struct RateLimitSettings {
     pub requests_per_minute: u32,
     /// Requests a tenant may make at once after being idle (the bucket size; 0 counts as 1).
     pub burst: u32,
+    /// Semantic searches (`POST /api/v1/semantic/search`) per minute per tenant, on top of the
+    /// request limit; `0` disables it.
+    pub search_per_minute: u32,
+    /// Searches a tenant may make at once.
+    pub search_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -132,6 +137,8 @@ impl Default for RateLimitSettings {
         Self {
             requests_per_minute: 600,
             burst: 60,
+            search_per_minute: 60,
+            search_burst: 10,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod openai_compat;
 pub mod protocol;
 pub mod rate_limit;
 pub mod routes;
+pub mod semantic;
 pub mod session;
 pub mod speech;
 pub mod state;

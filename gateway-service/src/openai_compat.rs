@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod chunks;
 pub mod completion;
+pub mod embeddings;
 pub mod error;
 pub mod request;
 pub mod response;

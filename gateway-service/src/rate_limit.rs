@@ -68,6 +68,8 @@ pub struct RateLimiter {
     names: Names,
     /// `(interval µs, tolerance µs)`; `None` when disabled.
     params: Option<(u64, u64)>,
+    /// The same for semantic searches.
+    search: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -101,6 +103,7 @@ impl RateLimiter {
             script: redis::Script::new(GCRA),
             names: core.names(),
             params: gcra_params(settings),
+            search: per_minute(settings.search_per_minute, settings.search_burst),
         }
     }
 
@@ -176,6 +179,15 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Counts one semantic search of `tenant` against its search limit (the seed's 60 a
+    /// minute); over it → [`AppError::RateLimited`].
+    pub async fn admit_search(&self, tenant: Uuid) -> Result<(), AppError> {
+        let key = format!("{}:search", self.key(tenant));
+        limited(self.check_key(&key, self.search).await, "search")
+    }
+}
+
 fn limited(decision: Decision, what: &str) -> Result<(), AppError> {
     match decision {
         Decision::Allowed => Ok(()),
@@ -183,7 +195,7 @@ fn limited(decision: Decision, what: &str) -> Result<(), AppError> {
             tracing::info!(
                 limit = what,
                 wait_ms = wait.as_millis() as u64,
-                "auth request rate limited"
+                "request rate limited"
             );
             Err(AppError::RateLimited {
                 retry_after_secs: retry_after_secs(wait),
@@ -223,6 +235,7 @@ mod tests {
         let s = |rpm, burst| RateLimitSettings {
             requests_per_minute: rpm,
             burst,
+            ..RateLimitSettings::default()
         };
         assert_eq!(gcra_params(&s(0, 10)), None);
         assert_eq!(gcra_params(&s(600, 60)), Some((100_000, 5_900_000)));

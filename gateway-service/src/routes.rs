@@ -7,6 +7,7 @@ mod health;
 mod history;
 mod models;
 mod openai;
+mod semantic;
 mod session_name;
 mod storage;
 mod stt;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(history::delete),
         )
         .route("/api/v1/chat/search", get(history::search))
+        .route("/api/v1/semantic/search", post(semantic::search))
         .route("/api/v1/models", get(models::list))
         .route(
             "/api/v1/storage/upload",
@@ -81,6 +83,7 @@ fn openai_router(transcription_limit: usize) -> Router<AppState> {
             "/audio/transcriptions",
             post(openai::audio_transcriptions).layer(DefaultBodyLimit::max(transcription_limit)),
         )
+        .route("/embeddings", post(openai::embeddings))
         .route("/models", get(openai::list_models))
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)

@@ -87,7 +87,7 @@ async fn the_openai_python_sdk_works_unmodified() -> Result<Completion, Failed> 
         );
     }
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut opts = Opts::new().openai_at(&sim.base_url()).tts();
+    let mut opts = Opts::new().openai_at(&sim.base_url()).tts().semantic();
     // Scripted provider failures reach the client at once instead of being retried.
     opts.worker.as_mut().unwrap().provider_retries = 0;
     let system = System::start(opts).await;

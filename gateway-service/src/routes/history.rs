@@ -103,6 +103,7 @@ pub async fn delete(
 ) -> Result<Response, AppError> {
     let id = session_id(id)?;
     let deleted = history::delete_session(&state, Viewer::new(&claims), id).await?;
+    crate::semantic::forget_session(&state, &claims, id).await;
     Ok(ok(deleted).into_response())
 }
 

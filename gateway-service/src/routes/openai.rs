@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::catalog;
+use crate::openai_compat::embeddings::{self, EmbeddingsRequest};
 use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser, SpeechRequest};
 use crate::openai_compat::{TranscriptionRequest, completion, speech, transcription};
 use crate::state::AppState;
@@ -52,6 +53,18 @@ pub async fn audio_transcriptions(
         .map_err(|e| OpenAiError::from(e).param("file"))?;
     let request = TranscriptionRequest::parse(&form)?;
     transcription::create(&state, &claims, &request, upload).await
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(
+    State(state): State<AppState>,
+    OpenAiUser(claims): OpenAiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OpenAiError> {
+    let body =
+        body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
+    let request = EmbeddingsRequest::parse(&body)?;
+    embeddings::create(&state, &claims, &request).await
 }
 
 /// `GET /v1/models`.

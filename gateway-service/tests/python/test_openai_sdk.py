@@ -321,6 +321,48 @@ def test_speech_unknown_model_is_not_found():
     raise AssertionError("expected openai.NotFoundError")
 
 
+def test_embeddings_default_base64_decoded_by_the_sdk():
+    # The SDK asks for base64 when no format is named, and decodes little-endian float32.
+    result = client.embeddings.create(
+        model="all-minilm-l6-v2", input=["A cat sat on the mat.", "A kitten rested on the rug.", "Stock prices fell."]
+    )
+    check(len(result.data) == 3, result)
+    check([d.index for d in result.data] == [0, 1, 2], result)
+    vectors = [d.embedding for d in result.data]
+    check(all(len(v) == 384 for v in vectors), [len(v) for v in vectors])
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    check(abs(dot(vectors[0], vectors[0]) - 1.0) < 1e-3, dot(vectors[0], vectors[0]))
+    check(dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2]) + 0.2, "related texts are closer")
+    check(result.model == "all-minilm-l6-v2", result.model)
+    check(result.usage.prompt_tokens > 0, result.usage)
+
+
+def test_embeddings_float_matches_base64():
+    as_float = client.embeddings.create(model="default", input="hello world", encoding_format="float")
+    as_b64 = client.embeddings.create(model="default", input="hello world")
+    check(len(as_float.data[0].embedding) == 384, len(as_float.data[0].embedding))
+    diff = max(abs(a - b) for a, b in zip(as_float.data[0].embedding, as_b64.data[0].embedding))
+    check(diff < 1e-6, diff)
+
+
+def test_embeddings_unknown_model_is_not_found():
+    try:
+        client.embeddings.create(model="no-such-embedding-model", input="x")
+    except openai.NotFoundError as e:
+        check(e.body["code"] == "model_not_found", e.body)
+    else:
+        raise AssertionError("an unknown model was accepted")
+
+
+def test_embeddings_dimensions_the_model_cannot_give_is_bad_request():
+    try:
+        client.embeddings.create(model="all-minilm-l6-v2", input="x", dimensions=64)
+    except openai.BadRequestError as e:
+        check(e.body["code"] == "unsupported_option", e.body)
+    else:
+        raise AssertionError("dimensions were accepted")
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     passed = failed = 0

@@ -29,6 +29,8 @@ pub struct Opts {
     pub worker: Option<chat_worker::Settings>,
     /// A tts-worker, sharing the gateway's storage (see `Opts::tts`).
     pub tts: Option<tts_worker::Settings>,
+    /// A semantic-worker on a fresh Qdrant Edge directory (see `Opts::semantic`).
+    pub semantic: Option<semantic_worker::Settings>,
 }
 
 impl Opts {
@@ -67,7 +69,23 @@ impl Opts {
             gateway,
             worker: Some(worker),
             tts: None,
+            semantic: None,
         }
+    }
+
+    /// Adds a semantic-worker: the offline embedding model and Qdrant Edge in a fresh directory
+    /// (removed when the system is dropped).
+    pub fn semantic(mut self) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("gateway-semantic-{}", Uuid::now_v7().simple()));
+        let mut semantic = semantic_worker::Settings {
+            core: self.core.clone(),
+            worker: common::testing::fast_worker_settings(),
+            ..Default::default()
+        };
+        semantic.semantic.store_dir = dir.display().to_string();
+        self.semantic = Some(semantic);
+        self
     }
 
     /// Adds a tts-worker with no provider key (the offline espeak-ng speaks). It and the gateway
@@ -125,6 +143,9 @@ impl Opts {
         if let Some(t) = &mut self.tts {
             t.core.redis_url = Secret::new(url);
         }
+        if let Some(s) = &mut self.semantic {
+            s.core.redis_url = Secret::new(url);
+        }
         self
     }
 
@@ -159,6 +180,8 @@ pub struct System {
     pub ws: String,
     /// The local storage directory of a system with a tts-worker, removed when it is dropped.
     storage_dir: Option<std::path::PathBuf>,
+    /// The index directory of a system with a semantic-worker, removed when it is dropped.
+    semantic_dir: Option<std::path::PathBuf>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -183,11 +206,22 @@ impl System {
         if let Some(tts) = opts.tts {
             tasks.push(tokio::spawn(tts_worker::run(tts, shutdown.clone())));
         }
+        let semantic_dir = opts
+            .semantic
+            .as_ref()
+            .map(|s| std::path::PathBuf::from(&s.semantic.store_dir));
+        if let Some(semantic) = opts.semantic {
+            tasks.push(tokio::spawn(semantic_worker::run(
+                semantic,
+                shutdown.clone(),
+            )));
+        }
         let system = Self {
             core: opts.core,
             http: format!("http://{addr}"),
             ws: format!("ws://{addr}/chat/ws"),
             storage_dir,
+            semantic_dir,
             shutdown,
             tasks,
         };
@@ -267,7 +301,10 @@ impl System {
 impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        if let Some(dir) = &self.storage_dir {
+        for dir in [&self.storage_dir, &self.semantic_dir]
+            .into_iter()
+            .flatten()
+        {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
