@@ -39,41 +39,13 @@ pub async fn run(
     let mut feed = TaskFeed::action(state, &action, Abandon::Cancel).await?;
     span.in_scope(|| tracing::debug!("semantic task published"));
     let wait = Duration::from_secs(state.settings().chat_timeout_secs);
-    let waited = tokio::time::timeout(wait, async {
-        let mut answered = None;
-        loop {
-            let Some(event) = feed.next().await else {
-                return Err(Failure::ShuttingDown);
-            };
-            match event.kind {
-                Some(EventType::TextCompleted) => {
-                    let mut done = event.data();
-                    answered = Some(Answered {
-                        data: done["data"].take(),
-                        usage: done["usage"].take(),
-                    });
-                }
-                Some(EventType::Error) => {
-                    feed.finished().await;
-                    return Err(Failure::Task(event.data()));
-                }
-                Some(EventType::Cancelled) => {
-                    feed.finished().await;
-                    return Err(Failure::Cancelled);
-                }
-                Some(EventType::Complete) => return answered.ok_or(Failure::Incomplete),
-                _ => {}
-            }
-        }
-    })
-    .await;
-    Ok(match waited {
-        Ok(result) => result,
-        Err(_) => {
-            feed.abandon().await;
-            Err(Failure::Timeout(wait.as_secs()))
-        }
-    })
+    Ok(feed
+        .result(EventType::TextCompleted, wait)
+        .await
+        .map(|mut done| Answered {
+            data: done["data"].take(),
+            usage: done["usage"].take(),
+        }))
 }
 
 /// Asks the semantic-worker to delete what a deleted session left in the index. Not waited

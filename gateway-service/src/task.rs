@@ -180,6 +180,47 @@ impl TaskFeed {
         }
     }
 
+    /// Waits up to `wait` for the task's end and answers the `data` of the last `kind` event
+    /// before its `complete` (the result of a task that answers once: a transcript, a search);
+    /// its `error`, a cancel, a timeout (the task is then cancelled) or a `complete` without
+    /// that event are the failures.
+    pub async fn result(
+        &mut self,
+        kind: EventType,
+        wait: std::time::Duration,
+    ) -> Result<Value, crate::speech::Failure> {
+        use crate::speech::Failure;
+        let waited = tokio::time::timeout(wait, async {
+            let mut result = None;
+            loop {
+                let Some(event) = self.next().await else {
+                    return Err(Failure::ShuttingDown);
+                };
+                match event.kind {
+                    Some(k) if k == kind => result = Some(event.data()),
+                    Some(EventType::Error) => {
+                        self.finished().await;
+                        return Err(Failure::Task(event.data()));
+                    }
+                    Some(EventType::Cancelled) => {
+                        self.finished().await;
+                        return Err(Failure::Cancelled);
+                    }
+                    Some(EventType::Complete) => return result.ok_or(Failure::Incomplete),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(result) => result,
+            Err(_) => {
+                self.abandon().await;
+                Err(Failure::Timeout(wait.as_secs()))
+            }
+        }
+    }
+
     /// Gives up on the task now and cancels it (a timeout).
     pub async fn abandon(&mut self) {
         if let Some((task, _)) = self.armed.take()

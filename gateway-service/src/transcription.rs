@@ -136,36 +136,7 @@ impl TranscriptionTask {
     /// Waits (up to `CHAT_TIMEOUT_SECS`) for the `transcription` event: its `data` (`text`,
     /// `language`, `duration_s`, `segments`, `provider`, `model`).
     pub async fn transcript(&mut self) -> Result<Value, Failure> {
-        let waited = tokio::time::timeout(self.wait, async {
-            let mut transcript = None;
-            loop {
-                let Some(event) = self.feed.next().await else {
-                    return Err(Failure::ShuttingDown);
-                };
-                let Some(kind) = event.kind else { continue };
-                match kind {
-                    EventType::Transcription => transcript = Some(event.data()),
-                    EventType::Error => {
-                        self.feed.finished().await;
-                        return Err(Failure::Task(event.data()));
-                    }
-                    EventType::Cancelled => {
-                        self.feed.finished().await;
-                        return Err(Failure::Cancelled);
-                    }
-                    EventType::Complete => return transcript.ok_or(Failure::Incomplete),
-                    _ => {}
-                }
-            }
-        })
-        .await;
-        match waited {
-            Ok(result) => result,
-            Err(_) => {
-                self.feed.abandon().await;
-                Err(Failure::Timeout(self.wait.as_secs()))
-            }
-        }
+        self.feed.result(EventType::Transcription, self.wait).await
     }
 }
 
