@@ -221,6 +221,9 @@ pub enum ErrorCode {
     EmbeddingFailed,
     /// Semantic search: the vector store failed or cannot be reached.
     IndexUnavailable,
+    /// Document ingestion: the file holds no text that can be read (empty, corrupt, not UTF-8,
+    /// a PDF of scanned images).
+    InvalidDocument,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -269,6 +272,7 @@ impl ErrorCode {
             | Self::AudioTooLong
             | Self::EmptyText
             | Self::UnsupportedFormat
+            | Self::InvalidDocument
             | Self::InvalidAudio
             | Self::NoSpeech
             | Self::NoAudio
@@ -592,15 +596,10 @@ impl TaskEvents {
         self.send(EventType::Cancelled, json!({})).await
     }
 
-    /// `progress` of a long task: `stage`, `fraction` (0 to 1) where known, a sentence.
-    pub async fn progress(
-        &self,
-        stage: &str,
-        fraction: Option<f64>,
-        message: &str,
-    ) -> Result<Option<String>, EmitError> {
-        let data = json!({"stage": stage, "fraction": fraction, "message": message});
-        self.send(EventType::Progress, data).await
+    /// `progress` of a long task: `stage`, `fraction` (0 to 1) where known, a sentence, and the
+    /// counts of what the stage works through where it has them.
+    pub async fn progress(&self, progress: &Progress) -> Result<Option<String>, EmitError> {
+        self.send(EventType::Progress, json!(progress)).await
     }
 
     /// `tts_started`: the speech half began, with whom and in which format.
@@ -734,6 +733,23 @@ fn transient(e: &redis::RedisError) -> bool {
 fn payload(kind: EventType, t: &ResponseTarget, data: &Value) -> String {
     json!({"type": kind, "session_id": t.session_id, "task_id": t.task_id, "data": data})
         .to_string()
+}
+
+/// The data of `progress`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// What the task is doing (`reading`, `chunking`, `embedding`, `indexing`, ...).
+    pub stage: String,
+    /// How much of the whole task is done, 0 to 1, where known.
+    pub fraction: Option<f64>,
+    /// A sentence for people.
+    pub message: String,
+    /// Chunks done so far (document ingestion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_processed: Option<u64>,
+    /// Chunks in all (document ingestion), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_chunks: Option<u64>,
 }
 
 /// The data of `tts_started`.

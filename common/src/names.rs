@@ -99,6 +99,12 @@ impl Names {
         format!("{}:ratelimit:auth:{scope}:{id}", self.base)
     }
 
+    /// The session an ingestion job (its task id) runs in, so that its progress can be
+    /// followed by the job's id alone (`WS /ws/ingest/{job_id}`); expires with the job's events.
+    pub fn ingest_job(&self, job_id: Uuid) -> String {
+        format!("{}:ingest:{{{job_id}}}:session", self.base)
+    }
+
     /// The task of a session that is running now, if any.
     pub fn session_running_task(&self, session_id: Uuid) -> String {
         format!("{}:session:{{{session_id}}}:task", self.base)

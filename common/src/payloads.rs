@@ -86,6 +86,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             semantic::EMBED,
             schema::<semantic::EmbedPayload>(semantic::EMBED),
         ),
+        (
+            semantic::INGEST,
+            schema::<semantic::IngestPayload>(semantic::INGEST),
+        ),
+        (
+            semantic::LIST_DOCUMENTS,
+            schema::<semantic::ListDocumentsPayload>(semantic::LIST_DOCUMENTS),
+        ),
     ]
 }
 

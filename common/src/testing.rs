@@ -1,14 +1,16 @@
 //! Helpers for the services' integration tests (feature `testing`): isolated settings, reading
 //! response streams until `complete`, a private Redis server that a test may restart, a private
-//! S3 server, and a worker harness with a handler driven by the action's data for tests of the
+//! S3 server, a PDF with a text layer, and a worker harness with a handler driven by the action's data for tests of the
 //! runtime itself.
 
 mod handler;
 mod harness;
+mod pdf;
 mod s3;
 
 pub use handler::{Fail, TestData, TestHandler, test_action};
 pub use harness::{WAIT, WorkerHarness, fast_worker_settings};
+pub use pdf::pdf_with_text;
 pub use s3::{
     S3_ACCESS_KEY, S3_SECRET_KEY, S3S_FS_INSTALL, S3Server, in_ci, s3s_fs_available, s3s_fs_binary,
 };

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod files;
 pub mod history;
 pub mod hub;
+pub mod ingest;
 pub mod openai_compat;
 pub mod protocol;
 pub mod rate_limit;

@@ -5,6 +5,7 @@ mod auth;
 mod chat;
 mod health;
 mod history;
+mod ingest;
 mod models;
 mod openai;
 mod semantic;
@@ -17,7 +18,7 @@ mod ws;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use common::storage::FILES_PATH;
 use tower_http::trace::TraceLayer;
 
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .saturating_add(FORM_OVERHEAD_BYTES);
     let transcription_limit =
         crate::transcription::max_audio_bytes(&state).saturating_add(FORM_OVERHEAD_BYTES);
+    let document_limit =
+        crate::ingest::max_document_bytes(&state).saturating_add(FORM_OVERHEAD_BYTES);
     Router::new()
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
@@ -51,6 +54,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/chat/search", get(history::search))
         .route("/api/v1/semantic/search", post(semantic::search))
+        .route(
+            "/api/v1/ingest",
+            post(ingest::upload).layer(DefaultBodyLimit::max(document_limit)),
+        )
+        .route("/api/v1/ingest/{job_id}", get(ingest::status))
+        .route("/ws/ingest/{job_id}", get(ingest::websocket))
+        .route("/api/v1/documents", get(ingest::list))
+        .route("/api/v1/documents/{id}", delete(ingest::delete))
         .route("/api/v1/models", get(models::list))
         .route(
             "/api/v1/storage/upload",

@@ -1,7 +1,11 @@
 //! Benchmark of the edge store: builds stores of N synthetic chunks (about 60 words from a fixed
 //! word list, 384-d random unit vectors, 8 tenants, seeded so runs compare), optimizes them, and
 //! prints search latency per mode with a tenant filter (the store call only: embedding excluded),
-//! upsert rate, optimize time, reopen time and directory size.
+//! upsert rate, optimize time, reopen time and directory size. When the offline model is
+//! installed (`SEMANTIC__MODEL_DIR`, `ORT_DYLIB_PATH`, as the worker reads them), the same
+//! searches again with the query embedded first, as a search action does: the latency a caller
+//! sees from the index, embedding included (the stored vectors stay random; only the query's is
+//! real).
 //!
 //! `cargo run --release -p semantic-worker --example store_bench -- [N ...]` (default 10000 50000);
 //! `STORE_BENCH_DIR` picks where the stores are built (default: the system's temp dir).
@@ -13,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use semantic_worker::embed::Embedder;
+use semantic_worker::embed::local::LocalEmbedder;
 use semantic_worker::store::bm25::Bm25;
 use semantic_worker::store::edge::{EdgeOptions, EdgeStore};
 use semantic_worker::store::{Filter, Mode, Payload, Point, Query, Source, VectorStore};
@@ -188,16 +194,39 @@ async fn main() -> anyhow::Result<()> {
     };
     let base = std::env::var_os("STORE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let bm25 = Bm25::english()?;
+    let embedder = embedder();
     for n in sizes {
         let dir = base.join(format!("store-bench-{n}-{}", Uuid::new_v4().simple()));
-        let outcome = run(&dir, n, &bm25).await;
+        let outcome = run(&dir, n, &bm25, embedder.as_ref()).await;
         let _ = std::fs::remove_dir_all(&dir);
         outcome?;
     }
     Ok(())
 }
 
-async fn run(dir: &Path, n: usize, bm25: &Bm25) -> anyhow::Result<()> {
+/// The worker's offline model, where the worker would find it; `None` (and a note) without it.
+fn embedder() -> Option<LocalEmbedder> {
+    let settings = semantic_worker::config::SemanticSettings::default();
+    let model_dir = std::env::var("SEMANTIC__MODEL_DIR").unwrap_or(settings.model_dir);
+    match LocalEmbedder::load(
+        model_dir.as_ref(),
+        settings.onnxruntime.as_ref(),
+        settings.threads,
+    ) {
+        Ok(model) => Some(model),
+        Err(e) => {
+            println!("no local model ({e}): latencies without the query's embedding only");
+            None
+        }
+    }
+}
+
+async fn run(
+    dir: &Path,
+    n: usize,
+    bm25: &Bm25,
+    embedder: Option<&LocalEmbedder>,
+) -> anyhow::Result<()> {
     println!("== {n} chunks, {DIMS}-d, {TENANTS} tenants, {dir:?}");
     let mut rng = StdRng::seed_from_u64(7);
     // Optimization by hand here, to time it; the worker leaves it to the background policy.
@@ -235,9 +264,9 @@ async fn run(dir: &Path, n: usize, bm25: &Bm25) -> anyhow::Result<()> {
         embed.as_secs_f64()
     );
 
-    let queries: Vec<Query> = (0..QUERIES)
+    let (queries, query_texts): (Vec<Query>, Vec<String>) = (0..QUERIES)
         .map(|q| query(&mut rng, bm25, &texts[q * 7919 % n], q % TENANTS))
-        .collect();
+        .unzip();
     let before = latencies(&store, &queries[..100]).await?;
     println!("hybrid before optimize: {}", summary(&before));
 
@@ -261,6 +290,28 @@ async fn run(dir: &Path, n: usize, bm25: &Bm25) -> anyhow::Result<()> {
             .collect();
         let l = latencies(&store, &qs).await?;
         println!("{mode:?} (tenant filter, top 10): {}", summary(&l));
+    }
+    if let Some(model) = embedder {
+        for mode in [Mode::Semantic, Mode::Keyword, Mode::Hybrid] {
+            let mut l = Vec::with_capacity(queries.len());
+            for (q, text) in queries.iter().zip(&query_texts) {
+                let t = Instant::now();
+                let dense = match mode {
+                    Mode::Keyword => None,
+                    _ => model.embed(std::slice::from_ref(text)).await?.vectors.pop(),
+                };
+                let hits = store
+                    .search(Query {
+                        mode,
+                        dense: dense.or_else(|| q.dense.clone()),
+                        ..q.clone()
+                    })
+                    .await?;
+                l.push(t.elapsed());
+                anyhow::ensure!(hits.iter().all(|h| h.payload.tenant == q.filter.tenant));
+            }
+            println!("{mode:?} including the query's embedding: {}", summary(&l));
+        }
     }
 
     store.close().await?;
@@ -346,21 +397,25 @@ fn payload(i: usize, text: &str) -> Payload {
         document_id: None,
         document_name: None,
         chunk_index: None,
+        chunk_count: None,
+        metadata: None,
     }
 }
 
-/// Three words of an existing chunk and a random vector, in one tenant.
-fn query(rng: &mut StdRng, bm25: &Bm25, text: &str, tenant: usize) -> Query {
+/// Three words of an existing chunk and a random vector, in one tenant; and the three words.
+fn query(rng: &mut StdRng, bm25: &Bm25, text: &str, tenant: usize) -> (Query, String) {
     let words: Vec<&str> = text.split(' ').collect();
     let at = rng.random_range(0..words.len() - 3);
-    Query {
+    let text = words[at..at + 3].join(" ");
+    let q = Query {
         mode: Mode::Hybrid,
         dense: Some(unit_vector(rng)),
-        sparse: Some(bm25.query(&words[at..at + 3].join(" "))),
+        sparse: Some(bm25.query(&text)),
         filter: Filter::tenant(format!("tenant-{tenant}")),
         limit: 10,
         score_threshold: None,
-    }
+    };
+    (q, text)
 }
 
 fn dir_size(dir: &Path) -> std::io::Result<u64> {

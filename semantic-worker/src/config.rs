@@ -2,6 +2,7 @@
 //! (Qdrant Edge's directory, or a Qdrant server), and which model embeds.
 
 use common::settings::{CoreSettings, Secret, optional_string};
+use common::storage::StorageSettings;
 use common::worker::WorkerSettings;
 use serde::Deserialize;
 
@@ -16,6 +17,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// The index and the embeddings (`SEMANTIC__*`).
     pub semantic: SemanticSettings,
+    /// Where uploaded documents are read from (`STORAGE__*`, the gateway's storage).
+    pub storage: StorageSettings,
     /// A Qdrant server (`QDRANT_URL`, `QDRANT_API_KEY`), read by [`Settings::load`]; the
     /// in-process Qdrant Edge when unset.
     #[serde(skip)]
@@ -69,6 +72,10 @@ pub struct SemanticSettings {
     pub threads: usize,
     /// Texts per embedding call when indexing.
     pub batch_size: usize,
+    /// Most tokens of one document chunk (counted by the local model's tokenizer).
+    pub chunk_tokens: usize,
+    /// Tokens consecutive chunks of a document share.
+    pub chunk_overlap_tokens: usize,
 }
 
 fn cache_dir() -> String {
@@ -90,6 +97,10 @@ impl Default for SemanticSettings {
                 .unwrap_or_else(|_| format!("{cache}/lib/libonnxruntime.so.1.32.0")),
             threads: 2,
             batch_size: 32,
+            // all-MiniLM-L6-v2 reads 256 word pieces; 200 leaves room for `[CLS]`, `[SEP]`
+            // and a tokenizer that counts a little differently.
+            chunk_tokens: 200,
+            chunk_overlap_tokens: 40,
         }
     }
 }
@@ -129,6 +140,14 @@ impl Settings {
         anyhow::ensure!(
             self.semantic.batch_size >= 1,
             "SEMANTIC__BATCH_SIZE must be at least 1"
+        );
+        anyhow::ensure!(
+            (16..=8192).contains(&self.semantic.chunk_tokens),
+            "SEMANTIC__CHUNK_TOKENS must be between 16 and 8192"
+        );
+        anyhow::ensure!(
+            self.semantic.chunk_overlap_tokens < self.semantic.chunk_tokens / 2,
+            "SEMANTIC__CHUNK_OVERLAP_TOKENS must be less than half of SEMANTIC__CHUNK_TOKENS"
         );
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! The semantic-worker's actions, one file per family: `semantic.search.execute`,
-//! `semantic.messages.index` and `semantic.points.delete`, `semantic.embeddings.create`. Each unpacks its
+//! `semantic.messages.index` and `semantic.points.delete`, `semantic.embeddings.create`,
+//! `semantic.documents.ingest` and `semantic.documents.list`. Each unpacks its
 //! task and calls [`crate::index::Index`]; this file maps the index's failures to `error` events.
 
+pub mod documents;
 pub mod embed;
 pub mod messages;
 pub mod search;

@@ -46,6 +46,28 @@ pub struct Index {
     batch_size: usize,
 }
 
+/// A document's version to index, with who it belongs to.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    /// The tenant.
+    pub tenant: String,
+    /// The user who ingested it.
+    pub user: String,
+    /// Its id.
+    pub document_id: Uuid,
+    /// Its file name.
+    pub name: String,
+    /// Tags of each chunk.
+    pub tags: Vec<String>,
+    /// The client's fields, kept with each chunk.
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    /// When this version was ingested.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Points per store write when a document is indexed.
+const UPSERT_BATCH: usize = 256;
+
 /// What a search found.
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -139,6 +161,8 @@ impl Index {
                         document_id: None,
                         document_name: None,
                         chunk_index: None,
+                        chunk_count: None,
+                        metadata: None,
                     },
                 }
             })
@@ -146,6 +170,101 @@ impl Index {
         let n = points.len();
         self.store.upsert(points).await?;
         Ok(n)
+    }
+
+    /// Writes the chunks of a document (with their dense vectors, in order) as the document's
+    /// new content, then removes the chunks an earlier, longer version had past the new end; a
+    /// chunk's point id is the tenant's, the document's and its place's, so writing a version
+    /// replaces the earlier one in place. Returns how many chunks the document had before.
+    ///
+    /// A document id another user of the tenant holds is refused (`Ok(None)`), so one user
+    /// cannot overwrite another's document by naming its id. When a write fails half-way, the
+    /// document's chunks are deleted rather than left half-written.
+    pub async fn replace_document(
+        &self,
+        doc: &NewDocument,
+        chunks: &[String],
+        dense: Vec<Vec<f32>>,
+    ) -> Result<Option<u64>, IndexError> {
+        let all = Filter {
+            document_ids: vec![doc.document_id.to_string()],
+            ..Filter::tenant(&doc.tenant)
+        };
+        let mine = Filter {
+            user: Some(doc.user.clone()),
+            ..all.clone()
+        };
+        let before = self.store.count(all.clone()).await?;
+        if before > 0 && self.store.count(mine).await? != before {
+            return Ok(None);
+        }
+        let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        let document_id = doc.document_id.to_string();
+        let points: Vec<Point> = chunks
+            .iter()
+            .zip(dense)
+            .enumerate()
+            .map(|(i, (text, dense))| {
+                let index = u32::try_from(i).unwrap_or(u32::MAX);
+                Point {
+                    id: point_id(&[&doc.tenant, "document", &document_id, &index.to_string()]),
+                    dense,
+                    sparse: self.bm25.document(text),
+                    payload: Payload {
+                        tenant: doc.tenant.clone(),
+                        user: doc.user.clone(),
+                        source: Source::Document,
+                        text: text.clone(),
+                        content_sha256: sha256_hex(text),
+                        created_at: doc.created_at.timestamp(),
+                        tags: doc.tags.clone(),
+                        session_id: None,
+                        message_id: None,
+                        role: None,
+                        document_id: Some(document_id.clone()),
+                        document_name: Some(doc.name.clone()),
+                        chunk_index: Some(index),
+                        chunk_count: Some(count),
+                        metadata: doc.metadata.clone(),
+                    },
+                }
+            })
+            .collect();
+        let mut written = points.into_iter().peekable();
+        while written.peek().is_some() {
+            let batch: Vec<Point> = written.by_ref().take(UPSERT_BATCH).collect();
+            if let Err(e) = self.store.upsert(batch).await {
+                if let Err(cleanup) = self.store.delete(all.clone()).await {
+                    tracing::error!(error = %cleanup, %document_id, "a half-written document was not removed");
+                }
+                return Err(e.into());
+            }
+        }
+        let stale = Filter {
+            chunks_from: Some(count),
+            ..all
+        };
+        self.store.delete(stale).await?;
+        Ok(Some(before))
+    }
+
+    /// The documents of `scope` (their first chunks, which carry the name, the count and the
+    /// metadata), newest first, at most `limit`.
+    pub async fn documents(&self, scope: &Scope, limit: usize) -> Result<Vec<Hit>, IndexError> {
+        let filter = Filter {
+            user: scope.user.clone(),
+            sources: vec![Source::Document],
+            chunks_to: Some(0),
+            ..Filter::tenant(&scope.tenant)
+        };
+        let mut firsts = self.store.scroll(filter, limit).await?;
+        firsts.sort_by(|a, b| {
+            b.payload
+                .created_at
+                .cmp(&a.payload.created_at)
+                .then_with(|| a.payload.document_name.cmp(&b.payload.document_name))
+        });
+        Ok(firsts)
     }
 
     /// Searches within `scope`.
@@ -199,6 +318,8 @@ fn filter(scope: &Scope, r: &SearchPayload) -> Filter {
         document_ids: r.document_ids.iter().map(Uuid::to_string).collect(),
         from: r.from.map(|t| t.timestamp()),
         to: r.to.map(|t| t.timestamp()),
+        chunks_from: None,
+        chunks_to: None,
     }
 }
 
@@ -227,6 +348,9 @@ pub fn hit_json(hit: &Hit) -> Value {
     }
     if let Some(i) = p.chunk_index {
         v["chunk_index"] = json!(i);
+    }
+    if let Some(metadata) = &p.metadata {
+        v["metadata"] = json!(metadata);
     }
     v
 }

@@ -7,21 +7,25 @@ pub mod config;
 pub mod embed;
 pub mod handlers;
 pub mod index;
+pub mod ingest;
 pub mod store;
 
 use std::sync::Arc;
 
 use common::Bus;
 use common::payloads::semantic;
+use common::storage::Storage;
 use common::worker::{Actions, Worker};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Settings;
 use embed::Embedder;
+use handlers::documents::{Ingest, ListDocuments};
 use handlers::embed::Embed;
 use handlers::messages::{DeletePoints, IndexMessages};
 use handlers::search::Search;
 use index::Index;
+use ingest::chunk::{Chunker, Sizer};
 use store::VectorStore;
 use store::bm25::Bm25;
 
@@ -39,6 +43,20 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         dimensions = embedder.dimensions(),
         "semantic index ready"
     );
+    let storage = Storage::new(&settings.storage, &settings.core)?;
+    storage.prepare().await?;
+    let s = &settings.semantic;
+    let chunker = Arc::new(Chunker::new(
+        Sizer::from_model_dir(s.model_dir.as_ref()),
+        s.chunk_tokens,
+        s.chunk_overlap_tokens,
+    ));
+    tracing::info!(
+        storage = %storage.describe(),
+        chunk_tokens = chunker.tokens(),
+        counted_by = chunker.sizer().name(),
+        "document ingestion ready"
+    );
     let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
         return Ok(());
     };
@@ -51,8 +69,18 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let actions = Actions::new()
         .action(semantic::SEARCH, Search(index.clone()))
         .action(semantic::INDEX_MESSAGES, IndexMessages(index.clone()))
-        .action(semantic::DELETE, DeletePoints(index))
-        .action(semantic::EMBED, Embed(vec![embedder]));
+        .action(semantic::DELETE, DeletePoints(index.clone()))
+        .action(semantic::EMBED, Embed(vec![embedder]))
+        .action(
+            semantic::INGEST,
+            Ingest::new(
+                index.clone(),
+                storage,
+                chunker,
+                settings.semantic.batch_size,
+            ),
+        )
+        .action(semantic::LIST_DOCUMENTS, ListDocuments(index));
     let ran = Worker::new(bus, settings.worker.clone(), SERVICE, Arc::new(actions))
         .run(shutdown)
         .await;

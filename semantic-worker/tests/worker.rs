@@ -1,15 +1,19 @@
 //! The semantic-worker end to end over a real Redis: the in-process Qdrant Edge in a fresh
 //! directory and the local all-MiniLM-L6-v2 (installed by `scripts/test`): a chat turn indexed,
 //! found in each mode by its owner only, once however often it is indexed, gone with its
-//! session; texts embedded for `/v1/embeddings`.
+//! session; texts embedded for `/v1/embeddings`; documents (text, Markdown, HTML, PDF) ingested
+//! from storage with progress, replaced, listed, deleted, and bad files refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::Bus;
 use common::envelope::DomainAction;
-use common::payloads::semantic::{DELETE, EMBED, INDEX_MESSAGES, SEARCH};
-use common::testing::{Received, WAIT, fast_worker_settings, isolated_settings, read_until};
+use common::payloads::semantic::{DELETE, EMBED, INDEX_MESSAGES, INGEST, LIST_DOCUMENTS, SEARCH};
+use common::storage::Storage;
+use common::testing::{
+    Received, WAIT, fast_worker_settings, isolated_settings, pdf_with_text, read_until,
+};
 use semantic_worker::Settings;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -18,14 +22,18 @@ use uuid::Uuid;
 struct Worker {
     bus: Bus,
     client: redis::Client,
+    /// The storage uploads are read from (the gateway's, shared).
+    storage: Storage,
     shutdown: CancellationToken,
-    dir: std::path::PathBuf,
+    dirs: [std::path::PathBuf; 2],
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -37,6 +45,13 @@ async fn start() -> Worker {
     };
     let dir = std::env::temp_dir().join(format!("semantic-test-{}", Uuid::now_v7().simple()));
     settings.semantic.store_dir = dir.display().to_string();
+    let files = std::env::temp_dir().join(format!("semantic-files-{}", Uuid::now_v7().simple()));
+    settings.storage.dir = files.display().to_string();
+    // Small chunks, so that a page of text makes several.
+    settings.semantic.chunk_tokens = 64;
+    settings.semantic.chunk_overlap_tokens = 8;
+    settings.semantic.batch_size = 4;
+    let storage = Storage::new(&settings.storage, &settings.core).unwrap();
     let shutdown = CancellationToken::new();
     let run = semantic_worker::run(settings.clone(), shutdown.clone());
     tokio::spawn(async move {
@@ -49,8 +64,9 @@ async fn start() -> Worker {
     Worker {
         bus: Bus::connect(&settings.core).await.unwrap(),
         client: redis::Client::open(settings.core.redis_url.expose()).unwrap(),
+        storage,
         shutdown,
-        dir,
+        dirs: [dir, files],
     }
 }
 
@@ -114,6 +130,36 @@ impl Worker {
             )
             .await;
         assert!(out["indexed"].as_u64().unwrap() >= 1, "{out}");
+    }
+
+    /// Stores `bytes` as an upload of the caller's tenant and ingests it as `document`.
+    async fn ingest(
+        &self,
+        caller: Caller,
+        document: Uuid,
+        name: &str,
+        bytes: Vec<u8>,
+        extra: Value,
+    ) -> (Vec<Received>, String) {
+        let ext = name.rsplit('.').next().unwrap();
+        let stored = self
+            .storage
+            .put(
+                caller.tenant,
+                "uploads",
+                ext,
+                "application/octet-stream",
+                bytes.into(),
+            )
+            .await
+            .unwrap();
+        let mut data = json!({"key": stored.key, "document_id": document, "name": name,
+            "format": ext});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            data[k] = v.clone();
+        }
+        let events = self.run(caller, Uuid::now_v7(), INGEST, data).await;
+        (events, stored.key)
     }
 
     async fn search(&self, caller: Caller, data: Value) -> Vec<Value> {
@@ -316,4 +362,282 @@ async fn texts_are_embedded_as_little_endian_float32_unit_vectors() {
         .await;
     let error = events.iter().find(|e| e.kind == "error").unwrap();
     assert_eq!(error.event["data"]["code"], "invalid_payload");
+}
+
+fn kinds(events: &[Received]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+fn error_code(events: &[Received]) -> String {
+    let error = events
+        .iter()
+        .find(|e| e.kind == "error")
+        .unwrap_or_else(|| panic!("no error: {events:?}"));
+    error.event["data"]["code"].as_str().unwrap().to_owned()
+}
+
+/// A report about otters, long enough for several chunks of 64 tokens.
+fn otter_report(topic: &str) -> Vec<String> {
+    (0..24)
+        .map(|i| {
+            format!(
+                "Paragraph {i}: the river otters of the {topic} valley were counted at dawn by \
+                 volunteers, who also noted the water temperature and the fish they saw."
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pdf_is_ingested_with_progress_found_replaced_listed_and_deleted() {
+    let w = start().await;
+    let dana = Caller::new();
+    let doc = Uuid::now_v7();
+    let mut lines = otter_report("Tamar");
+    lines.push("The secret word of the survey is marzipan.".into());
+    let lines_ref: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (events, key) = w
+        .ingest(
+            dana,
+            doc,
+            "otters.pdf",
+            pdf_with_text(&lines_ref),
+            json!({"tags": ["survey"], "metadata": {"author": "Dana"}}),
+        )
+        .await;
+    let k = kinds(&events);
+    assert_eq!(k.last(), Some(&"complete"), "{events:?}");
+    assert!(!k.contains(&"error"), "{events:?}");
+    // Progress through the stages, the counts rising to the total.
+    let progress: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.kind == "progress")
+        .map(|e| &e.event["data"])
+        .collect();
+    let stages: Vec<&str> = progress
+        .iter()
+        .map(|p| p["stage"].as_str().unwrap())
+        .collect();
+    for stage in ["reading", "chunking", "embedding", "indexing"] {
+        assert!(stages.contains(&stage), "{stage} missing: {stages:?}");
+    }
+    let fractions: Vec<f64> = progress
+        .iter()
+        .map(|p| p["fraction"].as_f64().unwrap())
+        .collect();
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+    let embedding: Vec<&&Value> = progress
+        .iter()
+        .filter(|p| p["stage"] == "embedding")
+        .collect();
+    assert!(embedding.len() >= 2, "one event per batch: {embedding:?}");
+    let last = embedding.last().unwrap();
+    assert_eq!(last["chunks_processed"], last["total_chunks"]);
+    let done = &events
+        .iter()
+        .find(|e| e.kind == "text_completed")
+        .unwrap()
+        .event["data"]["data"];
+    let chunks = done["chunks"].as_u64().unwrap();
+    assert!(chunks >= 5, "{done}");
+    assert_eq!(done["document_id"], doc.to_string());
+    assert_eq!(done["replaced"], 0);
+    assert_eq!(last["total_chunks"].as_u64().unwrap(), chunks);
+    // The upload has served.
+    assert!(matches!(
+        w.storage.get(dana.tenant, &key).await,
+        Err(common::storage::StorageError::NotFound)
+    ));
+
+    // Found in each mode, with where it came from; by nobody else.
+    for mode in ["semantic", "hybrid", "keyword"] {
+        let found = w
+            .search(
+                dana,
+                json!({"query": "what is the survey's secret word? marzipan", "mode": mode,
+                    "sources": ["document"]}),
+            )
+            .await;
+        let hit = found
+            .iter()
+            .find(|r| r["text"].as_str().unwrap().contains("marzipan"))
+            .unwrap_or_else(|| panic!("{mode}: {found:?}"));
+        assert_eq!(hit["document_id"], doc.to_string());
+        assert_eq!(hit["document_name"], "otters.pdf");
+        assert_eq!(hit["source"], "document");
+        assert_eq!(hit["tags"], json!(["survey"]));
+        assert_eq!(hit["metadata"]["author"], "Dana");
+        assert!(hit["chunk_index"].as_u64().unwrap() < chunks);
+        let q = json!({"query": "marzipan", "mode": mode});
+        assert!(w.search(Caller::new(), q.clone()).await.is_empty());
+        assert!(w.search(dana.colleague(), q).await.is_empty());
+    }
+
+    // Listed.
+    let listed = w
+        .result(dana, Uuid::now_v7(), LIST_DOCUMENTS, json!({}))
+        .await;
+    let docs = listed["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 1, "{listed}");
+    assert_eq!(docs[0]["document_id"], doc.to_string());
+    assert_eq!(docs[0]["name"], "otters.pdf");
+    assert_eq!(docs[0]["chunks"].as_u64().unwrap(), chunks);
+    let theirs = w
+        .result(dana.colleague(), Uuid::now_v7(), LIST_DOCUMENTS, json!({}))
+        .await;
+    assert_eq!(theirs["documents"], json!([]));
+
+    // A shorter version replaces it: the old text and the chunks past the new end are gone.
+    let short = "Only a note now: the heron count moved to Thursday.";
+    let (events, _) = w
+        .ingest(
+            dana,
+            doc,
+            "otters.txt",
+            short.as_bytes().to_vec(),
+            json!({}),
+        )
+        .await;
+    let done = &events
+        .iter()
+        .find(|e| e.kind == "text_completed")
+        .unwrap_or_else(|| panic!("{events:?}"))
+        .event["data"]["data"];
+    assert_eq!(done["chunks"], 1);
+    assert_eq!(done["replaced"].as_u64().unwrap(), chunks);
+    let found = w
+        .search(
+            dana,
+            json!({"query": "otters marzipan heron", "mode": "keyword"}),
+        )
+        .await;
+    assert_eq!(texts(&found), [short], "only the new version: {found:?}");
+    let listed = w
+        .result(dana, Uuid::now_v7(), LIST_DOCUMENTS, json!({}))
+        .await;
+    assert_eq!(listed["documents"][0]["chunks"], 1);
+    assert_eq!(listed["documents"][0]["name"], "otters.txt");
+
+    // A colleague can neither overwrite nor delete it by naming its id.
+    let (events, _) = w
+        .ingest(
+            dana.colleague(),
+            doc,
+            "mine.txt",
+            b"hijack".to_vec(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&events), "not_found");
+    let out = w
+        .result(
+            dana.colleague(),
+            Uuid::now_v7(),
+            DELETE,
+            json!({"document_id": doc}),
+        )
+        .await;
+    assert_eq!(out["deleted"], 0);
+
+    // Deleted by its owner.
+    let out = w
+        .result(dana, Uuid::now_v7(), DELETE, json!({"document_id": doc}))
+        .await;
+    assert_eq!(out["deleted"], 1);
+    let found = w
+        .search(dana, json!({"query": "heron Thursday", "mode": "keyword"}))
+        .await;
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[tokio::test]
+async fn markdown_and_html_are_read_as_text() {
+    let w = start().await;
+    let erin = Caller::new();
+    let md = "# Garden log\n\nThe **tomatoes** ripened in the greenhouse in late July.\n\n\
+              ## Pests\n\n- aphids on the roses\n- slugs near the lettuce\n";
+    let html = "<html><head><script>var tracking = 'xyz';</script></head><body>\
+                <h1>Recipe</h1><p>Knead the <em>sourdough</em> for ten minutes.</p></body></html>";
+    for (name, bytes) in [("garden.md", md), ("recipe.html", html)] {
+        let (events, _) = w
+            .ingest(
+                erin,
+                Uuid::now_v7(),
+                name,
+                bytes.as_bytes().to_vec(),
+                json!({}),
+            )
+            .await;
+        assert!(
+            kinds(&events).contains(&"text_completed"),
+            "{name}: {events:?}"
+        );
+    }
+    let found = w
+        .search(erin, json!({"query": "sourdough", "mode": "keyword"}))
+        .await;
+    let text = found[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Knead the sourdough for ten minutes."),
+        "{text}"
+    );
+    assert!(!text.contains('<') && !text.contains("tracking"), "{text}");
+    let found = w
+        .search(erin, json!({"query": "aphids", "mode": "keyword"}))
+        .await;
+    assert_eq!(found[0]["document_name"], "garden.md");
+}
+
+#[tokio::test]
+async fn bad_files_are_refused_and_nothing_is_indexed() {
+    let w = start().await;
+    let finn = Caller::new();
+    let corrupt = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer".to_vec();
+    let no_text = pdf_with_text(&[]);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("notes.txt", b" \n \n".to_vec(), "invalid_document"),
+        (
+            "latin1.txt",
+            b"caf\xe9 au lait".to_vec(),
+            "invalid_document",
+        ),
+        ("broken.pdf", corrupt, "invalid_document"),
+        ("scan.pdf", no_text, "invalid_document"),
+    ];
+    for (name, bytes, code) in cases {
+        let (events, key) = w.ingest(finn, Uuid::now_v7(), name, bytes, json!({})).await;
+        assert_eq!(error_code(&events), code, "{name}: {events:?}");
+        let error = events.iter().find(|e| e.kind == "error").unwrap();
+        assert_eq!(error.event["data"]["retryable"], false);
+        assert!(!error.event["data"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(kinds(&events).last(), Some(&"complete"));
+        // Refused for good: the upload is not kept.
+        assert!(w.storage.get(finn.tenant, &key).await.is_err(), "{name}");
+    }
+    // A format the worker does not read never runs.
+    let events = w
+        .run(
+            finn,
+            Uuid::now_v7(),
+            INGEST,
+            json!({"key": format!("{}/uploads/x.docx", finn.tenant), "document_id": Uuid::now_v7(),
+                "name": "x.docx", "format": "docx"}),
+        )
+        .await;
+    assert_eq!(error_code(&events), "invalid_payload");
+    // A file that is not there.
+    let events = w
+        .run(
+            finn,
+            Uuid::now_v7(),
+            INGEST,
+            json!({"key": format!("{}/uploads/20260101T000000_gone.txt", finn.tenant),
+                "document_id": Uuid::now_v7(), "name": "gone.txt", "format": "txt"}),
+        )
+        .await;
+    assert_eq!(error_code(&events), "not_found");
+    let listed = w
+        .result(finn, Uuid::now_v7(), LIST_DOCUMENTS, json!({}))
+        .await;
+    assert_eq!(listed["documents"], json!([]), "nothing half-indexed");
 }

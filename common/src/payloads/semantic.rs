@@ -17,6 +17,19 @@ pub const INDEX_MESSAGES: &str = "semantic.messages.index";
 pub const DELETE: &str = "semantic.points.delete";
 /// The action type that embeds texts (answer: `text_completed` with `data.embeddings`).
 pub const EMBED: &str = "semantic.embeddings.create";
+/// The action type that ingests a stored document (answer: `progress` events, then
+/// `text_completed` with `data.document_id` and `data.chunks`).
+pub const INGEST: &str = "semantic.documents.ingest";
+/// The action type that lists the ingested documents (answer: `text_completed` with
+/// `data.documents`).
+pub const LIST_DOCUMENTS: &str = "semantic.documents.list";
+
+/// The formats a document may have, by file extension: plain text, Markdown, HTML, PDF.
+pub const DOCUMENT_FORMATS: [&str; 6] = ["txt", "md", "markdown", "html", "htm", "pdf"];
+/// The largest document, bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 20 << 20;
+/// The largest `metadata` of a document, bytes of JSON.
+pub const MAX_DOCUMENT_METADATA_BYTES: usize = 8 << 10;
 
 /// The callback stream (`Names::callback_stream`) of the actions nobody waits for (indexing,
 /// deletes): their events go there rather than to a chat's session, bounded like any stream.
@@ -347,6 +360,75 @@ impl Payload for DeletePayload {
             (Some(_), None) | (None, Some(_)) => Ok(()),
             _ => Err(Invalid("give session_id or document_id".into())),
         }
+    }
+}
+
+/// The `data` of `semantic.documents.ingest`: a document the gateway stored (key `key`, in the
+/// action's tenant) read, cut into overlapping chunks, embedded and indexed as `document_id`,
+/// replacing what that id held before. `progress` events follow each stage (`stage`,
+/// `fraction`, `message`, `chunks_processed`, `total_chunks`); the answer is `text_completed`
+/// whose `data` holds `document_id`, `name`, `chunks`, `replaced` (chunks of the earlier version
+/// removed) and `took_ms`. The stored file is deleted once the document is indexed or refused.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestPayload {
+    /// The storage key of the uploaded file (`{tenant}/uploads/...`).
+    #[schema(max_length = 512)]
+    pub key: String,
+    /// The document's id: re-ingesting an id replaces its chunks.
+    pub document_id: Uuid,
+    /// The document's name (the uploaded file's), shown with each hit.
+    #[schema(max_length = 255)]
+    pub name: String,
+    /// `txt`, `md`, `markdown`, `html`, `htm` or `pdf`.
+    pub format: String,
+    /// Tags to search its chunks by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The client's own fields (a JSON object), kept with each chunk and returned with hits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Payload for IngestPayload {
+    fn validate(&self) -> Result<(), Invalid> {
+        crate::text::check("key", &self.key, 512).map_err(Invalid)?;
+        crate::text::check("name", &self.name, 255).map_err(Invalid)?;
+        if !DOCUMENT_FORMATS.contains(&self.format.as_str()) {
+            return Err(Invalid(format!(
+                "format {:?} is not one of {}",
+                self.format,
+                DOCUMENT_FORMATS.join(", ")
+            )));
+        }
+        check_tags(&self.tags)?;
+        if let Some(metadata) = &self.metadata {
+            let size = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
+            if size > MAX_DOCUMENT_METADATA_BYTES {
+                return Err(Invalid(format!(
+                    "metadata is larger than {MAX_DOCUMENT_METADATA_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `data` of `semantic.documents.list`: the documents of the action's user (all the
+/// tenant's with `all_users`, which the gateway grants to admins only), newest first. The answer
+/// is `text_completed` whose `data.documents` holds `document_id`, `name`, `chunks`, `tags`,
+/// `metadata`, `user_id` and `created_at` for each.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListDocumentsPayload {
+    /// Every user's documents of the tenant (admins).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_users: bool,
+}
+
+impl Payload for ListDocumentsPayload {
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
     }
 }
 

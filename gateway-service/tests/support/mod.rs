@@ -85,15 +85,25 @@ impl Opts {
         };
         semantic.semantic.store_dir = dir.display().to_string();
         self.semantic = Some(semantic);
+        self.own_storage();
         self
+    }
+
+    /// Gives the gateway a fresh local storage directory (once), which the workers that read
+    /// or write files share (see [`System::start`]).
+    fn own_storage(&mut self) {
+        if self.gateway.storage.dir == common::storage::StorageSettings::default().dir {
+            let dir =
+                std::env::temp_dir().join(format!("gateway-files-{}", Uuid::now_v7().simple()));
+            self.gateway.storage.dir = dir.display().to_string();
+        }
     }
 
     /// Adds a tts-worker with no provider key (the offline espeak-ng speaks). It and the gateway
     /// store files in one fresh local directory, so the clips' signed URLs open through the
     /// gateway.
     pub fn tts(mut self) -> Self {
-        let dir = std::env::temp_dir().join(format!("gateway-tts-{}", Uuid::now_v7().simple()));
-        self.gateway.storage.dir = dir.display().to_string();
+        self.own_storage();
         let mut tts = tts_worker::Settings {
             core: self.core.clone(),
             worker: common::testing::fast_worker_settings(),
@@ -178,7 +188,8 @@ pub struct System {
     pub core: CoreSettings,
     pub http: String,
     pub ws: String,
-    /// The local storage directory of a system with a tts-worker, removed when it is dropped.
+    /// The local storage directory of a system with a tts- or semantic-worker, removed when it
+    /// is dropped.
     storage_dir: Option<std::path::PathBuf>,
     /// The index directory of a system with a semantic-worker, removed when it is dropped.
     semantic_dir: Option<std::path::PathBuf>,
@@ -187,8 +198,16 @@ pub struct System {
 }
 
 impl System {
-    pub async fn start(opts: Opts) -> Self {
+    pub async fn start(mut opts: Opts) -> Self {
         let shutdown = CancellationToken::new();
+        let storage_dir = (opts.tts.is_some() || opts.semantic.is_some())
+            .then(|| std::path::PathBuf::from(&opts.gateway.storage.dir));
+        if let Some(tts) = &mut opts.tts {
+            tts.storage = opts.gateway.storage.clone();
+        }
+        if let Some(semantic) = &mut opts.semantic {
+            semantic.storage = opts.gateway.storage.clone();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut tasks = vec![tokio::spawn(gateway_service::serve(
@@ -199,10 +218,6 @@ impl System {
         if let Some(worker) = opts.worker {
             tasks.push(tokio::spawn(chat_worker::run(worker, shutdown.clone())));
         }
-        let storage_dir = opts
-            .tts
-            .as_ref()
-            .map(|t| std::path::PathBuf::from(&t.storage.dir));
         if let Some(tts) = opts.tts {
             tasks.push(tokio::spawn(tts_worker::run(tts, shutdown.clone())));
         }

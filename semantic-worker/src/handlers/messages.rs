@@ -53,6 +53,12 @@ impl Action<DeletePayload> for DeletePoints {
     async fn run(&self, task: Task, payload: DeletePayload) -> Result<(), HandlerError> {
         let filter = Filter {
             tenant: task.action.tenant_id.to_string(),
+            // A document is its user's: another user of the tenant deletes nothing by naming
+            // it. (A session's owner was checked by whoever published the delete.)
+            user: payload
+                .document_id
+                .and(task.action.user_id)
+                .map(|u| u.to_string()),
             session_ids: payload.session_id.iter().map(ToString::to_string).collect(),
             document_ids: payload
                 .document_id

@@ -68,6 +68,12 @@ pub struct Payload {
     /// The chunk's place in its document, from 0 (chunks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_index: Option<u32>,
+    /// How many chunks its document has (chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_count: Option<u32>,
+    /// The client's own fields given at ingestion (chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A point to write.
@@ -105,6 +111,10 @@ pub struct Filter {
     pub from: Option<i64>,
     /// Only points created at or before (unix seconds).
     pub to: Option<i64>,
+    /// Only chunks from this place in their document on (0: the first).
+    pub chunks_from: Option<u32>,
+    /// Only chunks up to this place in their document (inclusive).
+    pub chunks_to: Option<u32>,
 }
 
 /// A search.
@@ -196,7 +206,7 @@ pub const KEYWORD_FIELDS: [&str; 8] = [
 ];
 
 /// Payload fields with an integer index (range filters).
-pub const INTEGER_FIELDS: [&str; 1] = ["created_at"];
+pub const INTEGER_FIELDS: [&str; 2] = ["created_at", "chunk_index"];
 
 /// One payload condition of a [`Filter`], engine-neutral; a filter is all of them (AND).
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +248,13 @@ impl Filter {
         }
         if self.from.is_some() || self.to.is_some() {
             all.push(Condition::Between("created_at", self.from, self.to));
+        }
+        if self.chunks_from.is_some() || self.chunks_to.is_some() {
+            all.push(Condition::Between(
+                "chunk_index",
+                self.chunks_from.map(i64::from),
+                self.chunks_to.map(i64::from),
+            ));
         }
         all
     }

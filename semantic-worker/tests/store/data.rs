@@ -48,6 +48,8 @@ pub(crate) fn point(
         document_id: None,
         document_name: None,
         chunk_index: None,
+        chunk_count: None,
+        metadata: None,
     };
     edit(&mut payload);
     Point {
