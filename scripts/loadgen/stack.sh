@@ -1,6 +1,6 @@
 # Starts and stops the processes that scripts/bench and scripts/fault-suite measure: a private
 # redis-server on its own port, the provider simulator, the gateway and chat-workers (and, when
-# asked, a health-data-service or a tts-worker), all release builds, each with its log under $OUT.
+# asked, a health-data-service, a tts-worker or a semantic-worker), all release builds, each with its log under $OUT.
 # Sourced after scripts/lib.sh.
 # shellcheck shell=bash
 
@@ -45,6 +45,8 @@ stack_init() {
   # and open WebSockets (the idle phase holds 10,000). The login limits stay on.
   export RATE_LIMIT__REQUESTS_PER_MINUTE=0
   export WS__MAX_PER_TENANT=0
+  # One storage directory for every process: uploads the gateway stores, workers read.
+  export STORAGE__DIR="$OUT/storage"
   export OPENAI_API_KEY=sk-bench
   export OPENAI_BASE_URL="http://127.0.0.1:$SIM_PORT/v1"
   STACK_RUN=0
@@ -130,6 +132,24 @@ tts_up() {
   return 1
 }
 
+# Starts a semantic-worker (after stack_up): the offline model, Qdrant Edge in a fresh directory
+# under $OUT, uploads read from $OUT/storage (the gateway's); sets SEMANTIC_PID. Needs
+# `stack_init <name> semantic-worker`. Extra VAR=value arguments go to its environment.
+semantic_up() {
+  env SEMANTIC__STORE_DIR="$OUT/semantic-$STACK_RUN" SEMANTIC__EMBEDDING_PROVIDER=local \
+    "$@" "$BIN/semantic-worker" >>"$OUT/semantic.log" 2>&1 &
+  SEMANTIC_PID=$!
+  STACK_PIDS+=("$SEMANTIC_PID")
+  local stream="$STREAM_PREFIX:$APP_ENV:semantic:streams:main"
+  for _ in $(seq 600); do
+    redis-cli -p "$REDIS_PORT" XINFO GROUPS "$stream" 2>/dev/null | grep -q semantic-workers && return 0
+    kill -0 "$SEMANTIC_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "the semantic-worker did not start reading (see $OUT/semantic.log)"
+  return 1
+}
+
 # Starts worker number $1 (1-based) with STACK_WORKER_ENV; its pid goes to STACK_WORKERS.
 worker_start() {
   local i="$1"
@@ -158,6 +178,7 @@ stack_procs() {
   local args=(--proc "gateway=$GATEWAY_PID" --proc "sim=$SIM_PID" --proc "redis=$REDIS_PID")
   [ -z "${HEALTH_PID:-}" ] || args+=(--proc "health=$HEALTH_PID")
   [ -z "${TTS_PID:-}" ] || args+=(--proc "tts=$TTS_PID")
+  [ -z "${SEMANTIC_PID:-}" ] || args+=(--proc "semantic=$SEMANTIC_PID")
   local i=1 name
   for pid in "${STACK_WORKERS[@]}"; do
     name=worker
@@ -181,6 +202,7 @@ stack_down() {
   STACK_WORKERS=()
   HEALTH_PID=""
   TTS_PID=""
+  SEMANTIC_PID=""
   unset LOADGEN_HEALTH
   redis-cli -p "$REDIS_PORT" flushall >/dev/null 2>&1 || true
 }

@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod cancel;
 pub mod idle;
+pub mod ingest;
 pub mod relay;
 pub mod soak;
 pub mod speech;

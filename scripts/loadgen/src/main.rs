@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use loadgen::bench::{actions, cancel, idle, relay, soak, speech, ttft};
+use loadgen::bench::{actions, cancel, idle, ingest, relay, soak, speech, ttft};
 use loadgen::context::{Common, Ctx};
 use loadgen::fault::{abuse, kill, redis};
 use loadgen::{Report, procs, report};
@@ -29,6 +29,13 @@ enum Command {
         common: Common,
         #[command(flatten)]
         args: ttft::TtftArgs,
+    },
+    /// Documents ingested through `POST /api/v1/ingest`, followed to `complete`.
+    Ingest {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: ingest::IngestArgs,
     },
     /// Streamed chunks relayed end to end per second at saturation.
     Relay {
@@ -148,6 +155,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Ttft { common, args } => {
             (common.clone(), ttft::run(&Ctx::new(common)?, &args).await?)
         }
+        Command::Ingest { common, args } => (
+            common.clone(),
+            ingest::run(&Ctx::new(common)?, &args).await?,
+        ),
         Command::Relay { common, args } => {
             (common.clone(), relay::run(&Ctx::new(common)?, &args).await?)
         }

@@ -58,11 +58,13 @@ pub async fn open(
 }
 
 /// One timed chat on `client`; the prompt starts with a fresh marker, returned with the timing.
+/// `settings` go with a WebSocket chat (`settings.semantic`, ...).
 pub async fn chat(
     ctx: &Ctx,
     client: &mut Client,
     path: Path,
     prompt_words: usize,
+    settings: Option<&serde_json::Value>,
     timeout: Duration,
 ) -> (String, Timing) {
     let marker = Uuid::new_v4().simple().to_string();
@@ -70,7 +72,10 @@ pub async fn chat(
     let model = &ctx.common.model;
     let timing = match (path, client) {
         (Path::Ws, Client::Ws(socket)) => {
-            let message = ws::chat_message(&prompt, model);
+            let mut message = ws::chat_message(&prompt, model);
+            if let Some(settings) = settings {
+                message["settings"] = settings.clone();
+            }
             chat::ws_chat(socket, &message, timeout, |_, _| None).await
         }
         (Path::Direct, _) => {

@@ -101,7 +101,11 @@ fn figures(results: &[Value]) -> Vec<Figure> {
         })
     };
     for r in of_kind("ttft") {
-        let target = r["target"].as_str().unwrap_or("?");
+        let target = match r["tag"].as_str() {
+            Some(tag) => format!("{}[{tag}]", r["target"].as_str().unwrap_or("?")),
+            None => r["target"].as_str().unwrap_or("?").to_owned(),
+        };
+        let target = target.as_str();
         let c = format!(
             "{}{}",
             r["concurrency"],
@@ -231,7 +235,59 @@ fn figures(results: &[Value]) -> Vec<Figure> {
         out.push(f);
     }
     speech_figures(results, &mut out);
+    semantic_figures(results, &mut out);
     out
+}
+
+/// The semantic phase: what a chat's semantic search adds to its time to first token, what
+/// indexing every stored turn adds (the same chats with indexing off), and document ingestion.
+fn semantic_figures(results: &[Value], out: &mut Vec<Figure>) {
+    let tagged = |tag: &str, c: &Value| {
+        results
+            .iter()
+            .find(|r| r["kind"] == "ttft" && r["tag"] == tag && &r["concurrency"] == c)
+    };
+    for base in results
+        .iter()
+        .filter(|r| r["kind"] == "ttft" && r["tag"] == "indexing")
+    {
+        let c = &base["concurrency"];
+        let delta = |other: &Value, minus: &Value, q: &str| {
+            Some(round3(
+                other["ttft"][q].as_f64()? - minus["ttft"][q].as_f64()?,
+            ))
+        };
+        for (name, (a, b)) in [
+            (
+                "semantic context adds to TTFT",
+                (tagged("semantic", c), Some(base)),
+            ),
+            (
+                "indexing adds to TTFT",
+                (Some(base), tagged("no-indexing", c)),
+            ),
+        ] {
+            let (Some(a), Some(b)) = (a, b) else {
+                continue;
+            };
+            let mut f = Figure::new(format!("{name} ×{c}"));
+            f.p50 = delta(a, b, "p50_ms");
+            f.p95 = delta(a, b, "p95_ms");
+            f.p99 = delta(a, b, "p99_ms");
+            out.push(f);
+        }
+    }
+    for r in results.iter().filter(|r| r["kind"] == "ingest") {
+        let mut f = Figure::new(format!("ingestion, {} chunks a document", r["chunks"]));
+        f.value = Some(format!(
+            "{:.0} chunks/s end to end ({:.0}/s in the worker), {} documents",
+            r["chunks_per_sec"].as_f64().unwrap_or(0.0),
+            r["worker_chunks_per_sec"].as_f64().unwrap_or(0.0),
+            r["documents"]
+        ));
+        out.push(f);
+        out.push(Figure::new("ingestion, upload → complete".to_owned()).percentiles(&r["total"]));
+    }
 }
 
 /// The speech phase: first audio byte through the system vs the simulator, a spoken chat's

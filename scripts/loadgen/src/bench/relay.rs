@@ -135,7 +135,7 @@ async fn stream_once(
         (path, client) => {
             // The SSE paths count after the fact: fine for a rate over tens of seconds of
             // short chats, which is what they are here.
-            let (_, t) = pool::chat(ctx, client, path, 5, timeout).await;
+            let (_, t) = pool::chat(ctx, client, path, 5, None, timeout).await;
             chunks.fetch_add(t.chunks, Ordering::Relaxed);
             t
         }

@@ -45,6 +45,21 @@ pub struct TtftArgs {
     /// in lock-step waves for the whole run).
     #[arg(long, value_enum, default_value_t = Arrivals::Spread)]
     pub arrivals: Arrivals,
+    /// The chat's `settings` (a JSON object), for the `ws` target: e.g.
+    /// `{"semantic":{"enabled":true}}`.
+    #[arg(long, value_parser = parse_settings)]
+    pub settings: Option<Value>,
+    /// A name for this run's setup, kept with the result and shown in the tables (`semantic`,
+    /// `no-indexing`, ...).
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+fn parse_settings(raw: &str) -> Result<Value, String> {
+    match serde_json::from_str(raw) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err("settings must be a JSON object".into()),
+    }
 }
 
 /// When the clients send their first recorded chat.
@@ -78,7 +93,15 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
             let mut chat_length = Duration::ZERO;
             for _ in 0..args.warmup {
                 let started = Instant::now();
-                pool::chat(&ctx, &mut client, args.target, args.prompt_words, timeout).await;
+                pool::chat(
+                    &ctx,
+                    &mut client,
+                    args.target,
+                    args.prompt_words,
+                    args.settings.as_ref(),
+                    timeout,
+                )
+                .await;
                 chat_length = started.elapsed();
             }
             barrier.wait().await;
@@ -86,8 +109,15 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
                 tokio::time::sleep(chat_length.mul_f64(i as f64 / n as f64)).await;
             }
             while next.fetch_add(1, Ordering::Relaxed) < args.requests {
-                let r =
-                    pool::chat(&ctx, &mut client, args.target, args.prompt_words, timeout).await;
+                let r = pool::chat(
+                    &ctx,
+                    &mut client,
+                    args.target,
+                    args.prompt_words,
+                    args.settings.as_ref(),
+                    timeout,
+                )
+                .await;
                 results.lock().await.push(r);
             }
         }));
@@ -118,8 +148,12 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
     let errors = pool::error_counts(results.iter().map(|(_, t)| t));
     let summary = vec![
         format!(
-            "ttft {:?} c={} n={} ok={} errors={:?} connect_errors={:?}",
+            "ttft {:?}{} c={} n={} ok={} errors={:?} connect_errors={:?}",
             args.target,
+            args.tag
+                .as_ref()
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default(),
             n,
             results.len(),
             ok.len(),
@@ -133,6 +167,8 @@ pub async fn run(ctx: &Ctx, args: &TtftArgs) -> anyhow::Result<Report> {
     let result = json!({
         "kind": "ttft",
         "target": args.target,
+        "tag": args.tag,
+        "settings": args.settings,
         "concurrency": args.concurrency,
         "arrivals": args.arrivals,
         "connected": n,
