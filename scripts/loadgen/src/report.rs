@@ -266,6 +266,10 @@ fn semantic_figures(results: &[Value], out: &mut Vec<Figure>) {
                 "indexing adds to TTFT",
                 (Some(base), tagged("no-indexing", c)),
             ),
+            (
+                "semantic context adds to TTFT, indexing off",
+                (tagged("semantic-no-indexing", c), tagged("no-indexing", c)),
+            ),
         ] {
             let (Some(a), Some(b)) = (a, b) else {
                 continue;
