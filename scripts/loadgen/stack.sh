@@ -121,14 +121,19 @@ tts_up() {
     STORAGE__DIR="$OUT/storage" "$@" "$BIN/tts-worker" >>"$OUT/tts.log" 2>&1 &
   TTS_PID=$!
   STACK_PIDS+=("$TTS_PID")
-  # Its consumer group exists once it reads (a group's consumer appears only with its first entry).
-  local stream="$STREAM_PREFIX:$APP_ENV:tts:streams:main"
+  wait_reading tts "$TTS_PID" "$OUT/tts.log"
+}
+
+# wait_reading <service> <pid> <log>: waits (60 s at most) until the service's consumer group
+# exists, which it does once a worker reads; fails when the process died or never read.
+wait_reading() {
+  local stream="$STREAM_PREFIX:$APP_ENV:$1:streams:main"
   for _ in $(seq 600); do
-    redis-cli -p "$REDIS_PORT" XINFO GROUPS "$stream" 2>/dev/null | grep -q tts-workers && return 0
-    kill -0 "$TTS_PID" 2>/dev/null || break
+    redis-cli -p "$REDIS_PORT" XINFO GROUPS "$stream" 2>/dev/null | grep -q "$1-workers" && return 0
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.1
   done
-  log "the tts-worker did not start reading (see $OUT/tts.log)"
+  log "the $1 worker did not start reading (see $3)"
   return 1
 }
 
@@ -140,14 +145,7 @@ semantic_up() {
     "$@" "$BIN/semantic-worker" >>"$OUT/semantic.log" 2>&1 &
   SEMANTIC_PID=$!
   STACK_PIDS+=("$SEMANTIC_PID")
-  local stream="$STREAM_PREFIX:$APP_ENV:semantic:streams:main"
-  for _ in $(seq 600); do
-    redis-cli -p "$REDIS_PORT" XINFO GROUPS "$stream" 2>/dev/null | grep -q semantic-workers && return 0
-    kill -0 "$SEMANTIC_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "the semantic-worker did not start reading (see $OUT/semantic.log)"
-  return 1
+  wait_reading semantic "$SEMANTIC_PID" "$OUT/semantic.log"
 }
 
 # Starts worker number $1 (1-based) with STACK_WORKER_ENV; its pid goes to STACK_WORKERS.
