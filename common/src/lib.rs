@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod bus;
 pub mod cancel;
 pub mod db;
+pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod events;

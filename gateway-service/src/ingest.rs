@@ -6,13 +6,13 @@
 
 use axum::extract::Multipart;
 use common::auth::Claims;
+use common::digest::{derived_uuid, sha256_hex};
 use common::error::AppError;
 use common::payloads::Payload;
 use common::payloads::semantic::{DOCUMENT_FORMATS, INGEST, IngestPayload, MAX_DOCUMENT_BYTES};
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::files::{self, FormRules, UploadForm};
@@ -189,20 +189,12 @@ fn parse_tags(raw: &str) -> Result<Vec<String>, AppError> {
 
 /// The id a document gets from its content: the same file of the same user is one document.
 fn content_document_id(claims: &Claims, file: &[u8]) -> Uuid {
-    let mut hasher = Sha256::new();
-    for part in [
-        claims.tenant_id.as_bytes().as_slice(),
-        claims.sub.as_bytes().as_slice(),
-        b"document",
-        &Sha256::digest(file),
-    ] {
-        hasher.update(part);
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    derived_uuid(&[
+        &claims.tenant_id.to_string(),
+        &claims.sub.to_string(),
+        "document",
+        &sha256_hex(file),
+    ])
 }
 
 /// Stores the file, publishes the job in the caller's session (or a new one) and remembers

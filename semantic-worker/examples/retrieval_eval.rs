@@ -123,7 +123,7 @@ async fn evaluate(
             let doc = NewDocument {
                 tenant: scope.tenant.clone(),
                 user: "eval".into(),
-                document_id: semantic_worker::index::point_id(&["eval", id]),
+                document_id: common::digest::derived_uuid(&["eval", id]),
                 name: id.clone(),
                 tags: Vec::new(),
                 metadata: None,

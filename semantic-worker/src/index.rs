@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use common::digest::{derived_uuid as point_id, sha256_hex};
 use common::payloads::semantic::{IndexedMessage, SearchPayload};
 
 use crate::embed::{EmbedError, Embedder};
@@ -131,7 +131,7 @@ impl Index {
         let kept: Vec<&IndexedMessage> = messages
             .iter()
             .filter(|m| !m.content.trim().is_empty())
-            .filter(|m| seen.insert(sha256_hex(&m.content)))
+            .filter(|m| seen.insert(sha256_hex(m.content.as_bytes())))
             .collect();
         if kept.is_empty() {
             return Ok(0);
@@ -142,7 +142,7 @@ impl Index {
             .iter()
             .zip(dense)
             .map(|(m, dense)| {
-                let hash = sha256_hex(&m.content);
+                let hash = sha256_hex(m.content.as_bytes());
                 Point {
                     id: point_id(&[tenant, user, "message", &hash]),
                     dense,
@@ -215,7 +215,7 @@ impl Index {
                         user: doc.user.clone(),
                         source: Source::Document,
                         text: text.clone(),
-                        content_sha256: sha256_hex(text),
+                        content_sha256: sha256_hex(text.as_bytes()),
                         created_at: doc.created_at.timestamp(),
                         tags: doc.tags.clone(),
                         session_id: None,
@@ -353,39 +353,4 @@ pub fn hit_json(hit: &Hit) -> Value {
         v["metadata"] = json!(metadata);
     }
     v
-}
-
-/// SHA-256 of a text, hex.
-pub fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A point id that the same parts always give: the first 16 bytes of the SHA-256 of the parts
-/// (NUL-separated), as a version-8 (custom) UUID.
-pub fn point_id(parts: &[&str]) -> Uuid {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_text_of_the_same_user_is_one_point() {
-        let a = point_id(&["t", "u", "message", &sha256_hex("hello")]);
-        assert_eq!(a, point_id(&["t", "u", "message", &sha256_hex("hello")]));
-        assert_ne!(a, point_id(&["t", "v", "message", &sha256_hex("hello")]));
-        assert_ne!(a, point_id(&["t", "u", "message", &sha256_hex("hello!")]));
-        // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(point_id(&["ab", "c"]), point_id(&["a", "bc"]));
-    }
 }
