@@ -224,6 +224,19 @@ pub enum ErrorCode {
     /// Document ingestion: the file holds no text that can be read (empty, corrupt, not UTF-8,
     /// a PDF of scanned images).
     InvalidDocument,
+    /// Media: the image given to start from cannot be used (not an image, unreachable, too
+    /// large, an internal address).
+    InvalidImage,
+    /// Media: images asked inline (`save: false`) are larger than a stream entry may hold.
+    InlineTooLarge,
+    /// Media: the provider's safety system refused the prompt or the result.
+    ContentFiltered,
+    /// Media: the provider's job ended failed.
+    JobFailed,
+    /// Media: the provider's job did not end in time.
+    JobTimeout,
+    /// Media: the provider's result is larger than the worker keeps.
+    OutputTooLarge,
     /// Any other code.
     #[serde(other)]
     Other,
@@ -273,6 +286,10 @@ impl ErrorCode {
             | Self::EmptyText
             | Self::UnsupportedFormat
             | Self::InvalidDocument
+            // Another image, `save: true`, another prompt: the request's to change.
+            | Self::InvalidImage
+            | Self::InlineTooLarge
+            | Self::ContentFiltered
             | Self::InvalidAudio
             | Self::NoSpeech
             | Self::NoAudio
@@ -300,6 +317,9 @@ impl ErrorCode {
             | Self::SttTimeout
             | Self::EmbeddingFailed
             | Self::DeadlineExceeded
+            | Self::JobFailed
+            | Self::JobTimeout
+            | Self::OutputTooLarge
             | Self::Other => Fault::Upstream,
         }
     }
@@ -750,6 +770,12 @@ pub struct Progress {
     /// Chunks in all (document ingestion), once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_chunks: Option<u64>,
+    /// The provider's id of the job (video generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_job_id: Option<String>,
+    /// The job's state in the provider's words (`queued`, `in_progress`, `processing`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
 }
 
 /// The data of `tts_started`.

@@ -99,10 +99,18 @@ impl Names {
         format!("{}:ratelimit:auth:{scope}:{id}", self.base)
     }
 
-    /// The session an ingestion job (its task id) runs in, so that its progress can be
-    /// followed by the job's id alone (`WS /ws/ingest/{job_id}`); expires with the job's events.
-    pub fn ingest_job(&self, job_id: Uuid) -> String {
-        format!("{}:ingest:{{{job_id}}}:session", self.base)
+    /// The session a long job (its task id: a document ingestion, a video) runs in, so that
+    /// its progress can be followed by the job's id alone (`WS /ws/ingest/{job_id}`,
+    /// `GET /video/{task_id}`); expires with the job's events.
+    pub fn job_session(&self, job_id: Uuid) -> String {
+        format!("{}:job:{{{job_id}}}:session", self.base)
+    }
+
+    /// The media-worker's record of the provider job an action started (provider, job id,
+    /// when), so that the action, delivered again after a crash, polls the same job instead of
+    /// paying for a second one.
+    pub fn media_job(&self, action_id: Uuid) -> String {
+        format!("{}:media:job:{{{action_id}}}", self.base)
     }
 
     /// The task of a session that is running now, if any.

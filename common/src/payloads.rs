@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod health;
+pub mod media;
 pub mod semantic;
 pub mod stt;
 pub mod tts;
@@ -93,6 +94,18 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         (
             semantic::LIST_DOCUMENTS,
             schema::<semantic::ListDocumentsPayload>(semantic::LIST_DOCUMENTS),
+        ),
+        (
+            media::GENERATE_IMAGE,
+            schema::<media::ImagePayload>(media::GENERATE_IMAGE),
+        ),
+        (
+            media::GENERATE_VIDEO,
+            schema::<media::VideoPayload>(media::GENERATE_VIDEO),
+        ),
+        (
+            media::EXTEND_VIDEO,
+            schema::<media::ExtendPayload>(media::EXTEND_VIDEO),
         ),
     ]
 }

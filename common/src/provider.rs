@@ -103,7 +103,23 @@ pub async fn send(
     builder: reqwest::RequestBuilder,
     api_key: Option<&Secret>,
 ) -> Result<reqwest::Response, ProviderError> {
-    let response = builder.send().await.map_err(|e| {
+    let response = transmit(builder).await?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let headers = response.headers().clone();
+    let url = response.url().clone();
+    let text = response.text().await.unwrap_or_default();
+    Err(classify(status, &headers, &url, &text, api_key))
+}
+
+/// Sends a request, mapping only transport failures; the caller looks at the status (or hands
+/// an error answer to [`classify`]).
+pub async fn transmit(
+    builder: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    builder.send().await.map_err(|e| {
         ProviderError::Connection(
             if e.is_connect() {
                 "cannot connect"
@@ -114,23 +130,28 @@ pub async fn send(
             }
             .to_owned(),
         )
-    })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
+    })
+}
+
+/// The [`ProviderError`] of an error answer: its status, headers, URL and body `text`.
+pub fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    url: &reqwest::Url,
+    text: &str,
+    api_key: Option<&Secret>,
+) -> ProviderError {
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(ProviderError::RateLimited {
-            retry_after: retry_after(response.headers()),
-        });
+        return ProviderError::RateLimited {
+            retry_after: retry_after(headers),
+        };
     }
     if status.is_server_error() {
-        return Err(ProviderError::Upstream {
+        return ProviderError::Upstream {
             status: status.as_u16(),
-        });
+        };
     }
-    let url = response.url().clone();
-    let message = error_message(response, api_key).await;
+    let message = error_message(text, api_key);
     if matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
@@ -140,14 +161,14 @@ pub async fn send(
         tracing::error!(status = status.as_u16(), host = url.host_str().unwrap_or_default(),
             path = url.path(), provider_message = %message,
             "the provider refused the deployment: check its API key, permissions and model names");
-        return Err(ProviderError::Misconfigured {
+        return ProviderError::Misconfigured {
             status: status.as_u16(),
-        });
+        };
     }
-    Err(ProviderError::Refused {
+    ProviderError::Refused {
         status: status.as_u16(),
         message,
-    })
+    }
 }
 
 /// The `Retry-After` of a response, in seconds.
@@ -164,22 +185,23 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The provider's own error message (`error.message` for OpenAI, Anthropic and Gemini,
-/// `detail.message` or `detail` for ElevenLabs), cut short, with the request's key replaced should
-/// the provider quote it.
-async fn error_message(response: reqwest::Response, api_key: Option<&Secret>) -> String {
-    let text = response.text().await.unwrap_or_default();
-    let mut message = serde_json::from_str::<Value>(&text)
+/// `detail.message` or `detail` for ElevenLabs, `message` for KlingAI, `errors[0]` for
+/// Stability), cut short, with the request's key replaced should the provider quote it.
+pub fn error_message(text: &str, api_key: Option<&Secret>) -> String {
+    let mut message = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|v| {
             [
                 &v["error"]["message"],
                 &v["detail"]["message"],
                 &v["detail"],
+                &v["message"],
+                &v["errors"][0],
             ]
             .into_iter()
             .find_map(|m| m.as_str().map(str::to_owned))
         })
-        .unwrap_or(text);
+        .unwrap_or_else(|| text.to_owned());
     if let Some(key) = api_key.map(Secret::expose).filter(|k| !k.is_empty()) {
         message = message.replace(key, "[api key]");
     }

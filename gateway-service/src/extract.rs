@@ -1,6 +1,7 @@
 //! Request extractors: the caller's identity from `Authorization: Bearer` (counted against the
-//! tenant's rate limit), the admin role, and the client's address. The token, role and body
-//! parsing are `common::http`'s, shared with the other services.
+//! tenant's rate limit), the admin role, the client's address, and a task's body split into its
+//! payload and session. The token, role and body parsing are `common::http`'s, shared with the
+//! other services.
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -8,6 +9,8 @@ use axum::http::request::Parts;
 use common::auth::Claims;
 use common::error::AppError;
 use common::http::{admin_only, bearer_claims};
+use serde_json::Value;
+use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -73,4 +76,22 @@ impl FromRequestParts<AppState> for ClientAddr {
         let trust = state.settings().auth.trust_forwarded_for;
         Ok(Self(common::http::client_addr(parts, trust)))
     }
+}
+
+/// A task's REST body (`POST /tts/*`, `/image/generate`, `/video/*`): a JSON object that is the
+/// action's payload plus an optional `session_id` (the session to run in, claimed by the caller;
+/// `null` or absent for a new one). Answers the session and the payload without it.
+pub fn session_body(body: &[u8]) -> Result<(Option<Uuid>, Value), AppError> {
+    let mut body: Value = json_body(body)?;
+    let object = body
+        .as_object_mut()
+        .ok_or_else(|| AppError::BadRequest("the body must be a JSON object".into()))?;
+    let session_id = match object.remove("session_id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(
+            serde_json::from_value::<Uuid>(id)
+                .map_err(|_| AppError::BadRequest("session_id is not a UUID".into()))?,
+        ),
+    };
+    Ok((session_id, body))
 }

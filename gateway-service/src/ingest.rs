@@ -2,7 +2,8 @@
 //! stored in the tenant's `uploads` folder, a `semantic.documents.ingest` task published in a
 //! session (the caller's, or one of its own), and the job's id remembered with that session so
 //! that its events can be followed by the id alone (`GET /api/v1/ingest/{job_id}`,
-//! `WS /ws/ingest/{job_id}`). No HTTP types here beyond the multipart form.
+//! `GET /api/v1/ingest/{job_id}/events`, `WS /ws/ingest/{job_id}`; see `crate::jobs`). No HTTP
+//! types here beyond the multipart form.
 
 use axum::extract::Multipart;
 use common::auth::Claims;
@@ -10,7 +11,6 @@ use common::digest::{derived_uuid, sha256_hex};
 use common::error::AppError;
 use common::payloads::Payload;
 use common::payloads::semantic::{DOCUMENT_FORMATS, INGEST, IngestPayload, MAX_DOCUMENT_BYTES};
-use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -216,29 +216,9 @@ pub async fn start(
     let data = serde_json::to_value(&payload)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("ingest payload: {e}")))?;
     let (action, span) = traced_action(INGEST, claims, session_id, data);
-    let ttl = state.bus().settings().session_owner_ttl_secs();
-    let mut conn = state.bus().conn();
-    // One round trip: the job's session, then the action.
-    let _: () = redis::pipe()
-        .set_ex(
-            state.bus().names().ingest_job(action.task_id),
-            session_id.to_string(),
-            ttl,
-        )
-        .ignore()
-        .add_command(state.bus().publish_cmd(&action))
-        .ignore()
-        .query_async(&mut conn)
-        .await?;
+    crate::jobs::publish(state, &action).await?;
     span.in_scope(|| tracing::info!(document_id = %payload.document_id, "ingestion published"));
-    let ws_base = base
-        .strip_prefix("https://")
-        .map(|rest| format!("wss://{rest}"))
-        .or_else(|| {
-            base.strip_prefix("http://")
-                .map(|rest| format!("ws://{rest}"))
-        })
-        .unwrap_or_default();
+    let ws_base = crate::links::websocket_base(base);
     Ok(Job {
         job_id: action.task_id,
         status: "processing",
@@ -257,18 +237,7 @@ pub async fn job_session(
     claims: &Claims,
     job_id: Uuid,
 ) -> Result<Uuid, AppError> {
-    let mut conn = state.bus().conn();
-    let session: Option<String> = conn.get(state.bus().names().ingest_job(job_id)).await?;
-    let session = session
-        .and_then(|s| s.parse::<Uuid>().ok())
-        .ok_or_else(|| AppError::NotFound("no such ingestion job".into()))?;
-    state
-        .claim_session(claims, Some(session))
-        .await
-        .map_err(|e| match e {
-            AppError::NotFound(_) => AppError::NotFound("no such ingestion job".into()),
-            e => e,
-        })
+    crate::jobs::session(state, claims, job_id, "ingestion job").await
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
-//! The OpenAI-compatible surface's logic: Chat Completions and speech requests and errors in
-//! OpenAI's formats, and a task's events translated into completion objects, stream chunks and
-//! audio.
+//! The OpenAI-compatible surface's logic: Chat Completions, speech, embeddings and image requests
+//! and errors in OpenAI's formats, and a task's events translated into completion objects, stream
+//! chunks, audio and images.
 
 pub mod auth;
 pub mod chunks;
 pub mod completion;
 pub mod embeddings;
 pub mod error;
+pub mod images;
 pub mod request;
 pub mod response;
 pub mod speech;

@@ -4,6 +4,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use common::payloads::media::ImagePayload;
+
 use crate::session::{AudioStart, ChatInput};
 
 /// A message a client sends on `/chat/ws`.
@@ -17,6 +19,8 @@ pub enum ClientMessage {
     },
     /// Start a task.
     Chat(Box<ChatInput>),
+    /// Make images (`media.image.generate`) in the session; its events come like a chat's.
+    Image(Box<ImageInput>),
     /// Start streaming audio (binary frames follow): a live transcription, or a voice turn.
     AudioStart(Box<AudioStart>),
     /// The audio stream is over.
@@ -35,6 +39,17 @@ pub enum ClientMessage {
     Ping,
 }
 
+/// An `image` message: the `media.image.generate` data, and the session to make it in.
+#[derive(Debug, Deserialize)]
+pub struct ImageInput {
+    /// A session of the caller's; the connection's when absent.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    /// What to draw.
+    #[serde(flatten)]
+    pub payload: ImagePayload,
+}
+
 /// Why a text frame is not a client message: the `error` event's `code` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -48,9 +63,10 @@ pub struct Refusal {
 /// say why.
 pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     serde_json::from_str(text).map_err(|e| {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
             "auth",
             "chat",
+            "image",
             "audio_start",
             "audio_end",
             "cancel",

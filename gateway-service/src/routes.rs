@@ -6,10 +6,12 @@ mod chat;
 mod health;
 mod history;
 mod ingest;
+mod media;
 mod models;
 mod openai;
 mod semantic;
 mod session_name;
+mod sse;
 mod storage;
 mod stt;
 mod tts;
@@ -45,6 +47,12 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/session-name", post(session_name::name))
         .route("/tts/generate", post(tts::generate))
         .route("/tts/stream", post(tts::stream))
+        .route("/image/generate", post(media::generate_image))
+        .route("/video/generate", post(media::generate_video))
+        .route("/video/extend", post(media::extend_video))
+        .route("/video/{task_id}", get(media::video_status))
+        .route("/video/{task_id}/events", get(media::video_events))
+        .route("/video/{task_id}/cancel", post(media::cancel_video))
         .route("/api/v1/chat/sessions", get(history::list))
         .route(
             "/api/v1/chat/sessions/{id}",
@@ -59,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             post(ingest::upload).layer(DefaultBodyLimit::max(document_limit)),
         )
         .route("/api/v1/ingest/{job_id}", get(ingest::status))
+        .route("/api/v1/ingest/{job_id}/events", get(ingest::events))
         .route("/ws/ingest/{job_id}", get(ingest::websocket))
         .route("/api/v1/documents", get(ingest::list))
         .route("/api/v1/documents/{id}", delete(ingest::delete))
@@ -95,6 +104,7 @@ fn openai_router(transcription_limit: usize) -> Router<AppState> {
             post(openai::audio_transcriptions).layer(DefaultBodyLimit::max(transcription_limit)),
         )
         .route("/embeddings", post(openai::embeddings))
+        .route("/images/generations", post(openai::images_generations))
         .route("/models", get(openai::list_models))
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)

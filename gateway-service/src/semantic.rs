@@ -2,11 +2,8 @@
 //! `POST /v1/embeddings`): an action published in a session of its own, and the structured
 //! result of its `text_completed`; plus the clean-up a deleted session asks of the index.
 
-use std::time::Duration;
-
 use common::auth::Claims;
 use common::error::AppError;
-use common::events::EventType;
 use common::payloads::semantic::{BACKGROUND_CALLBACK, DELETE, DeletePayload};
 use serde_json::Value;
 use uuid::Uuid;
@@ -14,16 +11,7 @@ use uuid::Uuid;
 use crate::session::traced_action;
 use crate::speech::Failure;
 use crate::state::AppState;
-use crate::task::{Abandon, TaskFeed};
-
-/// What a finished semantic task answered.
-#[derive(Debug)]
-pub struct Answered {
-    /// `text_completed.data`.
-    pub data: Value,
-    /// `text_completed.usage`.
-    pub usage: Value,
-}
+use crate::task::Answered;
 
 /// Publishes `action_type` with `data` for the caller, in a session of its own, and waits (up to
 /// `CHAT_TIMEOUT_SECS`) for its result: the task's own failure inside, the gateway's (no session,
@@ -35,17 +23,7 @@ pub async fn run(
     data: Value,
 ) -> Result<Result<Answered, Failure>, AppError> {
     let session_id = state.claim_session(claims, None).await?;
-    let (action, span) = traced_action(action_type, claims, session_id, data);
-    let mut feed = TaskFeed::action(state, &action, Abandon::Cancel).await?;
-    span.in_scope(|| tracing::debug!("semantic task published"));
-    let wait = Duration::from_secs(state.settings().chat_timeout_secs);
-    Ok(feed
-        .result(EventType::TextCompleted, wait)
-        .await
-        .map(|mut done| Answered {
-            data: done["data"].take(),
-            usage: done["usage"].take(),
-        }))
+    crate::task::answer(state, claims, session_id, action_type, data).await
 }
 
 /// Asks the semantic-worker to delete what a deleted session left in the index. Not waited

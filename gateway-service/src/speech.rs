@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::extract::json_body;
+use crate::extract::session_body;
 use crate::session::traced_action;
 use crate::state::AppState;
 use crate::task::{Abandon, TaskFeed, task_error};
@@ -36,17 +36,7 @@ impl SpeechInput {
     /// A `POST /tts/*` body: a `SynthesizePayload` plus an optional `session_id`, refused (400,
     /// naming the field) when the worker would refuse it.
     pub fn parse(body: &[u8]) -> Result<Self, AppError> {
-        let mut body: Value = json_body(body)?;
-        let object = body
-            .as_object_mut()
-            .ok_or_else(|| AppError::BadRequest("the body must be a JSON object".into()))?;
-        let session_id = match object.remove("session_id") {
-            None | Some(Value::Null) => None,
-            Some(id) => Some(
-                serde_json::from_value::<Uuid>(id)
-                    .map_err(|_| AppError::BadRequest("session_id is not a UUID".into()))?,
-            ),
-        };
+        let (session_id, body) = session_body(body)?;
         let payload = decode(&body).map_err(AppError::BadRequest)?;
         payload.validate().map_err(|e| AppError::BadRequest(e.0))?;
         Ok(Self {

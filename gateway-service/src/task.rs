@@ -1,16 +1,23 @@
 //! One task as the gateway follows it, for every surface that waits on a task (`POST /chat`, SSE,
-//! `/v1/chat/completions`, session naming): subscribe before publishing, the task's events typed,
-//! lag handled by the subscription, what happens to the task when the caller goes away, and the
-//! one mapping from a worker's `error` to an HTTP answer.
+//! `/v1/chat/completions`, session naming, images, a job's events): subscribe before publishing,
+//! the task's events typed, lag handled by the subscription, what happens to the task when the
+//! caller goes away, and the one mapping from a worker's `error` to an HTTP answer.
+
+mod error;
+
+use std::time::Duration;
 
 use common::auth::Claims;
 use common::error::AppError;
-use common::events::{ErrorCode, EventType, Fault};
+use common::events::EventType;
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use error::{RestError, fault, task_error};
+
 use crate::hub::{Entry, StreamId, Subscription};
-use crate::session::entry_task;
+use crate::session::{entry_task, traced_action};
+use crate::speech::Failure;
 use crate::state::AppState;
 
 /// What becomes of a task whose caller goes away before its `complete`.
@@ -118,6 +125,15 @@ impl TaskFeed {
         let mut feed = Self::follow(state, sub, session_id, None, abandon);
         feed.armed = running.map(|t| (t, abandon));
         feed
+    }
+
+    /// Follows one task of a session from after `after` (a long job followed by its id: its
+    /// events from the start, or after a reconnect's last one). The task is the job's, not the
+    /// caller's: nothing happens to it when the feed is dropped.
+    pub fn job(state: &AppState, session_id: Uuid, task_id: Uuid, after: StreamId) -> Self {
+        let stream = state.bus().names().response_stream(session_id);
+        let sub = state.hub().subscribe(&stream, after);
+        Self::follow(state, sub, session_id, Some(task_id), Abandon::Finish)
     }
 
     fn follow(
@@ -254,100 +270,40 @@ impl Drop for TaskFeed {
     }
 }
 
-/// The client-facing error for a task that failed before any answer, from its `error` event's
-/// `data` (its message is safe to show: workers never put internals there).
-pub fn task_error(error: &Value) -> AppError {
-    let message = error["message"]
-        .as_str()
-        .unwrap_or("the task failed")
-        .to_owned();
-    let code = ErrorCode::parse(error["code"].as_str().unwrap_or_default());
-    match code.fault(error["stage"].as_str().unwrap_or_default()) {
-        Fault::NotFound => AppError::NotFound(message),
-        Fault::Client => AppError::BadRequest(message),
-        Fault::TooLarge => AppError::PayloadTooLarge(message),
-        Fault::RateLimited => AppError::RateLimited {
-            retry_after_secs: error["retry_after_secs"].as_u64().unwrap_or(1),
-        },
-        Fault::Unavailable => AppError::Unavailable(anyhow::anyhow!(message)),
-        Fault::Upstream => AppError::Upstream(message),
-    }
+/// What a finished task answered once (a search, embeddings, images).
+#[derive(Debug)]
+pub struct Answered {
+    /// The task.
+    pub task_id: Uuid,
+    /// Its session.
+    pub session_id: Uuid,
+    /// `text_completed.data`: the structured result.
+    pub data: Value,
+    /// `text_completed.usage`.
+    pub usage: Value,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn worker_errors_map_to_statuses() {
-        let status = |e: Value| task_error(&e).status_code().as_u16();
-        assert_eq!(
-            status(json!({"code": "not_found", "stage": "validation"})),
-            404
-        );
-        assert_eq!(
-            status(json!({"code": "unknown_model", "stage": "validation"})),
-            400
-        );
-        assert_eq!(
-            status(json!({"code": "invalid_payload", "stage": "validation"})),
-            400
-        );
-        assert_eq!(
-            status(json!({"code": "rate_limited", "stage": "provider"})),
-            429
-        );
-        assert_eq!(
-            status(json!({"code": "bus_unavailable", "stage": "worker"})),
-            503
-        );
-        assert_eq!(status(json!({"code": "provider_unavailable"})), 503);
-        assert_eq!(
-            status(json!({"code": "whatever", "stage": "persistence"})),
-            503
-        );
-        assert_eq!(
-            status(json!({"code": "upstream_error", "stage": "provider"})),
-            502
-        );
-        assert_eq!(status(json!({})), 502);
-        // The speech half's codes (stage `tts`): what the request asked for is the client's to
-        // change; storage is ours; the provider's failures are the upstream's, as for chat.
-        for code in [
-            "unknown_provider",
-            "provider_not_configured",
-            "unsupported_option",
-            "text_too_long",
-            "audio_too_long",
-            "empty_text",
-        ] {
-            assert_eq!(status(json!({"code": code, "stage": "tts"})), 400, "{code}");
-        }
-        assert_eq!(
-            status(json!({"code": "storage_unavailable", "stage": "tts"})),
-            503
-        );
-        for code in ["upstream_timeout", "upstream_connection", "no_audio"] {
-            assert_eq!(status(json!({"code": code, "stage": "tts"})), 502, "{code}");
-        }
-        // Speech to text (stage `stt`).
-        for (code, want) in [
-            ("not_found", 404),
-            ("file_too_large", 413),
-            ("unsupported_format", 400),
-            ("invalid_audio", 400),
-            ("unknown_provider", 400),
-            ("provider_not_configured", 400),
-            ("storage_unavailable", 503),
-            ("upstream_refused", 502),
-            ("rate_limited", 429),
-        ] {
-            assert_eq!(
-                status(json!({"code": code, "stage": "stt"})),
-                want,
-                "{code}"
-            );
-        }
-    }
+/// Publishes `action_type` with `data` for the caller in `session_id` (owned by the caller: claim
+/// it first) and waits (up to `CHAT_TIMEOUT_SECS`) for its `text_completed`: the task's own
+/// failure inside, the gateway's (no bus) outside. A caller that goes away cancels it.
+pub async fn answer(
+    state: &AppState,
+    claims: &Claims,
+    session_id: Uuid,
+    action_type: &str,
+    data: Value,
+) -> Result<Result<Answered, Failure>, AppError> {
+    let (action, span) = traced_action(action_type, claims, session_id, data);
+    let mut feed = TaskFeed::action(state, &action, Abandon::Cancel).await?;
+    span.in_scope(|| tracing::debug!("task published; waiting for its answer"));
+    let wait = Duration::from_secs(state.settings().chat_timeout_secs);
+    Ok(feed
+        .result(EventType::TextCompleted, wait)
+        .await
+        .map(|mut done| Answered {
+            task_id: action.task_id,
+            session_id,
+            data: done["data"].take(),
+            usage: done["usage"].take(),
+        }))
 }

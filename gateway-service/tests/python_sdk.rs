@@ -1,6 +1,7 @@
 //! The official `openai` Python SDK against the whole system: the provider simulator, a chat-worker
-//! pointed at it, a tts-worker with no provider key (espeak-ng speaks) and the gateway on port 0,
-//! then `tests/python/test_openai_sdk.py`.
+//! pointed at it, a tts-worker with no provider key (espeak-ng speaks), a semantic-worker, a
+//! media-worker with no provider key (the `dummy` image model draws PNGs) and the gateway on
+//! port 0, then `tests/python/test_openai_sdk.py`.
 //!
 //! Without the SDK installed the test is reported as *ignored*, with the reason, never as passed;
 //! under `CI` a missing SDK is a failure (`scripts/test` installs it). Rust's built-in harness can
@@ -87,7 +88,11 @@ async fn the_openai_python_sdk_works_unmodified() -> Result<Completion, Failed> 
         );
     }
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let mut opts = Opts::new().openai_at(&sim.base_url()).tts().semantic();
+    let mut opts = Opts::new()
+        .openai_at(&sim.base_url())
+        .tts()
+        .semantic()
+        .media();
     // Scripted provider failures reach the client at once instead of being retried.
     opts.worker.as_mut().unwrap().provider_retries = 0;
     let system = System::start(opts).await;

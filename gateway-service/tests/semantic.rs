@@ -339,6 +339,25 @@ async fn follow(job: &Value, token: &str) -> Vec<Value> {
     events
 }
 
+/// Every event of a job from `GET /api/v1/ingest/{job_id}/events`, which ends after `complete`.
+async fn sse_events(system: &System, token: &str, job_id: &str) -> Vec<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/ingest/{job_id}/events", system.http))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(support::WAIT, r.text())
+        .await
+        .expect("the event stream did not end after complete")
+        .unwrap();
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
 fn lighthouse_report() -> Vec<String> {
     let mut lines: Vec<String> = (0..30)
         .map(|i| {
@@ -406,8 +425,9 @@ async fn a_pdf_is_ingested_with_progress_then_searched_used_listed_replaced_and_
             .all(|p| p["message"].is_string() && p["fraction"].is_number())
     );
     assert!(events.iter().all(|e| e["task_id"] == job_id.as_str()));
-    // A second look replays the whole job.
+    // A second look replays the whole job, on the WebSocket or as Server-Sent Events.
     assert_eq!(kinds(&follow(job, &token).await), k);
+    assert_eq!(kinds(&sse_events(&system, &token, &job_id).await), k);
     let (status, polled) = get(&system, &token, &format!("/api/v1/ingest/{job_id}")).await;
     assert_eq!(status, 200, "{polled}");
     assert_eq!(polled["data"]["status"], "completed");
@@ -459,6 +479,13 @@ async fn a_pdf_is_ingested_with_progress_then_searched_used_listed_replaced_and_
     // Nobody else sees the job or the document.
     let stranger = system.token(Uuid::now_v7());
     let (status, _) = get(&system, &stranger, &format!("/api/v1/ingest/{job_id}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(
+        &system,
+        &stranger,
+        &format!("/api/v1/ingest/{job_id}/events"),
+    )
+    .await;
     assert_eq!(status, 404);
     let url = format!(
         "{}?token={stranger}",

@@ -145,9 +145,15 @@ impl OpenAiError {
             ErrorCode::Timeout | ErrorCode::DeadlineExceeded => {
                 return Self::new(StatusCode::GATEWAY_TIMEOUT, API_ERROR, message).code(code);
             }
+            // The provider's safety system refused the prompt or the result (images, videos):
+            // OpenAI's own code for it, so SDK users recognise it.
+            _ if code == "content_filtered" => {
+                return Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message)
+                    .code("content_policy_violation");
+            }
             _ => {}
         }
-        match parsed.fault(data["stage"].as_str().unwrap_or_default()) {
+        match crate::task::fault(data) {
             Fault::Client => Self::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, message),
             Fault::TooLarge => Self::new(StatusCode::PAYLOAD_TOO_LARGE, INVALID_REQUEST, message),
             Fault::NotFound => Self::new(StatusCode::NOT_FOUND, INVALID_REQUEST, message),
@@ -262,6 +268,14 @@ mod tests {
         }
         assert_eq!(status("storage_unavailable"), 503);
         assert_eq!(status("upstream_timeout"), 502);
+        // Images and videos.
+        for media in ["invalid_image", "inline_too_large", "content_filtered"] {
+            assert_eq!(status(media), 400, "{media}");
+        }
+        assert_eq!(status("job_failed"), 502);
+        let filtered = OpenAiError::from_event(&json!({"stage": "provider",
+            "code": "content_filtered", "message": "refused"}));
+        assert_eq!(filtered.body()["error"]["code"], "content_policy_violation");
         let option = OpenAiError::from_event(
             &json!({"stage": "tts", "code": "unsupported_option", "message": "no mp3"}),
         );

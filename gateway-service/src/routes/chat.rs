@@ -1,23 +1,19 @@
 //! `POST /chat` (wait for the whole answer) and `POST /chat/stream` (Server-Sent Events).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use common::error::AppError;
 use common::events::EventType;
-use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::extract::{AuthUser, json_body};
-use crate::hub::StreamId;
-use crate::session::{ChatInput, client_event};
+use crate::session::ChatInput;
 use crate::state::AppState;
 use crate::task::{Abandon, TaskEvent, TaskFeed, task_error};
 
@@ -134,15 +130,9 @@ pub async fn stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let last_event_id = super::sse::last_event_id(&headers)?;
     let feed = match last_event_id {
-        Some(id) => {
-            let after: StreamId = id
-                .parse()
-                .map_err(|_| AppError::BadRequest("Last-Event-ID is not an event id".into()))?;
+        Some(after) => {
             let resume: ResumeBody = json_body(&body)?;
             let session_id = state
                 .claim_session(&claims, Some(resume.session_id))
@@ -172,21 +162,5 @@ pub async fn stream(
             .await?
         }
     };
-    Ok(Sse::new(sse_events(feed))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
-}
-
-/// The events of one task (or, when resuming, of whatever task completes first), ending after its
-/// `complete`, or when the gateway shuts down (the client resumes elsewhere).
-fn sse_events(feed: TaskFeed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold(Some(feed), |feed| async move {
-        let mut feed = feed?;
-        let event = feed.next().await?;
-        let sse = SseEvent::default()
-            .id(event.entry.id.to_string())
-            .data(client_event(&event.entry));
-        let rest = (!event.is_complete()).then_some(feed);
-        Some((Ok(sse), rest))
-    })
+    Ok(super::sse::response(feed))
 }

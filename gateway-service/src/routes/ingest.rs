@@ -1,6 +1,6 @@
 //! Documents: `POST /api/v1/ingest` (upload, 202 with the job), `GET /api/v1/ingest/{job_id}`
-//! (its state), `WS /ws/ingest/{job_id}` (its events as they come), `GET /api/v1/documents` and
-//! `DELETE /api/v1/documents/{id}`.
+//! (its state), `GET /api/v1/ingest/{job_id}/events` (SSE) and `WS /ws/ingest/{job_id}` (its
+//! events as they come), `GET /api/v1/documents` and `DELETE /api/v1/documents/{id}`.
 
 use std::time::Duration;
 
@@ -8,41 +8,23 @@ use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::auth::Claims;
 use common::error::{ApiEnvelope, AppError, ok};
 use common::http::is_admin;
 use common::payloads::semantic::{DELETE, DeletePayload, LIST_DOCUMENTS, ListDocumentsPayload};
-use redis::streams::StreamRangeReply;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::extract::{AuthUser, auth_error};
 use crate::hub::StreamId;
-use crate::ingest;
+use crate::links::base_url;
 use crate::protocol::{self, ClientMessage};
-use crate::session::{client_event, entry_task, error_event};
+use crate::session::{client_event, error_event};
 use crate::state::AppState;
-
-/// Where the answer's links point: `STORAGE__PUBLIC_BASE_URL` when set, else the host the
-/// request was sent to (`X-Forwarded-Proto` says whether through TLS).
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(base) = &state.settings().storage.public_base_url {
-        return base.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
-    format!("{proto}://{host}")
-}
+use crate::{ingest, jobs};
 
 /// `POST /api/v1/ingest` (multipart/form-data: `file`; optional `metadata`, `document_id`,
 /// `tags`, `session_id`, `agent_id`, `tenant_id`): the document is stored and its ingestion
@@ -78,48 +60,31 @@ pub async fn status(
     Path(job_id): Path<Uuid>,
 ) -> Result<Response, AppError> {
     let session_id = ingest::job_session(&state, &claims, job_id).await?;
-    let stream = state.bus().names().response_stream(session_id);
-    let mut conn = state.bus().conn();
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await?;
-    let job = job_id.to_string();
-    let (mut status, mut progress, mut result, mut error) = ("processing", None, None, None);
-    for entry in &reply.ids {
-        let field = |name: &str| -> Option<String> { entry.get(name) };
-        if field("task_id").as_deref() != Some(job.as_str()) {
-            continue;
-        }
-        let data = field("payload")
-            .and_then(|p| serde_json::from_str::<Value>(&p).ok())
-            .map(|mut v| v["data"].take());
-        match field("type").as_deref() {
-            Some("progress") => progress = data,
-            Some("text_completed") => {
-                status = "completed";
-                // The structured result, not the (empty) text answer around it.
-                result = data.map(|mut d| d["data"].take());
-            }
-            Some("error") => {
-                status = "error";
-                error = data;
-            }
-            Some("cancelled") => status = "cancelled",
-            _ => {}
-        }
-    }
+    let job = jobs::state_of(&state, session_id, job_id).await?;
     Ok(ok(json!({
         "job_id": job_id,
-        "session_id": session_id,
-        "status": status,
-        "progress": progress,
-        "result": result,
-        "error": error,
+        "session_id": job.session_id,
+        "status": job.status,
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
     }))
     .into_response())
+}
+
+/// `GET /api/v1/ingest/{job_id}/events` (`Last-Event-ID` to resume): the job's events from its
+/// start as Server-Sent Events, as `WS /ws/ingest/{job_id}` sends them, ending after `complete`.
+pub async fn events(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(job_id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let after = super::sse::last_event_id(&headers)?.unwrap_or(StreamId::ZERO);
+    let session_id = ingest::job_session(&state, &claims, job_id).await?;
+    Ok(super::sse::response(jobs::follow(
+        &state, session_id, job_id, after,
+    )))
 }
 
 /// Query parameters of `WS /ws/ingest/{job_id}`.
@@ -211,20 +176,19 @@ async fn follow(state: AppState, mut socket: WebSocket, job_id: Uuid, query: WsQ
             return;
         }
     };
-    let stream = state.bus().names().response_stream(session_id);
-    let mut sub = state.hub().subscribe(&stream, after);
-    let shutdown = state.shutdown().clone();
+    let mut feed = jobs::follow(&state, session_id, job_id, after);
     loop {
         tokio::select! {
-            entry = sub.next() => {
-                if entry_task(&entry) != Some(job_id) {
-                    continue;
-                }
-                let done = entry.kind == "complete";
-                if socket.send(Message::Text(client_event(&entry).into())).await.is_err() {
+            event = feed.next() => {
+                let Some(event) = event else {
+                    close(&mut socket, close_code::AWAY, "server shutting down").await;
+                    return;
+                };
+                let text = client_event(&event.entry);
+                if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
-                if done {
+                if event.is_complete() {
                     close(&mut socket, close_code::NORMAL, "job complete").await;
                     return;
                 }
@@ -248,10 +212,6 @@ async fn follow(state: AppState, mut socket: WebSocket, job_id: Uuid, query: WsQ
                 },
                 Some(Ok(_)) => {}
             },
-            () = shutdown.cancelled() => {
-                close(&mut socket, close_code::AWAY, "server shutting down").await;
-                return;
-            }
         }
     }
 }

@@ -1,17 +1,18 @@
-//! `/v1`: OpenAI's Chat Completions, Speech, Transcriptions and Models endpoints, answering errors
-//! in OpenAI's format.
+//! `/v1`: OpenAI's Chat Completions, Speech, Transcriptions, Embeddings, Images and Models
+//! endpoints, answering errors in OpenAI's format.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 
 use crate::catalog;
 use crate::openai_compat::embeddings::{self, EmbeddingsRequest};
+use crate::openai_compat::images::{self, ImagesRequest};
 use crate::openai_compat::{CompletionRequest, OpenAiError, OpenAiUser, SpeechRequest};
 use crate::openai_compat::{TranscriptionRequest, completion, speech, transcription};
 use crate::state::AppState;
@@ -65,6 +66,20 @@ pub async fn embeddings(
         body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
     let request = EmbeddingsRequest::parse(&body)?;
     embeddings::create(&state, &claims, &request).await
+}
+
+/// `POST /v1/images/generations`.
+pub async fn images_generations(
+    State(state): State<AppState>,
+    OpenAiUser(claims): OpenAiUser,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OpenAiError> {
+    let body =
+        body.map_err(|e| OpenAiError::new(e.status(), "invalid_request_error", e.body_text()))?;
+    let request = ImagesRequest::parse(&body)?;
+    let base = crate::links::base_url(&state, &headers);
+    images::create(&state, &claims, &request, &base).await
 }
 
 /// `GET /v1/models`.

@@ -7,6 +7,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use common::auth::{Claims, LEEWAY_SECS, unix_now};
 use common::error::AppError;
+use common::payloads::Payload;
+use common::payloads::media::GENERATE_IMAGE;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
@@ -14,7 +16,7 @@ use uuid::Uuid;
 
 use crate::extract::auth_error;
 use crate::hub::{Entry, StreamId, Subscription};
-use crate::protocol::{self, ClientMessage};
+use crate::protocol::{self, ClientMessage, ImageInput};
 use crate::rate_limit;
 use crate::session::{AudioStart, ChatInput, client_event, entry_task, error_event, local_event};
 use crate::state::AppState;
@@ -307,6 +309,7 @@ impl Connection {
                 Ok(())
             }
             ClientMessage::Chat(input) => self.on_chat(*input).await,
+            ClientMessage::Image(input) => self.on_image(*input).await,
             ClientMessage::AudioStart(start) => self.on_audio_start(*start).await,
             ClientMessage::AudioEnd => self.on_audio_end().await,
             ClientMessage::Cancel => self.on_cancel().await,
@@ -377,6 +380,37 @@ impl Connection {
         let claims = self.claims()?.clone();
         let session_id = self.session_id.unwrap_or_default();
         let started = self.state.publish_chat(&claims, session_id, &input).await?;
+        self.running = Some(started.task_id);
+        Ok(())
+    }
+
+    /// An `image` message: `media.image.generate` in the session, followed like a chat.
+    async fn on_image(&mut self, input: ImageInput) -> Result<(), AppError> {
+        let tenant = self.claims()?.tenant_id;
+        self.state.rate_limiter().admit(tenant).await?;
+        input
+            .payload
+            .validate()
+            .map_err(|e| AppError::BadRequest(e.0))?;
+        if self.running.is_some() {
+            return Err(AppError::BadRequest(
+                "a task is running in this session; wait for complete or cancel it".into(),
+            ));
+        }
+        let session = input.session_id.or(self.session_id);
+        if let Some(session) = session
+            && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
+        {
+            self.switch_session(session, None).await?;
+        }
+        let claims = self.claims()?.clone();
+        let session_id = self.session_id.unwrap_or_default();
+        let data = serde_json::to_value(&input.payload)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("image payload: {e}")))?;
+        let started = self
+            .state
+            .publish_task(&claims, session_id, GENERATE_IMAGE, data)
+            .await?;
         self.running = Some(started.task_id);
         Ok(())
     }

@@ -2,7 +2,8 @@
 """The official `openai` Python SDK, unmodified, against the gateway's OpenAI-compatible surface.
 
 Needs a running gateway whose chat-worker answers `dummy` offline and serves `gpt-4o-mini` from
-the provider simulator, and whose tts-worker has no provider key, so espeak-ng speaks
+the provider simulator, whose tts-worker has no provider key, so espeak-ng speaks, and whose
+media-worker has no provider key, so the `dummy` image model draws PNG placeholders
 (tests/python_sdk.rs starts exactly that). Environment:
 GATEWAY_URL (e.g. http://127.0.0.1:8000), TOKEN (a JWT for the gateway) and, optionally,
 SIM_URL (the simulator's root URL, to script provider failures; those checks are skipped without it)
@@ -361,6 +362,58 @@ def test_embeddings_dimensions_the_model_cannot_give_is_bad_request():
         check(e.body["code"] == "unsupported_option", e.body)
     else:
         raise AssertionError("dimensions were accepted")
+
+
+def png_size(data):
+    check(data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16])
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_images_generate_answers_b64_json_by_default():
+    result = client.images.generate(
+        model="dummy", prompt="A lighthouse drawn for the official SDK", size="256x256"
+    )
+    check(result.created > 0, result.created)
+    check(len(result.data) == 1, result)
+    image = result.data[0]
+    check(image.url is None, image.url)
+    check(png_size(base64.b64decode(image.b64_json)) == (256, 256), "a 256x256 PNG")
+    check(result.output_format == "png", result.output_format)
+    check(result.size == "256x256", result.size)
+
+
+def test_images_generate_as_urls():
+    result = client.images.generate(
+        model="dummy", prompt="Two kites", size="256x256", n=2, response_format="url"
+    )
+    check(len(result.data) == 2, result)
+    for image in result.data:
+        check(image.b64_json is None, "no base64 with response_format url")
+        check(image.url.startswith(GATEWAY + "/"), image.url)
+        # The URL is signed: it opens without a token, as in a browser's <img src>.
+        with urllib.request.urlopen(image.url, timeout=30) as response:
+            check(response.headers["content-type"] == "image/png", response.headers)
+            check(png_size(response.read()) == (256, 256), "a 256x256 PNG")
+
+
+def test_images_unknown_model_is_not_found():
+    try:
+        client.images.generate(model="picasso-9", prompt="x")
+    except openai.NotFoundError as e:
+        check(e.code == "model_not_found", e.code)
+        check(e.param == "model", e.param)
+    else:
+        raise AssertionError("an unknown image model was accepted")
+
+
+def test_images_size_the_model_cannot_make_is_bad_request():
+    try:
+        client.images.generate(model="dummy", prompt="x", size="5000x5000")
+    except openai.BadRequestError as e:
+        check(e.code == "unsupported_option", e.code)
+        check(e.param == "size", e.param)
+    else:
+        raise AssertionError("a size the model cannot make was accepted")
 
 
 def main():

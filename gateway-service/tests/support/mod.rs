@@ -1,6 +1,6 @@
 //! A whole system for end-to-end tests: the gateway on port 0 and a chat-worker (and, when asked,
-//! a tts-worker), in-process, on a stream prefix of their own; plus a WebSocket client that speaks
-//! the client protocol.
+//! a tts-worker, a semantic-worker, a media-worker), in-process, on a stream prefix of their own;
+//! plus a WebSocket client that speaks the client protocol.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct Opts {
     pub tts: Option<tts_worker::Settings>,
     /// A semantic-worker on a fresh Qdrant Edge directory (see `Opts::semantic`).
     pub semantic: Option<semantic_worker::Settings>,
+    /// A media-worker, sharing the gateway's storage (see `Opts::media`).
+    pub media: Option<media_worker::Settings>,
 }
 
 impl Opts {
@@ -70,6 +72,7 @@ impl Opts {
             worker: Some(worker),
             tts: None,
             semantic: None,
+            media: None,
         }
     }
 
@@ -115,6 +118,23 @@ impl Opts {
         self
     }
 
+    /// Adds a media-worker with no provider key: the offline `dummy` model draws placeholder
+    /// PNGs, and videos are refused (`provider_unavailable`). It and the gateway store files in
+    /// one fresh local directory, so the images' signed URLs open through the gateway.
+    pub fn media(mut self) -> Self {
+        self.own_storage();
+        let mut media = media_worker::Settings {
+            core: self.core.clone(),
+            worker: common::testing::fast_worker_settings(),
+            storage: self.gateway.storage.clone(),
+            ..Default::default()
+        };
+        media.media.poll_interval_ms = 20;
+        media.media.image_poll_interval_ms = 20;
+        self.media = Some(media);
+        self
+    }
+
     /// Points the tts-worker's `openai` provider at a provider simulator (`Simulator::base_url`),
     /// which makes it the worker's default provider.
     pub fn tts_openai_at(self, base_url: &str) -> Self {
@@ -156,6 +176,9 @@ impl Opts {
         if let Some(s) = &mut self.semantic {
             s.core.redis_url = Secret::new(url);
         }
+        if let Some(m) = &mut self.media {
+            m.core.redis_url = Secret::new(url);
+        }
         self
     }
 
@@ -188,8 +211,8 @@ pub struct System {
     pub core: CoreSettings,
     pub http: String,
     pub ws: String,
-    /// The local storage directory of a system with a tts- or semantic-worker, removed when it
-    /// is dropped.
+    /// The local storage directory of a system with a tts-, semantic- or media-worker, removed
+    /// when it is dropped.
     storage_dir: Option<std::path::PathBuf>,
     /// The index directory of a system with a semantic-worker, removed when it is dropped.
     semantic_dir: Option<std::path::PathBuf>,
@@ -200,13 +223,16 @@ pub struct System {
 impl System {
     pub async fn start(mut opts: Opts) -> Self {
         let shutdown = CancellationToken::new();
-        let storage_dir = (opts.tts.is_some() || opts.semantic.is_some())
+        let storage_dir = (opts.tts.is_some() || opts.semantic.is_some() || opts.media.is_some())
             .then(|| std::path::PathBuf::from(&opts.gateway.storage.dir));
         if let Some(tts) = &mut opts.tts {
             tts.storage = opts.gateway.storage.clone();
         }
         if let Some(semantic) = &mut opts.semantic {
             semantic.storage = opts.gateway.storage.clone();
+        }
+        if let Some(media) = &mut opts.media {
+            media.storage = opts.gateway.storage.clone();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -230,6 +256,9 @@ impl System {
                 semantic,
                 shutdown.clone(),
             )));
+        }
+        if let Some(media) = opts.media {
+            tasks.push(tokio::spawn(media_worker::run(media, shutdown.clone())));
         }
         let system = Self {
             core: opts.core,

@@ -35,6 +35,20 @@ pub struct SimConfig {
     /// A live speech-to-text stream that receives neither audio nor a message for this long is
     /// closed with Deepgram's `NET-0001` error (the real API waits 10 s).
     pub live_idle_timeout: Duration,
+    /// Polls of an asynchronous job (a Flux task's `get_result`, a Sora, Veo or Kling video)
+    /// answered as still running before the job ends: with 2, the first two polls say running
+    /// and the third says done.
+    pub job_polls: usize,
+    /// Sora's `openai-poll-after-ms` header on every answer about a video job: how long the
+    /// official SDKs' `poll` helpers wait before polling again.
+    pub poll_after: Duration,
+    /// Size in bytes of a generated video (an MP4 `ftyp` box, then an `mdat` box filling the
+    /// rest; not a playable video).
+    pub video_bytes: usize,
+    /// KlingAI access key: the `iss` a request's JWT must carry.
+    pub kling_access_key: String,
+    /// KlingAI secret key: the HS256 key a request's JWT must be signed with.
+    pub kling_secret_key: String,
 }
 
 impl Default for SimConfig {
@@ -50,6 +64,11 @@ impl Default for SimConfig {
             transcript: "The quick brown fox jumps over the lazy dog.".to_owned(),
             live_word: Duration::from_millis(400),
             live_idle_timeout: Duration::from_secs(10),
+            job_polls: 2,
+            poll_after: Duration::from_millis(100),
+            video_bytes: 64 * 1024,
+            kling_access_key: "sim-kling-access".to_owned(),
+            kling_secret_key: "sim-kling-secret".to_owned(),
         }
     }
 }
@@ -68,6 +87,14 @@ impl Default for SimConfig {
 /// its upgrade request. On Deepgram's live WebSocket, which goes on after a bad frame,
 /// `MalformedLine` (and `BadAudio`) sends one text frame that is not JSON in place of the next
 /// `Results` message and the session carries on; `DropMidStream` resets the connection.
+///
+/// A video job (Sora, Veo, Kling) or a Flux image task takes its behaviour once, at submission,
+/// and keeps it: polls, downloads and deletes never take one from the script, and neither do the
+/// downloads of an image URL (`GET /_sim/files/{id}`), which follow the request that made it. `ServerError`, `RateLimited` and
+/// `Refused` answer the submission itself (no job is made); `ContentFiltered`, `JobFailed`,
+/// `JobStuck` and `DownloadDrop` shape the job's life; the streaming failures
+/// (`DropMidStream`, `MalformedLine`, `BadAudio`, `ErrorEvent`) do not apply to a job, which then
+/// runs as `Normal`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Behaviour {
@@ -133,5 +160,32 @@ pub enum Behaviour {
     ErrorEvent {
         /// Content chunks sent before the error event.
         after_chunks: usize,
+    },
+    /// The provider's own "refused by its safety system" answer, where the API has one: OpenAI
+    /// images 400 `moderation_blocked` (`content_policy_violation` for DALL·E and Grok),
+    /// Stability `finish-reason: CONTENT_FILTERED` with a blurred image (SDXL: the artifact's
+    /// `finishReason`), Gemini `finishReason: "IMAGE_SAFETY"` with no image, Imagen predictions
+    /// without images; a job API's job ends filtered (Flux: `Content Moderated`; Sora
+    /// `status: "failed"` with `error.code: "moderation_blocked"`; Veo a done operation whose
+    /// `generateVideoResponse` holds no sample, `raiMediaFilteredCount: 1` and a reason; Kling
+    /// `task_status: "failed"` with its risk-control `task_status_msg`). APIs without such an
+    /// answer (chat, speech, transcription, embeddings) reply normally.
+    ContentFiltered,
+    /// A video job that ends failed with the provider's error once its running polls are over:
+    /// Sora `status: "failed"` with `error.code: "internal_error"`, Veo a done operation holding
+    /// `error: {"code": 13, "message": …}`, Kling `task_status: "failed"` with a failure
+    /// `task_status_msg`, a Flux task `status: "Error"`. Other APIs reply normally.
+    JobFailed,
+    /// A video job that never leaves its running state however often it is polled (its progress
+    /// stops below 100; a Flux task stays `Pending`), for a client's poll timeout. Other APIs
+    /// reply normally.
+    JobStuck,
+    /// A video job that completes, but every download of its video announces the whole
+    /// `Content-Length`, sends `after_bytes` bytes and cuts the connection; likewise the
+    /// downloads of a Flux task's `sample` and of an image `url` the request handed out. Other
+    /// APIs reply normally.
+    DownloadDrop {
+        /// Bytes of the video sent before the connection is cut.
+        after_bytes: usize,
     },
 }

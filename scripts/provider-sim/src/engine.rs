@@ -115,6 +115,10 @@ pub(crate) fn upfront_failure(behaviour: &Behaviour) -> Option<Failure> {
             message: message.clone(),
         }),
         Behaviour::Normal
+        | Behaviour::ContentFiltered
+        | Behaviour::JobFailed
+        | Behaviour::JobStuck
+        | Behaviour::DownloadDrop { .. }
         | Behaviour::DropMidStream { .. }
         | Behaviour::MalformedLine { .. }
         | Behaviour::BadAudio { .. }
@@ -170,6 +174,10 @@ pub(crate) async fn respond<T: Turn>(
             turn.failure(Failure::Overloaded)
         }
         Behaviour::Normal
+        | Behaviour::ContentFiltered
+        | Behaviour::JobFailed
+        | Behaviour::JobStuck
+        | Behaviour::DownloadDrop { .. }
         | Behaviour::ServerError
         | Behaviour::RateLimited { .. }
         | Behaviour::Refused { .. } => {
@@ -212,6 +220,10 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
         | Behaviour::BadAudio { after_chunks }
         | Behaviour::ErrorEvent { after_chunks } => ((*after_chunks).min(turn.units()), false),
         Behaviour::Normal
+        | Behaviour::ContentFiltered
+        | Behaviour::JobFailed
+        | Behaviour::JobStuck
+        | Behaviour::DownloadDrop { .. }
         | Behaviour::ServerError
         | Behaviour::RateLimited { .. }
         | Behaviour::Refused { .. } => (turn.units(), true),
@@ -237,6 +249,10 @@ fn plan<T: Turn>(turn: &mut T, behaviour: &Behaviour, timing: Timing) -> VecDequ
         Behaviour::ErrorEvent { .. } if !turn.has_error_event() => Step::Cut,
         Behaviour::ErrorEvent { .. } => Step::Tail(Tail::ErrorEvent),
         Behaviour::Normal
+        | Behaviour::ContentFiltered
+        | Behaviour::JobFailed
+        | Behaviour::JobStuck
+        | Behaviour::DownloadDrop { .. }
         | Behaviour::ServerError
         | Behaviour::RateLimited { .. }
         | Behaviour::Refused { .. } => Step::Tail(Tail::Closing),

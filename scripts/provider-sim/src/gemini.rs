@@ -20,10 +20,14 @@ use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 use crate::transcript::Transcript;
 
+mod image;
 mod request;
 mod speech;
 mod transcription;
+mod video;
 mod wire;
+
+pub(crate) use video::{file as veo_file, media as veo_media, operation as veo_operation};
 
 use wire::{
     Candidate, Content, ErrorBody, ErrorDetail, FunctionCall, GenerateContentResponse,
@@ -47,6 +51,12 @@ pub(crate) async fn models(
     let (model, action) = model_action
         .rsplit_once(':')
         .unwrap_or((model_action.as_str(), ""));
+    if action == "predictLongRunning" {
+        return video::predict_long_running(&shared, model, &uri, &headers, &body).await;
+    }
+    if action == "predict" {
+        return image::predict(&shared, model, &uri, &headers, &body).await;
+    }
     let framing = match action {
         "generateContent" => None,
         "streamGenerateContent" if query.get("alt").is_some_and(|alt| alt == "sse") => {
@@ -95,6 +105,14 @@ pub(crate) async fn models(
         let (behaviour, guard) = shared.begin(incoming);
         tracing::debug!(?behaviour, action, "gemini speech");
         return engine::respond(turn, &behaviour, timing, guard, shared.stop_token()).await;
+    }
+    // An image model answers with an image unless asked for text alone.
+    match image::requested(model, &body) {
+        Ok(Some(ask)) => {
+            return image::generate(&shared, model, framing, ask, &uri, &headers, body).await;
+        }
+        Ok(None) => {}
+        Err(message) => return invalid_argument(message),
     }
     // Audio in the prompt makes a transcription when the text asks for one, else a chat that
     // says what it heard; unless audio is asked for out (above).

@@ -18,6 +18,14 @@
 //! | Deepgram speech to text | `POST /v1/listen` (a recording), WebSocket `GET /v1/listen` (live audio) | [`Simulator::root_url`] |
 //! | OpenAI embeddings | `POST /v1/embeddings` (and `/embeddings`) | [`Simulator::base_url`] |
 //! | Gemini audio understanding | the Gemini paths with an audio `inlineData` part: a transcription when a text part asks for one, else a chat about the audio | [`Simulator::root_url`] |
+//! | OpenAI Sora video jobs | `POST /v1/videos`, `GET /v1/videos/{video_id}`, `GET /v1/videos/{video_id}/content`, `DELETE /v1/videos/{video_id}` | [`Simulator::base_url`] |
+//! | Veo video jobs (Gemini API) | `POST /v1beta/models/{model}:predictLongRunning`, `GET /v1beta/models/{model}/operations/{id}`, `GET /v1beta/files/{id}:download?alt=media` (a `302` to `GET /veo-media/{id}.mp4`) | [`Simulator::root_url`] |
+//! | KlingAI video jobs | `POST /v1/videos/{text2video,image2video,video-extend}`, `GET /v1/videos/{text2video,image2video,video-extend}/{task_id}`, `GET /kling-media/{video_id}.mp4` | [`Simulator::root_url`] |
+//! | OpenAI (and xAI Grok) image generation | `POST /v1/images/generations` (and `/images/generations`); a `url` answer is served at `GET /_sim/files/{id}` | [`Simulator::base_url`] |
+//! | Black Forest Labs (Flux) image tasks | `POST /v1/{flux-2-pro,flux-2-max,flux-2-flex,flux-kontext-pro,flux-kontext-max,flux-pro-1.1,flux-pro-1.1-ultra,flux-pro,flux-dev}`, `GET /v1/get_result?id=…`, the sample at `GET /_sim/files/{id}` | [`Simulator::root_url`] |
+//! | Stability AI image generation | `POST /v2beta/stable-image/generate/{core,sd3,ultra}` (multipart), `POST /v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image` | [`Simulator::root_url`] |
+//! | Gemini image generation | the Gemini paths for an image model (`gemini-2.5-flash-image`, `gemini-3-pro-image-preview`) or with `generationConfig.responseModalities` holding `IMAGE` | [`Simulator::root_url`] |
+//! | Imagen (Gemini API) | `POST /v1beta/models/{imagen-…}:predict` | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
 //! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
@@ -68,6 +76,46 @@
 //!   behaviours apply as to a non-streamed chat: `ErrorEvent` is a 503, `MalformedLine` a body
 //!   cut in the middle of its JSON.
 //! - **Usage**: each whitespace-separated prompt word is an input token, each unit an output token.
+//! - **Video jobs** (Sora, Veo, Kling): a submission makes a job in memory (at most 10,000; the
+//!   oldest is forgotten) and answers at once; the job takes its [`Behaviour`] from the script
+//!   at submission and keeps it, so polls, downloads and deletes never take one. The first
+//!   [`SimConfig::job_polls`] polls (default 2) find it running, its progress rising
+//!   (`polls·100 / (job_polls + 1)`: 33, 66), the next finds it done, as the behaviour says:
+//!   `Normal` succeeded; `ContentFiltered` refused by the provider's safety system (Sora
+//!   `failed`/`moderation_blocked`, Veo `raiMediaFilteredCount: 1` without samples, Kling `failed`
+//!   with its risk-control message); `JobFailed` failed (Sora `internal_error`, Veo `error.code`
+//!   13, Kling `failed`); `JobStuck` never done; `DownloadDrop { after_bytes }` succeeded, but
+//!   every download of its video announces the full `Content-Length` and is cut after
+//!   `after_bytes`. `ServerError`, `RateLimited` and `Refused` answer the submission (no job).
+//!   The video is an MP4 start of [`SimConfig::video_bytes`] (default 64 KiB): an `ftyp` box
+//!   (`isom`; `isom iso2 avc1 mp41`) and an `mdat` box of filler, not a playable video. Sora
+//!   answers carry `openai-poll-after-ms` ([`SimConfig::poll_after`], default 100 ms); Kling
+//!   verifies an HS256 JWT signed with [`SimConfig::kling_secret_key`] whose `iss` is
+//!   [`SimConfig::kling_access_key`]. Every request is in the log under its step's format
+//!   (`sora`, `sora_poll`, `sora_content`, `sora_delete`, `veo`, `veo_poll`, `veo_download`,
+//!   `veo_media`, `kling`, `kling_poll`, `kling_download`), so a test counts submissions and
+//!   polls apart and reads when a delete arrived ([`RequestRecord::received_at`]). Only Sora
+//!   has a call that ends a job (`DELETE`); the Gemini API cannot cancel a Veo operation and
+//!   Kling has no cancel, so there a client just stops polling.
+//! - **Images**: a real PNG or JPEG of the size the request asks for (by the provider's own
+//!   size tables), a smooth gradient whose colours come from the prompt (or the stated seed),
+//!   so different prompts give different images; a PNG is about 25 KiB per megapixel.
+//!   WebP, which needs an encoder the simulator lacks, is refused with a 400
+//!   (`unsupported_in_simulator`). URLs (OpenAI `response_format: "url"`, xAI, Flux's `sample`)
+//!   point at `GET /_sim/files/{id}`, kept in memory for the newest 256 files and logged as
+//!   `file_download`. `ContentFiltered` is each provider's own safety answer: OpenAI a 400
+//!   `moderation_blocked` (`content_policy_violation` for DALL·E and Grok), Stability a 200 with
+//!   `finish-reason: CONTENT_FILTERED` and a blurred (flat grey) image, Gemini `finishReason:
+//!   "IMAGE_SAFETY"` without an image, Imagen predictions without images, Flux `Content
+//!   Moderated`. A Flux task is a job like the videos: it takes its behaviour at submission
+//!   (`JobFailed` ends it `Error`, `JobStuck` keeps it `Pending`), its polls are logged as
+//!   `bfl_result` apart from the submission (`bfl`), and `DownloadDrop` cuts its sample's
+//!   downloads (and those of an OpenAI `url`). The synchronous APIs (`openai_images`,
+//!   `stability`, `gemini_image`, `imagen`) play the failure behaviours as a non-streamed reply
+//!   does: the first-token delay stands for the generation time, `MalformedLine` cuts the body
+//!   in half, `BadAudio` sends image data that is not base64 (where the reply holds base64),
+//!   `ErrorEvent` is the provider's 503; each image is one unit. The module docs of
+//!   `openai::images`, `bfl`, `stability` and `gemini::image` list every field and error.
 //!
 //! Requests the real API would refuse get its 400 in its own error shape and are not recorded:
 //! OpenAI without `model`/`messages`, Anthropic without `model`/`max_tokens`/`messages` (or with
@@ -83,22 +131,43 @@
 //! cannot shorten (ada-002) or beyond the model's size, Deepgram without a `Token` (401), with a `url` to fetch
 //! (the simulator is offline), an unknown `encoding`, raw audio without `sample_rate`, or a body
 //! that is empty, unreadable or not audio (400), and Gemini audio of an unsupported MIME type,
-//! not base64, unreadable, or in a request over 20 MiB (400).
+//! not base64, unreadable, or in a request over 20 MiB (400), Sora without a Bearer key (401),
+//! without a `prompt`, with an unknown `model`, `seconds` other than `"4"`, `"8"`, `"12"` or a
+//! `size` the model does not make (400, with `param`), Veo without a key (403), for a model that
+//! is no Veo model (404), or with an `aspectRatio`, `durationSeconds`, `resolution` or
+//! `personGeneration` the API refuses (400 `INVALID_ARGUMENT`), and Kling without a JWT that
+//! verifies (401, codes 1000–1004), with a body that is not JSON (1200), an unknown model (1203),
+//! or a parameter the API refuses (1201: a missing prompt or image, a `duration` other than
+//! `"5"`/`"10"`, a motion-brush trajectory of more than 77 points, start/end frames with the
+//! motion brush or camera control, a reused `external_task_id`, or extending a video over
+//! 3 minutes), OpenAI images without a Bearer key (401), with an unknown model (404), or a
+//! prompt, `n`, `size`, `quality` or format the model does not take (400, with `param`; GPT image
+//! models refuse `response_format`), Flux without `x-key` (403) or with a field it refuses (422,
+//! FastAPI's `detail`), Stability without `authorization` (401), over 10 MiB (413) or with a
+//! field it refuses (400 `bad_request`; SDXL `invalid_sdxl_v1_dimensions`), and Gemini or
+//! Imagen images without a key (403), with an aspect ratio, image size or sample count the
+//! model does not take, or `IMAGE` asked of a model that makes none (400 `INVALID_ARGUMENT`).
 
 mod anthropic;
 mod audio;
+mod bfl;
 mod config;
 mod content;
 mod deepgram;
 mod elevenlabs;
 mod engine;
 mod gemini;
+mod image;
+mod jobs;
 mod json;
+mod kling;
 mod openai;
 mod record;
 mod server;
 mod speech;
+mod stability;
 mod transcript;
+mod video;
 mod websocket;
 
 use std::io;

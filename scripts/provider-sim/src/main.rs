@@ -37,6 +37,16 @@ Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deep
   POST /v1/listen                                    Deepgram STT of a recording (audio body)
   GET  /v1/listen                                    Deepgram live STT WebSocket (?encoding=linear16
                                                      &sample_rate=16000&interim_results=true, ...)
+  POST /v1/images/generations, /images/generations  OpenAI and xAI images (gpt-image-*, dall-e-*,
+                                                     grok-2-image; b64_json, or a url served at
+                                                     GET /_sim/files/{id})
+  POST /v1/flux-2-pro, /v1/flux-kontext-pro, ...     Flux tasks (x-key), polled at
+  GET  /v1/get_result?id=...                         (--job-polls Pending answers, then Ready)
+  POST /v2beta/stable-image/generate/{core,sd3,ultra}  Stability (multipart; image/* or JSON)
+  POST /v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image  Stability SDXL
+  POST /v1beta/models/{model}:generateContent        with an image model or responseModalities
+                                                     [\"IMAGE\"]: Gemini images (inlineData PNG)
+  POST /v1beta/models/imagen-*:predict               Imagen (predictions, base64)
   POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
   GET  /_sim/requests   requests served so far, with the API format and key received
   GET  /health
@@ -97,6 +107,32 @@ struct Args {
         default_value_t = 10_000
     )]
     live_idle_timeout_ms: u64,
+    /// Polls of an asynchronous job (a Flux task) answered as still running before it ends.
+    #[arg(long, env = "PROVIDER_SIM_JOB_POLLS", default_value_t = 2)]
+    job_polls: usize,
+    /// Bytes of a video sent before the connection is cut, for `download-drop`.
+    #[arg(long, env = "PROVIDER_SIM_AFTER_BYTES", default_value_t = 1024)]
+    after_bytes: usize,
+    /// Sora's `openai-poll-after-ms` header, in milliseconds.
+    #[arg(long, env = "PROVIDER_SIM_POLL_AFTER_MS", default_value_t = 100)]
+    poll_after_ms: u64,
+    /// Size in bytes of a generated video.
+    #[arg(long, env = "PROVIDER_SIM_VIDEO_BYTES", default_value_t = 65_536)]
+    video_bytes: usize,
+    /// KlingAI access key (the JWT's `iss`).
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_KLING_ACCESS_KEY",
+        default_value = "sim-kling-access"
+    )]
+    kling_access_key: String,
+    /// KlingAI secret key (the JWT's HS256 key).
+    #[arg(
+        long,
+        env = "PROVIDER_SIM_KLING_SECRET_KEY",
+        default_value = "sim-kling-secret"
+    )]
+    kling_secret_key: String,
 }
 
 /// Flag-friendly names of the behaviours; their parameters come from separate flags.
@@ -111,6 +147,14 @@ enum Kind {
     BadAudio,
     /// The format's own mid-stream error (Anthropic's `error` event, an error chunk otherwise).
     ErrorEvent,
+    /// The provider's safety-system refusal (image APIs; a job ends filtered).
+    ContentFiltered,
+    /// A video job ends failed with the provider's error.
+    JobFailed,
+    /// A video job never leaves its running state.
+    JobStuck,
+    /// A video job completes but its download is cut after --after-bytes bytes.
+    DownloadDrop,
 }
 
 impl Args {
@@ -133,6 +177,12 @@ impl Args {
             Kind::ErrorEvent => Behaviour::ErrorEvent {
                 after_chunks: self.after_chunks,
             },
+            Kind::ContentFiltered => Behaviour::ContentFiltered,
+            Kind::JobFailed => Behaviour::JobFailed,
+            Kind::JobStuck => Behaviour::JobStuck,
+            Kind::DownloadDrop => Behaviour::DownloadDrop {
+                after_bytes: self.after_bytes,
+            },
         };
         SimConfig {
             first_token_delay: Duration::from_millis(self.first_token_delay_ms),
@@ -145,6 +195,11 @@ impl Args {
             transcript: self.transcript.clone(),
             live_word: Duration::from_millis(self.live_word_ms),
             live_idle_timeout: Duration::from_millis(self.live_idle_timeout_ms),
+            job_polls: self.job_polls,
+            poll_after: Duration::from_millis(self.poll_after_ms),
+            video_bytes: self.video_bytes,
+            kling_access_key: self.kling_access_key.clone(),
+            kling_secret_key: self.kling_secret_key.clone(),
         }
     }
 }

@@ -18,14 +18,18 @@ use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
 mod embeddings;
+mod images;
 mod request;
 mod speech;
 mod transcription;
+mod videos;
 mod wire;
 
 pub(crate) use embeddings::embeddings;
+pub(crate) use images::images_generations;
 pub(crate) use speech::audio_speech;
 pub(crate) use transcription::{transcriptions, translations};
+pub(crate) use videos::{create_video, delete_video, retrieve_video, video_content};
 
 use request::{requested_tool, text_of};
 use wire::{

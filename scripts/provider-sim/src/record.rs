@@ -46,12 +46,74 @@ pub enum WireFormat {
     /// OpenAI embeddings, `POST /v1/embeddings`.
     #[serde(rename = "openai_embeddings")]
     OpenAiEmbeddings,
+    /// OpenAI (or xAI) image generation, `POST /v1/images/generations`.
+    #[serde(rename = "openai_images")]
+    OpenAiImages,
+    /// A Black Forest Labs (Flux) task submission, `POST /v1/{model}`; its polls are `BflResult`.
+    #[serde(rename = "bfl")]
+    Bfl,
+    /// A poll of a Flux task, `GET /v1/get_result?id=…`.
+    #[serde(rename = "bfl_result")]
+    BflResult,
+    /// Stability AI image generation: `POST /v2beta/stable-image/generate/{core,sd3,ultra}` or
+    /// SDXL's `POST /v1/generation/{engine_id}/text-to-image`.
+    #[serde(rename = "stability")]
+    Stability,
+    /// Gemini image generation: `generateContent` asking for `responseModalities: ["IMAGE"]`.
+    #[serde(rename = "gemini_image")]
+    GeminiImage,
+    /// Imagen, `POST /v1beta/models/{model}:predict`.
+    #[serde(rename = "imagen")]
+    Imagen,
+    /// A download of a file the simulator generated (an image `url`, a Flux `sample`),
+    /// `GET /_sim/files/{id}`.
+    #[serde(rename = "file_download")]
+    FileDownload,
+    /// A Sora video job submission, `POST /v1/videos`; its later requests are `SoraPoll`,
+    /// `SoraContent` and `SoraDelete`.
+    #[serde(rename = "sora")]
+    Sora,
+    /// A poll of a Sora video job, `GET /v1/videos/{video_id}`.
+    #[serde(rename = "sora_poll")]
+    SoraPoll,
+    /// A download of a Sora video, `GET /v1/videos/{video_id}/content`.
+    #[serde(rename = "sora_content")]
+    SoraContent,
+    /// A deletion of a Sora video (a client's cancel), `DELETE /v1/videos/{video_id}`.
+    #[serde(rename = "sora_delete")]
+    SoraDelete,
+    /// A Veo video job submission, `POST /v1beta/models/{model}:predictLongRunning`.
+    #[serde(rename = "veo")]
+    Veo,
+    /// A poll of a Veo operation, `GET /v1beta/models/{model}/operations/{operation_id}`.
+    #[serde(rename = "veo_poll")]
+    VeoPoll,
+    /// A Veo video download, `GET /v1beta/files/{file_id}:download?alt=media` (answered with a
+    /// redirect to the bytes, which are `VeoMedia`).
+    #[serde(rename = "veo_download")]
+    VeoDownload,
+    /// The bytes a Veo download redirects to, `GET /veo-media/{file_id}.mp4`.
+    #[serde(rename = "veo_media")]
+    VeoMedia,
+    /// A KlingAI video task submission: `POST /v1/videos/text2video`, `/image2video` or
+    /// `/video-extend`.
+    #[serde(rename = "kling")]
+    Kling,
+    /// A poll of a KlingAI video task, `GET /v1/videos/{text2video|image2video|video-extend}/{task_id}`.
+    #[serde(rename = "kling_poll")]
+    KlingPoll,
+    /// A download of a KlingAI video from its `url`, `GET /kling-media/{video_id}.mp4`.
+    #[serde(rename = "kling_download")]
+    KlingDownload,
 }
 
 impl WireFormat {
     /// The name used in `GET /_sim/requests`: `openai`, `anthropic`, `gemini`, `openai_speech`,
     /// `elevenlabs`, `gemini_speech`, `openai_transcription`, `deepgram`,
-    /// `gemini_transcription` or `openai_embeddings`.
+    /// `gemini_transcription`, `openai_embeddings`, `openai_images`, `bfl`, `bfl_result`,
+    /// `stability`, `gemini_image`, `imagen`, `file_download`, `sora`, `sora_poll`,
+    /// `sora_content`, `sora_delete`, `veo`, `veo_poll`, `veo_download`, `veo_media`, `kling`,
+    /// `kling_poll` or `kling_download`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -64,6 +126,24 @@ impl WireFormat {
             WireFormat::Deepgram => "deepgram",
             WireFormat::GeminiTranscription => "gemini_transcription",
             WireFormat::OpenAiEmbeddings => "openai_embeddings",
+            WireFormat::OpenAiImages => "openai_images",
+            WireFormat::Bfl => "bfl",
+            WireFormat::BflResult => "bfl_result",
+            WireFormat::Stability => "stability",
+            WireFormat::GeminiImage => "gemini_image",
+            WireFormat::Imagen => "imagen",
+            WireFormat::FileDownload => "file_download",
+            WireFormat::Sora => "sora",
+            WireFormat::SoraPoll => "sora_poll",
+            WireFormat::SoraContent => "sora_content",
+            WireFormat::SoraDelete => "sora_delete",
+            WireFormat::Veo => "veo",
+            WireFormat::VeoPoll => "veo_poll",
+            WireFormat::VeoDownload => "veo_download",
+            WireFormat::VeoMedia => "veo_media",
+            WireFormat::Kling => "kling",
+            WireFormat::KlingPoll => "kling_poll",
+            WireFormat::KlingDownload => "kling_download",
         }
     }
 }
@@ -90,16 +170,24 @@ pub struct RequestRecord {
     /// `x-api-key` header, Gemini's `x-goog-api-key` header (else its `key` query parameter),
     /// ElevenLabs' `xi-api-key` header (on a WebSocket, else the first message's `xi_api_key` or
     /// `authorization`), or Deepgram's `Authorization` header (`Token …`; on a WebSocket, else
-    /// the `Sec-WebSocket-Protocol` header, `token, …`).
+    /// the `Sec-WebSocket-Protocol` header, `token, …`), or Kling's `Authorization` header
+    /// (`Bearer <jwt>`), or BFL's `x-key` header, or Stability's `authorization` header.
+    /// `None` for the downloads of a video from its URL (Veo's redirect target, Kling's `url`)
+    /// or of an image (`GET /_sim/files/{id}`), which need no key.
     pub authorization: Option<String>,
     /// The JSON request body; for an ElevenLabs WebSocket, its first (initializing) message; for
     /// an OpenAI transcription, the form's fields (the file as `{"filename", "content_type",
     /// "bytes"}`, array fields under their bare names); for a Deepgram recording
-    /// `{"content_type"}`; `null` for a Deepgram WebSocket.
+    /// `{"content_type"}`; `null` for a Deepgram WebSocket; for a Sora submission, its form
+    /// fields (a file part as `{"filename", "content_type", "bytes"}`) or JSON body; `null` for
+    /// the polls, downloads and deletes of a video job, of a Flux task and of an image; for a
+    /// Stability v2beta request, its form fields (the `image` file as `{"filename",
+    /// "content_type", "bytes"}`).
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
-    /// check that no text was sent twice or lost; the text inputs of an embeddings request.
+    /// check that no text was sent twice or lost; the text inputs of an embeddings request; the
+    /// prompt of an image request (OpenAI, Flux, Stability, Gemini image, Imagen).
     /// Empty for chat requests.
     pub texts: Vec<String>,
     /// Bytes of audio received: the uploaded file, the decoded audio parts of a Gemini request
@@ -111,7 +199,8 @@ pub struct RequestRecord {
     /// When each binary audio frame of a live stream arrived, oldest first, so a benchmark can
     /// line the frames its client sent up with their arrival. Empty for uploads.
     pub audio_frames_at: Vec<Instant>,
-    /// The behaviour applied to this request.
+    /// The behaviour applied to this request; for the poll, download or delete of a video job,
+    /// the job's (taken from the script at its submission; `Normal` for an unknown job).
     pub behaviour: Behaviour,
     /// When the request reached the handler.
     pub received_at: Instant,

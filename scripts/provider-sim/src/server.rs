@@ -15,8 +15,10 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Behaviour, SimConfig};
+use crate::image::FileStore;
+use crate::jobs::JobRegistry;
 use crate::record::{Incoming, RecordView, Recorder, ResponseGuard};
-use crate::{anthropic, deepgram, elevenlabs, gemini, openai};
+use crate::{anthropic, bfl, deepgram, elevenlabs, gemini, image, kling, openai, stability};
 
 /// Conversation histories in load tests get long; the extractor's 2 MiB default is too tight.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -30,6 +32,10 @@ pub(crate) struct Shared {
     script: Mutex<VecDeque<Behaviour>>,
     recorder: Arc<Recorder>,
     stop: CancellationToken,
+    /// Asynchronous jobs (video generations) by id.
+    jobs: JobRegistry,
+    /// Generated files served at `GET /_sim/files/{id}` (image URLs, Flux samples).
+    files: FileStore,
 }
 
 impl Shared {
@@ -41,6 +47,8 @@ impl Shared {
             script: Mutex::new(VecDeque::new()),
             recorder: Arc::new(Recorder::default()),
             stop: CancellationToken::new(),
+            jobs: JobRegistry::default(),
+            files: FileStore::default(),
         }
     }
 
@@ -61,6 +69,23 @@ impl Shared {
         let mut script = self.script.lock().unwrap_or_else(PoisonError::into_inner);
         script.extend(behaviours);
         script.len()
+    }
+
+    /// Asynchronous jobs (video generations) by id.
+    pub(crate) fn jobs(&self) -> &JobRegistry {
+        &self.jobs
+    }
+
+    /// Generated files served at `GET /_sim/files/{id}`.
+    pub(crate) fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    /// Opens the record of a request that follows up on a job (a poll, a download, a delete)
+    /// under the job's `behaviour`, without taking one from the script.
+    pub(crate) fn follow_up(&self, incoming: Incoming, behaviour: Behaviour) -> ResponseGuard {
+        let id = self.recorder.open(incoming, behaviour);
+        ResponseGuard::new(Arc::clone(&self.recorder), id)
     }
 
     /// Takes the behaviour for a new request and opens its record.
@@ -104,6 +129,31 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(elevenlabs::stream_input),
         )
         .route("/v1beta/models/{model_action}", post(gemini::models))
+        .route("/v1/images/generations", post(openai::images_generations))
+        .route("/images/generations", post(openai::images_generations))
+        .merge(bfl::routes())
+        .route(
+            "/v2beta/stable-image/generate/{service}",
+            post(stability::generate),
+        )
+        .route(
+            "/v1/generation/{engine_id}/text-to-image",
+            post(stability::text_to_image),
+        )
+        .route("/_sim/files/{id}", get(image::download))
+        .route("/v1/videos", post(openai::create_video))
+        .route(
+            "/v1/videos/{video_id}",
+            get(openai::retrieve_video).delete(openai::delete_video),
+        )
+        .route("/v1/videos/{video_id}/content", get(openai::video_content))
+        .merge(kling::routes())
+        .route(
+            "/v1beta/models/{model_action}/operations/{operation_id}",
+            get(gemini::veo_operation),
+        )
+        .route("/v1beta/files/{file_action}", get(gemini::veo_file))
+        .route("/veo-media/{file}", get(gemini::veo_media))
         .route("/_sim/script", post(push_script))
         .route("/_sim/requests", get(list_requests))
         .route("/health", get(|| async { "ok" }))

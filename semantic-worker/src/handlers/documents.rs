@@ -66,6 +66,7 @@ async fn progress(
             message,
             chunks_processed: counts.map(|(done, _)| done as u64),
             total_chunks: counts.map(|(_, total)| total as u64),
+            ..Progress::default()
         })
         .await?;
     Ok(())

@@ -338,6 +338,10 @@ impl Session {
             | Behaviour::BadAudio { after_chunks }
             | Behaviour::ErrorEvent { after_chunks } => Some(after_chunks),
             Behaviour::Normal
+            | Behaviour::ContentFiltered
+            | Behaviour::JobFailed
+            | Behaviour::JobStuck
+            | Behaviour::DownloadDrop { .. }
             | Behaviour::ServerError
             | Behaviour::RateLimited { .. }
             | Behaviour::Refused { .. } => None,
@@ -443,6 +447,10 @@ impl Session {
             // Dropping the socket without a close frame resets the connection.
             Behaviour::DropMidStream { .. }
             | Behaviour::Normal
+            | Behaviour::ContentFiltered
+            | Behaviour::JobFailed
+            | Behaviour::JobStuck
+            | Behaviour::DownloadDrop { .. }
             | Behaviour::ServerError
             | Behaviour::RateLimited { .. }
             | Behaviour::Refused { .. } => self.guard.abort(),

@@ -1,0 +1,4 @@
+//! The media actions.
+
+pub mod image;
+pub mod video;
