@@ -10,7 +10,8 @@
 //!    process's resident memory as they run and after;
 //! 3. the time from a client's cancel to the provider's cancel call (Sora `DELETE`), p50/p99.
 //!
-//! `cargo run --release -p media-worker --example media_bench [JOBS] [POLLS]`
+//! `cargo build --release -p media-worker --bin media-worker --example media_bench`, then
+//! `target/release/examples/media_bench [JOBS] [POLLS]` (the video part runs the worker binary).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -31,8 +32,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// The resident memory of process `pid`, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -199,41 +201,93 @@ async fn videos(jobs: usize, polls: usize) {
     })
     .await
     .unwrap();
+    // The worker as its own process (the release binary next to this example), so that its
+    // memory is its own: not the simulator's request log, not this process's.
     let s = settings(&sim, jobs + 16);
-    let shutdown = CancellationToken::new();
-    let before = rss_mib();
-    tokio::spawn(media_worker::run(s.clone(), shutdown.clone()));
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|examples| examples.parent())
+        .unwrap()
+        .join("media-worker");
+    let mut worker = std::process::Command::new(&binary)
+        .env("REDIS_URL", s.core.redis_url.expose())
+        .env("STREAM_PREFIX", &s.core.stream_prefix)
+        .env("APP_ENV", &s.core.app_env)
+        .env("JWT_SECRET", "bench-secret")
+        .env("OPENAI_API_KEY", "sk-bench")
+        .env("OPENAI_BASE_URL", sim.base_url())
+        .env("STORAGE__DIR", &s.storage.dir)
+        .env("WORKER__CONCURRENCY", (jobs + 16).to_string())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (cargo build --release --bin media-worker)",
+                binary.display()
+            )
+        });
+    let pid = worker.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_mib(pid);
     let bus = Bus::connect(&s.core).await.unwrap();
     let client = redis::Client::open(s.core.redis_url.expose()).unwrap();
     let started = Instant::now();
-    let mut waits = FuturesUnordered::new();
+    let mut pending = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         let a = action(
             GENERATE_VIDEO,
             json!({"prompt": "waves", "model": "sora-2"}),
         );
         bus.publish(&a).await.unwrap();
-        let key = bus.names().response_stream(a.session_id);
-        let client = client.clone();
-        waits.push(async move { wait_for(&client, &key, "text_completed").await });
+        pending.push(bus.names().response_stream(a.session_id));
     }
+    // One connection for the whole watch: every second, the last event of each job still
+    // running, in one pipeline.
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut peak: f64 = 0.0;
     let mut samples = Vec::new();
-    let mut done = 0;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while done < jobs {
-        tokio::select! {
-            Some(_) = waits.next() => done += 1,
-            _ = tick.tick() => {
-                let rss = rss_mib();
-                peak = peak.max(rss);
-                let polling = sim.requests().iter().filter(|r| {
-                    serde_json::to_value(r.format).unwrap() == "sora_poll"
-                }).count();
-                samples.push((started.elapsed().as_secs(), rss, polling, done));
+    let (mut done, mut answered) = (0, 0);
+    while !pending.is_empty() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut pipe = redis::pipe();
+        for key in &pending {
+            pipe.cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(4);
+        }
+        let last: Vec<redis::streams::StreamRangeReply> =
+            pipe.query_async(&mut conn).await.unwrap();
+        let mut still = Vec::with_capacity(pending.len());
+        for (key, reply) in pending.into_iter().zip(last) {
+            let kinds: Vec<String> = reply
+                .ids
+                .iter()
+                .map(|e| e.get::<String>("type").unwrap_or_default())
+                .collect();
+            if kinds.first().map(String::as_str) == Some("complete") {
+                done += 1;
+                if kinds.iter().any(|k| k == "text_completed") {
+                    answered += 1;
+                }
+            } else {
+                still.push(key);
             }
         }
+        pending = still;
+        let rss = rss_mib(pid);
+        peak = peak.max(rss);
+        let polling = sim
+            .requests()
+            .iter()
+            .filter(|r| serde_json::to_value(r.format).unwrap() == "sora_poll")
+            .count();
+        samples.push((started.elapsed().as_secs(), rss, polling, done));
     }
+    assert_eq!(answered, jobs, "every job ends with its video");
     let elapsed = started.elapsed();
     let submissions = sim
         .requests()
@@ -257,7 +311,9 @@ async fn videos(jobs: usize, polls: usize) {
     for (t, rss, polling, done) in samples.iter().step_by(5) {
         println!("|   t={t:>3} s | {rss:.0} MiB resident, {polling} polls so far, {done} done |");
     }
-    shutdown.cancel();
+    println!("|   after | {:.0} MiB resident |", rss_mib(pid));
+    let _ = worker.kill();
+    let _ = worker.wait();
 }
 
 async fn cancels(rounds: usize) {
