@@ -361,24 +361,31 @@ impl Connection {
         Ok(())
     }
 
-    async fn on_chat(&mut self, input: ChatInput) -> Result<(), AppError> {
-        // Every `chat` message counts against the tenant's limit, like an authenticated request.
-        let tenant = self.claims()?.tenant_id;
-        self.state.rate_limiter().admit(tenant).await?;
-        input.validate()?;
+    /// Where a new task of this connection runs: refused while one runs; the connection moves
+    /// to `wanted` (a session of the caller's) when it names another, and follows its session
+    /// from now on. The caller's claims and the session.
+    async fn task_session(&mut self, wanted: Option<Uuid>) -> Result<(Claims, Uuid), AppError> {
         if self.running.is_some() {
             return Err(AppError::BadRequest(
                 "a task is running in this session; wait for complete or cancel it".into(),
             ));
         }
-        let session = input.session_id.or(self.session_id);
+        let session = wanted.or(self.session_id);
         if let Some(session) = session
             && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
         {
             self.switch_session(session, None).await?;
         }
         let claims = self.claims()?.clone();
-        let session_id = self.session_id.unwrap_or_default();
+        Ok((claims, self.session_id.unwrap_or_default()))
+    }
+
+    async fn on_chat(&mut self, input: ChatInput) -> Result<(), AppError> {
+        // Every `chat` message counts against the tenant's limit, like an authenticated request.
+        let tenant = self.claims()?.tenant_id;
+        self.state.rate_limiter().admit(tenant).await?;
+        input.validate()?;
+        let (claims, session_id) = self.task_session(input.session_id).await?;
         let started = self.state.publish_chat(&claims, session_id, &input).await?;
         self.running = Some(started.task_id);
         Ok(())
@@ -392,19 +399,7 @@ impl Connection {
             .payload
             .validate()
             .map_err(|e| AppError::BadRequest(e.0))?;
-        if self.running.is_some() {
-            return Err(AppError::BadRequest(
-                "a task is running in this session; wait for complete or cancel it".into(),
-            ));
-        }
-        let session = input.session_id.or(self.session_id);
-        if let Some(session) = session
-            && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
-        {
-            self.switch_session(session, None).await?;
-        }
-        let claims = self.claims()?.clone();
-        let session_id = self.session_id.unwrap_or_default();
+        let (claims, session_id) = self.task_session(input.session_id).await?;
         let data = serde_json::to_value(&input.payload)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("image payload: {e}")))?;
         let started = self
@@ -419,19 +414,7 @@ impl Connection {
         let tenant = self.claims()?.tenant_id;
         self.state.rate_limiter().admit(tenant).await?;
         let (action_type, data) = start.action()?;
-        if self.running.is_some() {
-            return Err(AppError::BadRequest(
-                "a task is running in this session; wait for complete or cancel it".into(),
-            ));
-        }
-        let session = start.session_id.or(self.session_id);
-        if let Some(session) = session
-            && (session != self.session_id.unwrap_or_default() || self.subscription.is_none())
-        {
-            self.switch_session(session, None).await?;
-        }
-        let claims = self.claims()?.clone();
-        let session_id = self.session_id.unwrap_or_default();
+        let (claims, session_id) = self.task_session(start.session_id).await?;
         let started = self
             .state
             .publish_task(&claims, session_id, action_type, data)
