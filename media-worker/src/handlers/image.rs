@@ -11,23 +11,18 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use common::backoff::Backoff;
 use common::events::{ErrorData, Progress, TextCompleted};
 use common::payloads::media::ImagePayload;
 use common::storage::Storage;
 use common::worker::{Action, HandlerError, Task};
 
+use super::with_retries;
 use crate::config::MediaSettings;
 use crate::error::MediaError;
 use crate::fetch::Fetcher;
 use crate::images::{Generated, ImageProviders, ImageRequest, parse_size};
 use crate::models::{self, Kind, MediaModel, Provider};
 
-/// Tries of one provider call (the first and the retries of a rate limit, a 5xx or a broken
-/// connection).
-const TRIES: u32 = 3;
-/// The longest wait between tries, whatever the provider's `Retry-After` says.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// The folder of stored images.
 pub const FOLDER: &str = "images";
 
@@ -238,32 +233,7 @@ impl GenerateImage {
         provider: &dyn crate::images::ImageProvider,
         request: &ImageRequest,
     ) -> Result<Generated, MediaError> {
-        let attempts = async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match provider.generate(request).await {
-                    Err(e) if e.retryable() && attempt < TRIES => {
-                        let wait = match &e {
-                            MediaError::Provider(p) => p.retry_after(),
-                            _ => None,
-                        }
-                        .unwrap_or_else(|| {
-                            Backoff::delay_for(
-                                Duration::from_millis(500),
-                                Duration::from_secs(8),
-                                attempt,
-                            )
-                        })
-                        .min(MAX_RETRY_WAIT);
-                        tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis(),
-                            "image provider failed; trying again");
-                        tokio::time::sleep(wait).await;
-                    }
-                    other => return other,
-                }
-            }
-        };
+        let attempts = with_retries("image", || provider.generate(request));
         tokio::time::timeout(self.timeout, attempts)
             .await
             .unwrap_or(Err(MediaError::Timeout(self.timeout.as_secs())))

@@ -18,6 +18,7 @@ use common::storage::Storage;
 use common::worker::{Action, HandlerError, Task};
 
 use super::image::plan_model;
+use super::{TRIES, with_retries};
 use crate::config::MediaSettings;
 use crate::error::MediaError;
 use crate::fetch::Fetcher;
@@ -27,8 +28,6 @@ use crate::videos::{Finished, JobRef, Polled, VideoProvider, VideoProviders, Vid
 
 /// The folder of stored videos.
 pub const FOLDER: &str = "videos";
-/// Tries of a submission or a download (rate limits, 5xx, broken connections).
-const TRIES: u32 = 3;
 /// Polls in a row that may fail (a 5xx, a timeout) before the job is given up.
 const POLL_FAILURES: u32 = 10;
 
@@ -251,34 +250,6 @@ fn container(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
         Some(("video/webm", "webm"))
     } else {
         None
-    }
-}
-
-/// Runs `attempt` up to [`TRIES`] times while it fails retryably, waiting as the provider says
-/// (or backing off).
-async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, MediaError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, MediaError>>,
-{
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Err(e) if e.retryable() && tries < TRIES => {
-                let wait = match &e {
-                    MediaError::Provider(p) => p.retry_after(),
-                    _ => None,
-                }
-                .unwrap_or_else(|| {
-                    Backoff::delay_for(Duration::from_millis(500), Duration::from_secs(8), tries)
-                })
-                .min(Duration::from_secs(30));
-                tracing::warn!(error = %e, tries, what, "video provider failed; trying again");
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
     }
 }
 
