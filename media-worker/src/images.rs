@@ -297,7 +297,7 @@ pub fn check_prompt(request: &ImageRequest, max: usize) -> Result<(), String> {
 pub fn check_no_input(request: &ImageRequest) -> Result<(), String> {
     if request.input_image.is_some() {
         return Err(format!(
-            "{} does not take an image to start from (image_url): the Flux models do",
+            "{} does not take an image to start from (image_url): FLUX.2, Kontext and the Gemini image models do",
             request.model.id
         ));
     }
