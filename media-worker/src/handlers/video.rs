@@ -305,10 +305,12 @@ impl Videos {
                     None,
                 )
                 .await?;
-                let submitted = tokio::select! {
-                    () = task.cancel.cancelled() => return Ok(()),
-                    r = with_retries("submit", || provider.submit(request)) => r,
-                };
+                if task.cancel.is_cancelled() {
+                    return Ok(());
+                }
+                // Not abandoned midway on a cancel: a job the provider accepted would run
+                // unrecorded and uncancelled. Once recorded, the cancel reaches it below.
+                let submitted = with_retries("submit", || provider.submit(request)).await;
                 let job = match submitted {
                     Ok(job) => job,
                     Err(e) => return fail(events, e.error_data("provider")).await,
@@ -427,6 +429,7 @@ impl Videos {
         let mut last_fraction: Option<f64> = None;
         loop {
             tokio::select! {
+                biased;
                 () = task.cancel.cancelled() => {
                     self.cancel_upstream(provider, record).await;
                     let _ = self.jobs.delete(action_id).await;
