@@ -89,14 +89,9 @@ const fn video(
     provider: Provider,
     aliases: &'static [&'static str],
 ) -> MediaModel {
-    MediaModel {
-        id,
-        upstream,
-        provider,
-        kind: Kind::Video,
-        aliases,
-        legacy: false,
-    }
+    let mut model = image(id, upstream, provider, aliases);
+    model.kind = Kind::Video;
+    model
 }
 
 const fn legacy(mut model: MediaModel) -> MediaModel {
