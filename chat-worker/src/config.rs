@@ -5,19 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::models::ModelRegistry;
-use common::settings::{CoreSettings, Secret, optional_string};
+use common::settings::{CoreSettings, optional_string};
 use common::storage::StorageSettings;
 use common::worker::WorkerSettings;
 use serde::Deserialize;
 
-/// Credentials and endpoint of one provider, as this process may use them.
-#[derive(Debug, Clone, Default)]
-pub struct ProviderAccess {
-    /// The API key.
-    pub api_key: Option<Secret>,
-    /// Overrides the registry's base URL.
-    pub base_url: Option<String>,
-}
+/// The provider settings' types, shared with every worker that calls text providers (kept here
+/// so `chat_worker::config::{DummySettings, ProviderAccess}` still name them).
+pub use common::llm::{DummySettings, ProviderAccess};
 
 /// Everything the chat-worker reads at start-up.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,52 +98,13 @@ impl Default for Settings {
     }
 }
 
-/// Pacing of the offline `dummy` provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct DummySettings {
-    /// Tokens per answer.
-    pub tokens: usize,
-    /// Delay before the first token, milliseconds.
-    pub first_token_delay_ms: u64,
-    /// Delay between tokens, milliseconds.
-    pub token_interval_ms: u64,
-}
-
-impl Default for DummySettings {
-    fn default() -> Self {
-        Self {
-            tokens: 24,
-            first_token_delay_ms: 0,
-            token_interval_ms: 25,
-        }
-    }
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl Settings {
     /// Loads settings (defaults → `config/chat-worker.toml` → env), reads each registered
     /// provider's key and base URL from the environment, and checks required settings.
     pub fn load() -> anyhow::Result<Self> {
         let mut s: Self = common::settings::load("chat-worker")?;
         s.core.check_without_auth()?;
-        let registry = s.registry()?;
-        for (name, spec) in registry.providers() {
-            let access = ProviderAccess {
-                api_key: spec
-                    .api_key_env
-                    .as_deref()
-                    .and_then(env_value)
-                    .map(Secret::new),
-                base_url: env_value(&format!("{}_BASE_URL", name.to_uppercase())),
-            };
-            if access.api_key.is_some() || access.base_url.is_some() {
-                s.providers.insert(name.to_owned(), access);
-            }
-        }
+        s.providers = common::llm::provider_access_from_env(&s.registry()?);
         Ok(s)
     }
 

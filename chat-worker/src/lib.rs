@@ -3,11 +3,11 @@
 
 pub mod config;
 pub mod handlers;
-pub mod providers;
 
 use std::sync::Arc;
 
 use common::Bus;
+use common::llm::Providers;
 use common::payloads::chat;
 use common::storage::Storage;
 use common::worker::{Actions, Worker};
@@ -27,7 +27,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         return Ok(());
     };
     // One set of clients (and so one HTTP connection pool per provider) serves both handlers.
-    let providers = Arc::new(providers::Providers::from_settings(&settings)?);
+    let providers = Arc::new(Providers::new(
+        settings.registry()?,
+        &settings.providers,
+        settings.dummy.clone(),
+    )?);
     let configured = providers.configured();
     if configured.is_empty() {
         tracing::info!("no provider configured: the offline dummy provider answers every request");

@@ -5,8 +5,8 @@
 
 mod support;
 
-use chat_worker::config::DummySettings;
 use common::envelope::DomainAction;
+use common::llm::DummySettings;
 use common::testing::{isolated_settings, xrange_all};
 use serde_json::json;
 use support::{Harness, kinds};

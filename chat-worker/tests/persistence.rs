@@ -6,8 +6,8 @@
 mod support;
 
 use chat_worker::Settings;
-use chat_worker::config::DummySettings;
 use common::envelope::DomainAction;
+use common::llm::DummySettings;
 use common::settings::{CoreSettings, Secret};
 use common::testing::{Received, isolated_settings};
 use provider_sim::{SimConfig, Simulator};

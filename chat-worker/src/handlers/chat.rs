@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use common::backoff::Backoff;
 use common::events::{ErrorData, TaskEvents};
+use common::llm::{Candidate, Plan, ProviderError, Providers};
 use common::payloads::chat::ChatAudio;
 use common::storage::Storage;
 use common::worker::{Action, HandlerError, Task};
@@ -26,7 +27,6 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::providers::{Candidate, Plan, ProviderError, Providers};
 use direct::{AudioSource, Loaded};
 use memory::{Breaker, Memory, Recalled};
 pub use payload::ChatPayload;

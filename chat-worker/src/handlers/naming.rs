@@ -14,12 +14,12 @@ use sqlx::PgPool;
 
 use common::events::{ErrorData, TextCompleted};
 use common::history::{self, Message};
+use common::llm::{Candidate, ChatRequest, Delta, ProviderError, Providers, Usage};
 use common::payloads::chat::NamePayload;
 use common::worker::{Action, HandlerError, Task};
 
 use crate::config::Settings;
 use crate::handlers::chat::send_error;
-use crate::providers::{Candidate, ChatRequest, Delta, ProviderError, Providers, Usage};
 
 /// Messages of the session's start shown to the model.
 const CONTEXT_MESSAGES: i64 = 6;

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use chat_worker::Settings;
-use chat_worker::config::ProviderAccess;
 use common::Bus;
 use common::envelope::DomainAction;
+use common::llm::ProviderAccess;
 use common::settings::{CoreSettings, Secret};
 use common::testing::{Received, read_until};
 use serde_json::Value;

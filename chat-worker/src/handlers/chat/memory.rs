@@ -19,6 +19,7 @@ use uuid::Uuid;
 use common::Bus;
 use common::envelope::DomainAction;
 use common::events::EventType;
+use common::llm::content_text;
 use common::payloads::semantic::{
     BACKGROUND_CALLBACK, CONTEXT_HEADER, ChatSemantic, INDEX_MESSAGES, IndexMessagesPayload,
     IndexedMessage, SEARCH,
@@ -27,7 +28,6 @@ use common::worker::{HandlerError, Task};
 
 use super::payload::ChatPayload;
 use super::subtask::{SubAction, Timeouts};
-use crate::providers::content_text;
 
 /// Consecutive failed searches that open the breaker.
 const BREAKER_FAILURES: u32 = 3;

@@ -3,17 +3,16 @@
 
 use serde_json::{Value, json};
 
+use common::llm::{Candidate, ChatRequest, ToolDef, image_url};
 use common::models::ModelSpec;
 pub use common::payloads::chat::ChatPayload;
-
-use crate::providers::{ChatRequest, ToolDef, image_url};
 
 /// What the worker makes of a payload for one provider.
 pub trait ProviderRequest {
     /// Refuses what the model cannot take, with a sentence saying so.
     fn check_capabilities(&self, spec: &ModelSpec, model: &str) -> Result<(), String>;
     /// The provider request for one candidate, within that model's limits.
-    fn request_for(&self, candidate: &crate::providers::Candidate) -> ChatRequest;
+    fn request_for(&self, candidate: &Candidate) -> ChatRequest;
 }
 
 /// The conversation in OpenAI's format: system prompt, earlier turns, then the prompt.
@@ -73,7 +72,7 @@ impl ProviderRequest for ChatPayload {
         Ok(())
     }
 
-    fn request_for(&self, candidate: &crate::providers::Candidate) -> ChatRequest {
+    fn request_for(&self, candidate: &Candidate) -> ChatRequest {
         let spec = &candidate.spec;
         let temperature = match (self.settings.temperature, spec.temperature) {
             (Some(t), Some([lo, hi])) => Some(t.clamp(lo, hi)),

@@ -14,12 +14,12 @@ use common::backoff::Backoff;
 use common::envelope::DomainAction;
 use common::events::{ErrorData, TaskEvents};
 use common::history::{self, NewMessage};
+use common::llm::content_text;
 use common::worker::HandlerError;
 
 use super::direct;
 use super::payload::ChatPayload;
 use super::stream::Progress;
-use crate::providers::content_text;
 
 /// Attempts per write before it is reported as failed.
 const ATTEMPTS: u32 = 3;

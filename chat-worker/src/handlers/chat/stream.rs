@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use common::events::{ErrorData, EventType, TaskEvents, TextCompleted};
+use common::llm::{Delta, DeltaStream, ProviderError, Usage};
 use common::worker::HandlerError;
 
 use super::speech::SpeechFeed;
-use crate::providers::{Delta, DeltaStream, ProviderError, Usage};
 
 /// Most events written in one round trip.
 const MAX_BATCH: usize = 64;

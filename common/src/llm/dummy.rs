@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use serde::Deserialize;
 
 use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage, content_text};
-use crate::config::DummySettings;
-use common::payloads::semantic::CONTEXT_HEADER;
+use crate::payloads::semantic::CONTEXT_HEADER;
 
 /// Words the dummy answer is made of after echoing the prompt.
 const FILLER: &[&str] = &[
@@ -26,6 +26,28 @@ const FILLER: &[&str] = &[
     "real",
     "answers.",
 ];
+
+/// Pacing of the offline `dummy` provider (a worker's `DUMMY__*` settings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DummySettings {
+    /// Tokens per answer.
+    pub tokens: usize,
+    /// Delay before the first token, milliseconds.
+    pub first_token_delay_ms: u64,
+    /// Delay between tokens, milliseconds.
+    pub token_interval_ms: u64,
+}
+
+impl Default for DummySettings {
+    fn default() -> Self {
+        Self {
+            tokens: 24,
+            first_token_delay_ms: 0,
+            token_interval_ms: 25,
+        }
+    }
+}
 
 /// Answers with the prompt's words followed by filler, paced like a real stream.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use eventsource_stream::Event;
 use serde_json::{Value, json};
 
-use common::settings::Secret;
+use crate::settings::Secret;
 
 use super::http::{self, SseParser};
 use super::{ChatRequest, Delta, DeltaStream, ProviderError, TextProvider, Usage};
@@ -27,33 +27,36 @@ impl OpenAiProvider {
             api_key,
         })
     }
+}
 
-    fn body(request: &ChatRequest) -> Value {
-        let mut body = json!({
-            "model": request.model,
-            "messages": request.messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
-                .tools
-                .iter()
-                .map(|t| json!({"type": "function", "function": t}))
-                .collect();
-            body["tools"] = json!(tools);
-            if let Some(choice) = &request.tool_choice {
-                body["tool_choice"] = choice.clone();
-            }
+/// The Chat Completions request body for `request`: its messages as they are (already OpenAI's
+/// format), tools, sampling settings, and `stream: true` with `stream_options.include_usage`.
+/// Never fails; a `Result` like the other providers' `request_body`.
+pub fn request_body(request: &ChatRequest) -> Result<Value, ProviderError> {
+    let mut body = json!({
+        "model": request.model,
+        "messages": request.messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": t}))
+            .collect();
+        body["tools"] = json!(tools);
+        if let Some(choice) = &request.tool_choice {
+            body["tool_choice"] = choice.clone();
         }
-        if let Some(t) = request.temperature {
-            body["temperature"] = json!(t);
-        }
-        if let Some(m) = request.max_tokens {
-            body["max_completion_tokens"] = json!(m);
-        }
-        body
     }
+    if let Some(t) = request.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(m) = request.max_tokens {
+        body["max_completion_tokens"] = json!(m);
+    }
+    Ok(body)
 }
 
 /// Parses `data:` chunks until `[DONE]`.
@@ -124,7 +127,7 @@ impl TextProvider for OpenAiProvider {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<DeltaStream, ProviderError> {
-        let mut builder = self.http.post(&self.url).json(&Self::body(&request));
+        let mut builder = self.http.post(&self.url).json(&request_body(&request)?);
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose());
         }

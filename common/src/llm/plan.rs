@@ -4,10 +4,46 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::models::{ModelRegistry, ModelSpec, ProviderKind};
+use super::{
+    AnthropicProvider, DummyProvider, DummySettings, GeminiProvider, OpenAiProvider, TextProvider,
+};
+use crate::models::{ModelRegistry, ModelSpec, ProviderKind};
+use crate::settings::Secret;
 
-use super::{AnthropicProvider, DummyProvider, GeminiProvider, OpenAiProvider, TextProvider};
-use crate::config::Settings;
+/// Credentials and endpoint of one provider, as this process may use them.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderAccess {
+    /// The API key.
+    pub api_key: Option<Secret>,
+    /// Overrides the registry's base URL.
+    pub base_url: Option<String>,
+}
+
+/// An environment variable's value, unless unset or blank.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Access to each provider of `registry` from the environment: the key from the provider's
+/// `api_key_env`, the base URL from `<PROVIDER>_BASE_URL` (empty values are ignored); providers
+/// with neither are left out.
+pub fn provider_access_from_env(registry: &ModelRegistry) -> BTreeMap<String, ProviderAccess> {
+    let mut out = BTreeMap::new();
+    for (name, spec) in registry.providers() {
+        let access = ProviderAccess {
+            api_key: spec
+                .api_key_env
+                .as_deref()
+                .and_then(env_value)
+                .map(Secret::new),
+            base_url: env_value(&format!("{}_BASE_URL", name.to_uppercase())),
+        };
+        if access.api_key.is_some() || access.base_url.is_some() {
+            out.insert(name.to_owned(), access);
+        }
+    }
+    out
+}
 
 /// What `model_in_use` says when the dummy answers because no provider is configured.
 pub const NO_KEY_NOTE: &str = "no provider key is set: the offline dummy provider answers";
@@ -41,7 +77,7 @@ pub struct Plan {
 pub enum PlanError {
     /// The model is not in the registry.
     #[error(transparent)]
-    UnknownModel(#[from] common::models::UnknownModel),
+    UnknownModel(#[from] crate::models::UnknownModel),
     /// Neither the model nor any fallback has a configured provider.
     #[error("no configured provider serves {model}; set {hint}")]
     Unavailable {
@@ -70,14 +106,17 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Builds a client for every provider that is configured (key set, or base URL set for
-    /// providers that need no key).
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let registry = settings.registry()?;
-        let dummy: Arc<dyn TextProvider> = Arc::new(DummyProvider::new(settings.dummy.clone()));
+    /// Builds a client for every provider of `registry` that `access` configures (key set, or
+    /// base URL set for providers that need no key); `dummy` paces the offline provider.
+    pub fn new(
+        registry: ModelRegistry,
+        access: &BTreeMap<String, ProviderAccess>,
+        dummy: DummySettings,
+    ) -> anyhow::Result<Self> {
+        let dummy: Arc<dyn TextProvider> = Arc::new(DummyProvider::new(dummy));
         let mut clients: BTreeMap<String, Arc<dyn TextProvider>> = BTreeMap::new();
         for (name, spec) in registry.providers() {
-            let Some(access) = settings.providers.get(name) else {
+            let Some(access) = access.get(name) else {
                 continue;
             };
             if spec.requires_key && access.api_key.is_none() {

@@ -1,10 +1,11 @@
-//! Text providers behind one trait, and the registry that plans which provider and model answer.
+//! Text providers behind one trait: OpenAI-compatible, Anthropic, Gemini and the offline dummy,
+//! and the plan of which provider and model answer a request.
 
-mod anthropic;
-mod dummy;
-mod gemini;
+pub mod anthropic;
+pub mod dummy;
+pub mod gemini;
 mod http;
-mod openai;
+pub mod openai;
 mod plan;
 
 use async_trait::async_trait;
@@ -12,13 +13,15 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use common::provider::ProviderError;
+pub use crate::provider::ProviderError;
 
 pub use anthropic::AnthropicProvider;
-pub use dummy::DummyProvider;
+pub use dummy::{DummyProvider, DummySettings};
 pub use gemini::GeminiProvider;
 pub use openai::OpenAiProvider;
-pub use plan::{Candidate, NO_KEY_NOTE, Plan, PlanError, Providers};
+pub use plan::{
+    Candidate, NO_KEY_NOTE, Plan, PlanError, ProviderAccess, Providers, provider_access_from_env,
+};
 
 /// A tool the model may call (OpenAI's function shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

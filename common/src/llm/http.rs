@@ -1,11 +1,11 @@
 //! SSE plumbing shared by the text providers: a stream of deltas driven by a per-format event
-//! parser (the HTTP client and status mapping are `common::provider`'s).
+//! parser (the HTTP client and status mapping are [`crate::provider`]'s).
 
 use eventsource_stream::{Event, Eventsource};
 use futures::StreamExt;
 use serde_json::Value;
 
-pub use common::provider::{client, send};
+pub use crate::provider::{client, send};
 
 use super::{Delta, DeltaStream, ProviderError};
 

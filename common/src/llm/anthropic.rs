@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use eventsource_stream::Event;
 use serde_json::{Value, json};
 
-use common::settings::Secret;
+use crate::settings::Secret;
 
 use super::http::{self, SseParser};
 use super::{
@@ -122,7 +122,10 @@ fn tool_choice(choice: &Value) -> Option<Value> {
     }
 }
 
-fn body(request: &ChatRequest) -> Result<Value, ProviderError> {
+/// The Messages API request body for `request`: the system prompt apart, OpenAI-format messages
+/// converted to content blocks (`tool_use`, `tool_result`, images) in alternating turns, tools,
+/// thinking or temperature, `max_tokens` (required by the API) and `stream: true`.
+pub fn request_body(request: &ChatRequest) -> Result<Value, ProviderError> {
     let (system, messages) = convert(&request.messages)?;
     let mut max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let mut body = json!({"model": request.model, "messages": messages, "stream": true});
@@ -258,7 +261,7 @@ impl TextProvider for AnthropicProvider {
             .http
             .post(&self.url)
             .header("anthropic-version", VERSION)
-            .json(&body(&request)?);
+            .json(&request_body(&request)?);
         if let Some(key) = &self.api_key {
             builder = builder.header("x-api-key", key.expose());
         }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use eventsource_stream::Event;
 use serde_json::{Value, json};
 
-use common::settings::Secret;
+use crate::settings::Secret;
 
 use super::http::{self, SseParser};
 use super::{
@@ -136,7 +136,11 @@ fn convert(messages: &[Value]) -> Result<(Vec<String>, Vec<Value>), ProviderErro
     Ok((system, contents))
 }
 
-fn body(request: &ChatRequest) -> Result<Value, ProviderError> {
+/// The `generateContent` request body for `request`: OpenAI-format messages converted to
+/// `contents` (`model` turns, `functionCall`/`functionResponse` parts, inline images and audio)
+/// and a `systemInstruction`, tools with their calling mode, and the `generationConfig`. The model
+/// is not in the body: it is part of the URL.
+pub fn request_body(request: &ChatRequest) -> Result<Value, ProviderError> {
     let (system, contents) = convert(&request.messages)?;
     let mut body = json!({"contents": contents});
     if !system.is_empty() {
@@ -257,7 +261,7 @@ impl TextProvider for GeminiProvider {
             "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
             self.base_url, request.model
         );
-        let mut builder = self.http.post(url).json(&body(&request)?);
+        let mut builder = self.http.post(url).json(&request_body(&request)?);
         if let Some(key) = &self.api_key {
             builder = builder.header("x-goog-api-key", key.expose());
         }
