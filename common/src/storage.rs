@@ -1,8 +1,10 @@
-//! File storage shared by the services: uploads, TTS audio, generated images. One [`Storage`]
-//! with two backends, S3 (any S3-compatible endpoint) when a bucket is configured and a local
-//! directory otherwise; keys are `{tenant}/{folder}/{timestamp}_{uuid}.{ext}` and every read is
-//! scoped by tenant; URLs a browser can open directly: presigned for S3, signed gateway URLs for
-//! the local directory (see `docs/storage.md`).
+//! File storage shared by the services: uploads, TTS audio, generated images, batch files. One
+//! [`Storage`] with two backends, S3 (any S3-compatible endpoint) when a bucket is configured and
+//! a local directory otherwise; keys are `{tenant}/{folder}/{timestamp}_{uuid}.{ext}` and every
+//! read is scoped by tenant; URLs a browser can open directly: presigned for S3, signed gateway
+//! URLs for the local directory (see `docs/storage.md`). Small objects go in and out as [`Bytes`];
+//! large ones are streamed from a file on disk ([`Storage::put_file`]) and read incrementally
+//! ([`Storage::get_stream`]), never held whole in memory.
 
 pub mod key;
 mod local;
@@ -11,16 +13,21 @@ mod settings;
 pub mod signed_url;
 
 pub use key::KeyParts;
-pub use s3::MAX_PRESIGN_SECS;
+pub use s3::{MAX_PRESIGN_SECS, MAX_PUT_FILE_BYTES};
 pub use settings::{DEFAULT_ALLOWED_EXTENSIONS, StorageSettings};
 pub use signed_url::{FILES_PATH, UrlRefusal, UrlSigner};
 
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -58,7 +65,7 @@ impl From<StorageError> for AppError {
     }
 }
 
-/// What [`Storage::put`] stored.
+/// What [`Storage::put`] (or `put_named`, `put_file`, `put_file_named`) stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredObject {
     /// `{tenant}/{folder}/{filename}`.
@@ -98,6 +105,57 @@ impl Object {
     }
 }
 
+/// An object read incrementally, from [`Storage::get_stream`]: an [`AsyncBufRead`] over its
+/// content (`lines()`, `read_until`, `tokio::io::copy`, …) that holds one chunk at a time, never
+/// the whole object. A read that fails midway (the connection broke, the disk) is an
+/// [`io::Error`].
+pub struct ObjectReader {
+    /// Bytes, as the backend reported them when the read began.
+    pub size: u64,
+    /// Its MIME type.
+    pub content_type: String,
+    body: Pin<Box<dyn AsyncBufRead + Send>>,
+}
+
+impl ObjectReader {
+    fn new(size: u64, content_type: String, body: impl AsyncBufRead + Send + 'static) -> Self {
+        Self {
+            size,
+            content_type,
+            body: Box::pin(body),
+        }
+    }
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("size", &self.size)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for ObjectReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().body.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncBufRead for ObjectReader {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().body.as_mut().poll_fill_buf(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().body.as_mut().consume(amt);
+    }
+}
+
 /// A URL that opens one object until `expires_at`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectUrl {
@@ -107,11 +165,25 @@ pub struct ObjectUrl {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The MIME type of an extension (`application/octet-stream` when unknown).
+/// The MIME type of an extension (`application/octet-stream` when unknown): `jsonl` is
+/// `application/jsonl` and `ndjson` `application/x-ndjson` (JSON Lines, which `mime_guess`
+/// does not know), the rest as `mime_guess` says.
 pub fn content_type_of(ext: Option<&str>) -> String {
-    ext.and_then(|e| mime_guess::from_ext(e).first_raw())
+    let lines = match ext.map(str::to_ascii_lowercase).as_deref() {
+        Some("jsonl") => Some("application/jsonl"),
+        Some("ndjson") => Some("application/x-ndjson"),
+        _ => None,
+    };
+    lines
+        .or_else(|| ext.and_then(|e| mime_guess::from_ext(e).first_raw()))
         .unwrap_or("application/octet-stream")
         .to_owned()
+}
+
+/// What [`Storage::store`] writes: bytes in memory, or a file on local disk streamed from there.
+enum Body<'a> {
+    Bytes(Bytes),
+    File(&'a Path),
 }
 
 #[derive(Debug)]
@@ -138,6 +210,29 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The size of the file `put_file` is asked to store: a regular file of at most
+/// [`MAX_PUT_FILE_BYTES`].
+async fn file_size(path: &Path) -> Result<u64, StorageError> {
+    let meta = tokio::fs::metadata(path).await.map_err(|e| {
+        StorageError::Backend(
+            anyhow::Error::new(e)
+                .context(format!("cannot read the file to store, {}", path.display())),
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(StorageError::Backend(anyhow::anyhow!(
+            "the file to store, {}, is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_PUT_FILE_BYTES {
+        return Err(StorageError::Invalid(format!(
+            "the file is larger than {MAX_PUT_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(meta.len())
 }
 
 fn to_datetime(unix: u64) -> DateTime<Utc> {
@@ -217,7 +312,8 @@ impl Storage {
         bytes: Bytes,
     ) -> Result<StoredObject, StorageError> {
         let name = key::generated_name(ext, Utc::now())?;
-        self.store(tenant, folder, name, content_type, bytes).await
+        self.store(tenant, folder, name, content_type, Body::Bytes(bytes))
+            .await
     }
 
     /// Stores `bytes` for `tenant` under `{tenant}/{folder}/{filename}`, the client's file name
@@ -232,7 +328,43 @@ impl Storage {
         bytes: Bytes,
     ) -> Result<StoredObject, StorageError> {
         let name = key::sanitize_filename(filename)?;
-        self.store(tenant, folder, name, content_type, bytes).await
+        self.store(tenant, folder, name, content_type, Body::Bytes(bytes))
+            .await
+    }
+
+    /// Like [`Storage::put`], with the content of the file at `path` on local disk, streamed
+    /// from there (never read into memory whole): a spooled upload, a JSONL file written line by
+    /// line. S3 gets one `PUT` of the file; the local backend copies it beside the target and
+    /// renames it in place. The file is left where it is (removing it is the caller's) and must
+    /// not change while it is stored. At most [`MAX_PUT_FILE_BYTES`] (5 GiB), else `Invalid`; a
+    /// `path` that is not a readable file is `Backend` (a fault of the caller, not of the
+    /// client's request).
+    pub async fn put_file(
+        &self,
+        tenant: Uuid,
+        folder: &str,
+        ext: &str,
+        content_type: &str,
+        path: &Path,
+    ) -> Result<StoredObject, StorageError> {
+        let name = key::generated_name(ext, Utc::now())?;
+        self.store(tenant, folder, name, content_type, Body::File(path))
+            .await
+    }
+
+    /// Like [`Storage::put_named`] (the name sanitized, an object of the same name replaced),
+    /// with the content of the file at `path`, streamed as by [`Storage::put_file`].
+    pub async fn put_file_named(
+        &self,
+        tenant: Uuid,
+        folder: &str,
+        filename: &str,
+        content_type: &str,
+        path: &Path,
+    ) -> Result<StoredObject, StorageError> {
+        let name = key::sanitize_filename(filename)?;
+        self.store(tenant, folder, name, content_type, Body::File(path))
+            .await
     }
 
     async fn store(
@@ -241,7 +373,7 @@ impl Storage {
         folder: &str,
         name: String,
         content_type: &str,
-        bytes: Bytes,
+        body: Body<'_>,
     ) -> Result<StoredObject, StorageError> {
         let parts = KeyParts {
             tenant,
@@ -251,11 +383,26 @@ impl Storage {
         // Only what `parse` accepts is ever stored, so every stored key can be read back.
         let parts = key::parse(&parts.key())?;
         let key = parts.key();
-        let size = bytes.len() as u64;
-        match &self.inner.backend {
-            Backend::S3(s3) => s3.put(&key, content_type, bytes).await?,
-            Backend::Local(local) => local.put(&parts, &bytes).await?,
-        }
+        let size = match (&self.inner.backend, body) {
+            (Backend::S3(s3), Body::Bytes(bytes)) => {
+                let size = bytes.len() as u64;
+                s3.put(&key, content_type, bytes).await?;
+                size
+            }
+            (Backend::Local(local), Body::Bytes(bytes)) => {
+                local.put(&parts, &bytes).await?;
+                bytes.len() as u64
+            }
+            (Backend::S3(s3), Body::File(path)) => {
+                let size = file_size(path).await?;
+                s3.put_file(&key, content_type, path, size).await?;
+                size
+            }
+            (Backend::Local(local), Body::File(path)) => {
+                file_size(path).await?;
+                local.put_file(&parts, path).await?
+            }
+        };
         let url = self.url(tenant, &key).await?;
         let content_type = match &self.inner.backend {
             Backend::S3(_) => content_type.to_owned(),
@@ -277,6 +424,19 @@ impl Storage {
         match &self.inner.backend {
             Backend::S3(s3) => s3.get(&parts.key()).await,
             Backend::Local(local) => local.get(&parts).await,
+        }
+    }
+
+    /// `tenant`'s object at `key`, read incrementally: S3's response body as it arrives, the
+    /// local file through a buffer; for objects too large to hold in memory (a JSONL file of a
+    /// batch, read line by line). Same tenant scoping as [`Storage::get`]: a key of another
+    /// tenant, like a missing object, is `NotFound`. Read it promptly: S3 keeps the response's
+    /// connection open until the reader is read to the end or dropped.
+    pub async fn get_stream(&self, tenant: Uuid, key: &str) -> Result<ObjectReader, StorageError> {
+        let parts = key::owned_by(tenant, key)?;
+        match &self.inner.backend {
+            Backend::S3(s3) => s3.get_stream(&parts.key()).await,
+            Backend::Local(local) => local.get_stream(&parts).await,
         }
     }
 
@@ -359,6 +519,24 @@ impl Storage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn jsonl_files_of_a_batches_folder_are_valid_keys_with_their_type() {
+        assert_eq!(content_type_of(Some("jsonl")), "application/jsonl");
+        assert_eq!(content_type_of(Some("JSONL")), "application/jsonl");
+        assert_eq!(content_type_of(Some("ndjson")), "application/x-ndjson");
+        assert_eq!(content_type_of(Some("json")), "application/json");
+        assert_eq!(content_type_of(None), "application/octet-stream");
+        let tenant = Uuid::new_v4();
+        let name = key::generated_name("jsonl", Utc::now()).unwrap();
+        let parts = key::parse(&format!(
+            "{tenant}/{}/{name}",
+            key::folder("batches").unwrap()
+        ));
+        assert_eq!(parts.unwrap().extension().as_deref(), Some("jsonl"));
+        let named = key::sanitize_filename("batch_abc_output.jsonl").unwrap();
+        assert!(key::parse(&format!("{tenant}/batches/{named}")).is_ok());
+    }
 
     #[test]
     fn a_bucket_needs_credentials_and_the_local_backend_a_url_key() {

@@ -5,6 +5,7 @@
 //! surprises. The HTTP client is `aws-smithy-http-client`'s hyper client on rustls with ring, the
 //! TLS stack the rest of the workspace uses, so the SDK brings no second one.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
@@ -14,15 +15,25 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
-use super::{Object, StorageError, StorageSettings};
+use super::{Object, ObjectReader, StorageError, StorageSettings};
 use crate::settings::SettingsError;
 
 /// The longest lifetime S3 accepts for a presigned URL: 7 days.
 pub const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
+
+/// The largest file [`super::Storage::put_file`] stores: 5 GiB, the most one S3 `PUT` takes.
+pub const MAX_PUT_FILE_BYTES: u64 = 5 << 30;
+
+/// The slowest upload `put_file` waits for: its operation timeout grows by one second per this
+/// many bytes, so a 200 MB file is not cut off by a timeout meant for small objects.
+const MIN_UPLOAD_BYTES_PER_SEC: u64 = 1 << 20;
+
+/// The chunk `put_file` reads its file in.
+const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
 /// One bucket of an S3-compatible service.
 #[derive(Debug, Clone)]
@@ -30,6 +41,8 @@ pub(super) struct S3Store {
     client: Client,
     bucket: String,
     create_bucket: bool,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
 }
 
 /// An SDK failure as the storage sees it: a missing object is `NotFound` (a missing bucket is
@@ -74,6 +87,8 @@ impl S3Store {
                     .into(),
             ));
         };
+        let connect_timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
+        let operation_timeout = Duration::from_secs(settings.operation_timeout_secs.max(1));
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -86,8 +101,8 @@ impl S3Store {
             .force_path_style(settings.force_path_style)
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
-                    .operation_timeout(Duration::from_secs(settings.operation_timeout_secs.max(1)))
+                    .connect_timeout(connect_timeout)
+                    .operation_timeout(operation_timeout)
                     .build(),
             )
             // Checksums only where S3 requires them: several S3-compatible services refuse
@@ -101,6 +116,8 @@ impl S3Store {
             client: Client::from_conf(config.build()),
             bucket: bucket.to_owned(),
             create_bucket: settings.create_bucket,
+            connect_timeout,
+            operation_timeout,
         })
     }
 
@@ -161,6 +178,49 @@ impl S3Store {
         Ok(())
     }
 
+    /// One `PUT` of the `size` bytes of the file at `path`, read in chunks as they are sent (and
+    /// read again from the start on a retry). The operation timeout is the configured one plus
+    /// one second per MiB.
+    pub(super) async fn put_file(
+        &self,
+        key: &str,
+        content_type: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .length(Length::Exact(size))
+            .buffer_size(UPLOAD_CHUNK_BYTES)
+            .build()
+            .await
+            .map_err(|e| {
+                StorageError::Backend(
+                    anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
+                )
+            })?;
+        // An override replaces the whole timeout configuration: the connect timeout too.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .operation_timeout(
+                self.operation_timeout + Duration::from_secs(size / MIN_UPLOAD_BYTES_PER_SEC),
+            )
+            .build();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .body(body)
+            .customize()
+            .config_override(aws_sdk_s3::Config::builder().timeout_config(timeouts))
+            .send()
+            .await
+            .map_err(|e| sdk_error(e, "cannot store an object"))?;
+        Ok(())
+    }
+
     pub(super) async fn get(&self, key: &str) -> Result<Object, StorageError> {
         let output = self
             .client
@@ -176,6 +236,33 @@ impl S3Store {
         })?;
         let content_type = content_type.unwrap_or_else(|| super::content_type_of(None));
         Ok(Object::new(body.into_bytes(), content_type))
+    }
+
+    /// The object's body as the response delivers it: the operation timeout ends once the
+    /// headers are in, the body is read at the reader's pace.
+    pub(super) async fn get_stream(&self, key: &str) -> Result<ObjectReader, StorageError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(e, "cannot read an object"))?;
+        let size = output
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                StorageError::Backend(anyhow::anyhow!("an object came without its length"))
+            })?;
+        let content_type = output
+            .content_type()
+            .map_or_else(|| super::content_type_of(None), str::to_owned);
+        Ok(ObjectReader::new(
+            size,
+            content_type,
+            output.body.into_async_read(),
+        ))
     }
 
     /// Deleting a missing object succeeds, as in S3 itself.

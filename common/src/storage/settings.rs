@@ -6,7 +6,8 @@ use crate::settings::{Secret, optional_secret, optional_string};
 
 /// The extensions `POST /api/v1/storage/upload` accepts unless `STORAGE__ALLOWED_EXTENSIONS`
 /// says otherwise: audio, images, documents, video. No HTML, SVG or scripts: a stored file must
-/// never run as a page.
+/// never run as a page. Only that route checks the list: `Storage::put` and its siblings take
+/// any extension [`super::key::extension`] allows (`jsonl` for batch files, say).
 #[rustfmt::skip]
 pub const DEFAULT_ALLOWED_EXTENSIONS: &[&str] = &[
     // audio
@@ -54,7 +55,8 @@ pub struct StorageSettings {
     /// they are paths relative to the gateway (`/api/v1/storage/files/…`).
     #[serde(deserialize_with = "optional_string")]
     pub public_base_url: Option<String>,
-    /// The extensions the upload route accepts (a list, or one string `"mp3,wav,png"`).
+    /// The extensions the upload route accepts (a list, or one string `"mp3,wav,png"`); what
+    /// services store through `Storage` is not checked against it.
     #[serde(deserialize_with = "extension_list")]
     pub allowed_extensions: Vec<String>,
     /// Largest uploaded file, bytes; larger ones get 413.
