@@ -776,6 +776,15 @@ pub struct Progress {
     /// The job's state in the provider's words (`queued`, `in_progress`, `processing`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_status: Option<String>,
+    /// Requests answered so far (batch jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_completed: Option<u64>,
+    /// Requests failed so far (batch jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_failed: Option<u64>,
+    /// Requests in all (batch jobs), once the input is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_total: Option<u64>,
 }
 
 /// The data of `tts_started`.

@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod auth;
 pub mod backoff;
+pub mod batch;
 pub mod bus;
 pub mod cancel;
 pub mod db;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod history;
 pub mod http;
 pub mod live_audio;
+pub mod llm;
 pub mod models;
 pub mod names;
 pub mod payloads;

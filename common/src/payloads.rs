@@ -1,6 +1,7 @@
 //! The typed `data` of actions, one module per service: what the gateway checks before it
 //! publishes and what the worker parses after it reads, with one set of rules for both.
 
+pub mod batch;
 pub mod chat;
 pub mod health;
 pub mod media;
@@ -107,6 +108,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             media::EXTEND_VIDEO,
             schema::<media::ExtendPayload>(media::EXTEND_VIDEO),
         ),
+        (batch::RUN, schema::<batch::RunPayload>(batch::RUN)),
     ]
 }
 
