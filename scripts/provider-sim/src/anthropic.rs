@@ -1,4 +1,5 @@
-//! Anthropic Messages wire format: request checks, stream events, messages and errors.
+//! Anthropic Messages wire format: request checks, stream events, messages and errors; the
+//! Message Batches API lives in `batches`.
 
 use std::sync::Arc;
 
@@ -17,8 +18,11 @@ use crate::engine::{self, Failure, Turn};
 use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
+mod batches;
 mod request;
 mod wire;
+
+pub(crate) use batches::{batch_results, cancel_batch, create_batch, list_batches, retrieve_batch};
 
 use wire::{
     BlockDelta, ContentBlock, ErrorBody, ErrorDetail, Message, MessageDelta, OutputUsage,
@@ -339,20 +343,7 @@ impl Turn for MessageTurn {
     }
 
     fn complete(&self) -> Response {
-        Json(Message {
-            id: &self.id,
-            kind: "message",
-            role: "assistant",
-            model: &self.model,
-            content: self.blocks.iter().map(Block::complete).collect(),
-            stop_reason: Some(self.stop_reason()),
-            stop_sequence: None,
-            usage: Usage {
-                input_tokens: self.input_tokens,
-                output_tokens: self.output_tokens(),
-            },
-        })
-        .into_response()
+        Json(self.message()).into_response()
     }
 
     fn malformed_complete(&self) -> Response {
@@ -364,40 +355,63 @@ impl Turn for MessageTurn {
     }
 
     fn failure(&self, failure: Failure) -> Response {
-        match failure {
-            Failure::Server => error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "Internal server error".to_owned(),
-            ),
-            Failure::RateLimited { retry_after_secs } => {
-                let mut response = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    format!(
-                        "This request would exceed the rate limit for your organization for {} (simulated). Please retry after {retry_after_secs} seconds.",
-                        self.model
-                    ),
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                response
-            }
-            Failure::Overloaded => error_response(
-                StatusCode::from_u16(OVERLOADED).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "overloaded_error",
-                "Overloaded".to_owned(),
-            ),
-            Failure::Refused { status, message } => {
-                let kind = match status {
-                    StatusCode::UNAUTHORIZED => "authentication_error",
-                    StatusCode::FORBIDDEN => "permission_error",
-                    StatusCode::NOT_FOUND => "not_found_error",
-                    _ => "invalid_request_error",
-                };
-                error_response(status, kind, message)
-            }
+        failure_response(failure, &self.model)
+    }
+}
+
+impl MessageTurn {
+    /// The whole reply as a `message` object (a non-streamed reply, a batch's answer).
+    fn message(&self) -> Message<'_> {
+        Message {
+            id: &self.id,
+            kind: "message",
+            role: "assistant",
+            model: &self.model,
+            content: self.blocks.iter().map(Block::complete).collect(),
+            stop_reason: Some(self.stop_reason()),
+            stop_sequence: None,
+            usage: Usage {
+                input_tokens: self.input_tokens,
+                output_tokens: self.output_tokens(),
+            },
+        }
+    }
+}
+
+/// Anthropic's error response for `failure` on a request for `model`.
+fn failure_response(failure: Failure, model: &str) -> Response {
+    match failure {
+        Failure::Server => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "Internal server error".to_owned(),
+        ),
+        Failure::RateLimited { retry_after_secs } => {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "This request would exceed the rate limit for your organization for {model} (simulated). Please retry after {retry_after_secs} seconds."
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Failure::Overloaded => error_response(
+            StatusCode::from_u16(OVERLOADED).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "overloaded_error",
+            "Overloaded".to_owned(),
+        ),
+        Failure::Refused { status, message } => {
+            let kind = match status {
+                StatusCode::UNAUTHORIZED => "authentication_error",
+                StatusCode::FORBIDDEN => "permission_error",
+                StatusCode::NOT_FOUND => "not_found_error",
+                _ => "invalid_request_error",
+            };
+            error_response(status, kind, message)
         }
     }
 }

@@ -35,9 +35,10 @@ pub struct SimConfig {
     /// A live speech-to-text stream that receives neither audio nor a message for this long is
     /// closed with Deepgram's `NET-0001` error (the real API waits 10 s).
     pub live_idle_timeout: Duration,
-    /// Polls of an asynchronous job (a Flux task's `get_result`, a Sora, Veo or Kling video)
-    /// answered as still running before the job ends: with 2, the first two polls say running
-    /// and the third says done.
+    /// Polls of an asynchronous job (a Flux task's `get_result`, a Sora, Veo or Kling video, a
+    /// provider batch) answered as still running before the job ends: with 2, the first two
+    /// polls say running and the third says done (an OpenAI batch: `finalizing`, then
+    /// `completed` at the fourth). A batch's requests finish over those polls, in order.
     pub job_polls: usize,
     /// Sora's `openai-poll-after-ms` header on every answer about a video job: how long the
     /// official SDKs' `poll` helpers wait before polling again.
@@ -88,8 +89,8 @@ impl Default for SimConfig {
 /// `MalformedLine` (and `BadAudio`) sends one text frame that is not JSON in place of the next
 /// `Results` message and the session carries on; `DropMidStream` resets the connection.
 ///
-/// A video job (Sora, Veo, Kling) or a Flux image task takes its behaviour once, at submission,
-/// and keeps it: polls, downloads and deletes never take one from the script, and neither do the
+/// A video job (Sora, Veo, Kling), a Flux image task or a provider batch (OpenAI, Anthropic,
+/// Gemini) takes its behaviour once, at submission, and keeps it: polls, downloads and deletes never take one from the script, and neither do the
 /// downloads of an image URL (`GET /_sim/files/{id}`), which follow the request that made it. `ServerError`, `RateLimited` and
 /// `Refused` answer the submission itself (no job is made); `ContentFiltered`, `JobFailed`,
 /// `JobStuck` and `DownloadDrop` shape the job's life; the streaming failures
@@ -174,16 +175,21 @@ pub enum Behaviour {
     /// A video job that ends failed with the provider's error once its running polls are over:
     /// Sora `status: "failed"` with `error.code: "internal_error"`, Veo a done operation holding
     /// `error: {"code": 13, "message": …}`, Kling `task_status: "failed"` with a failure
-    /// `task_status_msg`, a Flux task `status: "Error"`. Other APIs reply normally.
+    /// `task_status_msg`, a Flux task `status: "Error"`; a batch ends failed: OpenAI
+    /// `status: "failed"` with `errors.data[0].code: "server_error"`, Anthropic `ended` with
+    /// every request `errored` (`api_error`), Gemini `BATCH_STATE_FAILED` with `error.code: 13`.
+    /// Other APIs reply normally.
     JobFailed,
     /// A video job that never leaves its running state however often it is polled (its progress
-    /// stops below 100; a Flux task stays `Pending`), for a client's poll timeout. Other APIs
+    /// stops below 100; a Flux task stays `Pending`; a batch stays in progress, some of its
+    /// requests never done, until it is cancelled), for a client's poll timeout. Other APIs
     /// reply normally.
     JobStuck,
     /// A video job that completes, but every download of its video announces the whole
     /// `Content-Length`, sends `after_bytes` bytes and cuts the connection; likewise the
-    /// downloads of a Flux task's `sample` and of an image `url` the request handed out. Other
-    /// APIs reply normally.
+    /// downloads of a Flux task's `sample`, of an image `url` the request handed out, and of a
+    /// batch's results (OpenAI's output and error files, Anthropic's results). Other APIs reply
+    /// normally.
     DownloadDrop {
         /// Bytes of the video sent before the connection is cut.
         after_bytes: usize,

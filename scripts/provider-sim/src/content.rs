@@ -3,6 +3,10 @@
 /// Text in the last user prompt that makes the simulator answer with a tool call.
 pub(crate) const TOOL_TRIGGER: &str = "call_tool";
 
+/// Text in a user message of a batched request that makes that request, alone, fail with the
+/// provider's per-request error (the rest of the batch goes on).
+pub(crate) const LINE_FAILURE_TRIGGER: &str = "fail_line";
+
 /// Tool-call arguments, split the way a real model streams them: mid-token, across keys and values.
 pub(crate) const TOOL_ARGUMENT_PIECES: [&str; 4] = ["{\"loc", "ation\":\"", "Par", "is\"}"];
 

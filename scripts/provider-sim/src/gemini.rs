@@ -1,5 +1,6 @@
 //! Google Gemini wire format: `generateContent` and `streamGenerateContent` (SSE or JSON array),
-//! for chat, text to speech (`speech`) and audio understanding (`transcription`).
+//! for chat, text to speech (`speech`) and audio understanding (`transcription`); Batch Mode
+//! (`batchGenerateContent` and `/v1beta/batches`) lives in `batch`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 use crate::transcript::Transcript;
 
+mod batch;
 mod image;
 mod request;
 mod speech;
@@ -27,6 +29,7 @@ mod transcription;
 mod video;
 mod wire;
 
+pub(crate) use batch::{action as batch_action, get as get_batch, list as list_batches};
 pub(crate) use video::{file as veo_file, media as veo_media, operation as veo_operation};
 
 use wire::{
@@ -56,6 +59,9 @@ pub(crate) async fn models(
     }
     if action == "predict" {
         return image::predict(&shared, model, &uri, &headers, &body).await;
+    }
+    if action == "batchGenerateContent" {
+        return batch::create(&shared, model, &uri, &headers, &body);
     }
     let framing = match action {
         "generateContent" => None,
@@ -450,6 +456,25 @@ impl Turn for GenerateTurn {
     }
 
     fn complete(&self) -> Response {
+        let mut response = self.complete_json().into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        response
+    }
+
+    fn malformed_complete(&self) -> Response {
+        malformed_complete()
+    }
+
+    fn failure(&self, failure: Failure) -> Response {
+        failure_response(failure, &self.model)
+    }
+}
+
+impl GenerateTurn {
+    /// The whole reply as one `GenerateContentResponse` (a non-streamed reply, a batch's answer).
+    fn complete_json(&self) -> String {
         let mut parts = Vec::new();
         let thoughts: String = self
             .units
@@ -478,20 +503,7 @@ impl Turn for GenerateTurn {
                 thought: None,
             });
         }
-        let json = self.response(parts, Some("STOP"), self.units.len());
-        let mut response = json.into_response();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-        response
-    }
-
-    fn malformed_complete(&self) -> Response {
-        malformed_complete()
-    }
-
-    fn failure(&self, failure: Failure) -> Response {
-        failure_response(failure, &self.model)
+        self.response(parts, Some("STOP"), self.units.len())
     }
 }
 

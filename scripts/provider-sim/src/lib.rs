@@ -1,5 +1,5 @@
-//! Local stand-in for LLM, text-to-speech and speech-to-text providers, speaking their real wire
-//! formats with scriptable failures.
+//! Local stand-in for LLM (and their batch APIs), text-to-speech, speech-to-text, image and
+//! video providers, speaking their real wire formats with scriptable failures.
 //!
 //! Integration tests and benchmarks start a [`Simulator`] on port 0, point their client at it,
 //! script failures with [`Simulator::push_script`] and inspect what was received with
@@ -26,6 +26,10 @@
 //! | Stability AI image generation | `POST /v2beta/stable-image/generate/{core,sd3,ultra}` (multipart), `POST /v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image` | [`Simulator::root_url`] |
 //! | Gemini image generation | the Gemini paths for an image model (`gemini-2.5-flash-image`, `gemini-3-pro-image-preview`) or with `generationConfig.responseModalities` holding `IMAGE` | [`Simulator::root_url`] |
 //! | Imagen (Gemini API) | `POST /v1beta/models/{imagen-…}:predict` | [`Simulator::root_url`] |
+//! | OpenAI Files | `POST /v1/files` (multipart), `GET /v1/files/{file_id}`, `GET /v1/files/{file_id}/content`, `DELETE /v1/files/{file_id}` | [`Simulator::base_url`] |
+//! | OpenAI Batches | `POST /v1/batches`, `GET /v1/batches?after=&limit=`, `GET /v1/batches/{batch_id}`, `POST /v1/batches/{batch_id}/cancel` | [`Simulator::base_url`] |
+//! | Anthropic Message Batches | `POST /v1/messages/batches`, `GET /v1/messages/batches?limit=&after_id=&before_id=`, `GET /v1/messages/batches/{id}`, `GET /v1/messages/batches/{id}/results`, `POST /v1/messages/batches/{id}/cancel` | [`Simulator::root_url`] |
+//! | Gemini Batch Mode | `POST /v1beta/models/{model}:batchGenerateContent` (inline requests), `GET /v1beta/batches?pageSize=&pageToken=`, `GET /v1beta/batches/{id}`, `POST /v1beta/batches/{id}:cancel` | [`Simulator::root_url`] |
 //!
 //! All formats share one script queue, one request log ([`RequestRecord::format`] names the API)
 //! and the same [`Behaviour`]s. A reply is a sequence of paced units — text chunks
@@ -97,6 +101,47 @@
 //!   polls apart and reads when a delete arrived ([`RequestRecord::received_at`]). Only Sora
 //!   has a call that ends a job (`DELETE`); the Gemini API cannot cancel a Veo operation and
 //!   Kling has no cancel, so there a client just stops polling.
+//! - **Batches** (OpenAI Batches, Anthropic Message Batches, Gemini Batch Mode): a submission
+//!   makes a batch in memory (at most 10,000 batches and 1,000,000 requests in all; the oldest
+//!   batch is forgotten) and answers at once. Each request of the batch gets, decided at
+//!   submission, what the provider's own endpoint would answer it without streaming (a
+//!   `chat.completion`, a Message, a `GenerateContentResponse`, with the text, tool calls,
+//!   thinking and usage above), or its own error: a request that endpoint would refuse (with
+//!   its message), or one with a user message (Gemini: a user turn) containing `fail_line`
+//!   (OpenAI: an error-file line with `status_code: 400` and `code: "simulated_failure"`;
+//!   Anthropic: an `errored` result, `invalid_request_error`; Gemini: an inlined response with
+//!   `error: {"code": 3}`). Each poll (a `GET` of the batch; a list or a results download is no
+//!   poll) moves the batch on: the first [`SimConfig::job_polls`] polls find it running, the
+//!   first `⌊n·k/(job_polls + 1)⌋` of its `n` requests done after poll `k` (in submission
+//!   order, counted in its request counts); the next poll finds it ended: OpenAI `finalizing`,
+//!   then `completed` at the poll after, Anthropic `ended`, Gemini `BATCH_STATE_SUCCEEDED`. A
+//!   batch takes its [`Behaviour`] once, at submission: `ServerError`, `RateLimited` and
+//!   `Refused` answer the submission (no batch is made); `JobFailed` ends the batch failed where
+//!   it would have ended (OpenAI `failed` with `errors.data[0].code: "server_error"`,
+//!   Anthropic `ended` with every request `errored` as `api_error`, Gemini `BATCH_STATE_FAILED`
+//!   with `error.code: 13`); `JobStuck` keeps it running (its requests stop short of `n`) until
+//!   it is cancelled; `DownloadDrop` cuts the downloads of its results (OpenAI's output and
+//!   error files, Anthropic's results). Polls, cancels, lists, file requests and result
+//!   downloads never take a behaviour from the script, nor does an OpenAI file upload: an
+//!   OpenAI batch takes its one at `POST /v1/batches`, like the others at their submission. A
+//!   cancel keeps the requests done so far: OpenAI `cancelling`, then `cancelled` at the next
+//!   poll with those requests in its files; Anthropic `canceling`, then `ended` with the others
+//!   `canceled`; Gemini `BATCH_STATE_CANCELLED` at once (`done`, `error.code: 1`, no output). An
+//!   ended batch refuses a cancel (OpenAI and Anthropic 400, Gemini 400 `FAILED_PRECONDITION`).
+//!   OpenAI checks an input file's lines after accepting the batch, so a line that is not JSON
+//!   (`invalid_json_line`), lacks `custom_id`, `method`, `url` or `body`, names another `url`
+//!   than the batch's endpoint (`url_mismatch`), repeats a `custom_id`
+//!   (`duplicate_custom_id`), names another model (`model_mismatch`), or an empty file
+//!   (`empty_file`) fails the batch at its first poll, with `errors.data[] = {code, line,
+//!   message, param}`. Every call is in the log under its own format (`openai_file_upload`,
+//!   `openai_file_get`, `openai_file_content`, `openai_file_delete`, `openai_batch_create`,
+//!   `openai_batch_get`, `openai_batch_list`, `openai_batch_cancel`, `anthropic_batch_create`,
+//!   `anthropic_batch_get`, `anthropic_batch_list`, `anthropic_batch_results`,
+//!   `anthropic_batch_cancel`, `gemini_batch_create`, `gemini_batch_get`, `gemini_batch_list`,
+//!   `gemini_batch_cancel`), with [`RequestRecord::batch_requests`] holding the number of
+//!   requests of the batch concerned, so a test counts the batches submitted, and their sizes,
+//!   apart from their polls. The module docs of `openai::files`, `openai::batches`,
+//!   `anthropic::batches` and `gemini::batch` list every field.
 //! - **Images**: a real PNG or JPEG of the size the request asks for (by the provider's own
 //!   size tables), a smooth gradient whose colours come from the prompt (or the stated seed),
 //!   so different prompts give different images; a PNG is about 25 KiB per megapixel.
@@ -146,10 +191,19 @@
 //! FastAPI's `detail`), Stability without `authorization` (401), over 10 MiB (413) or with a
 //! field it refuses (400 `bad_request`; SDXL `invalid_sdxl_v1_dimensions`), and Gemini or
 //! Imagen images without a key (403), with an aspect ratio, image size or sample count the
-//! model does not take, or `IMAGE` asked of a model that makes none (400 `INVALID_ARGUMENT`).
+//! model does not take, or `IMAGE` asked of a model that makes none (400 `INVALID_ARGUMENT`),
+//! OpenAI files and batches without a Bearer key (401), an upload without `purpose` or `file`,
+//! with another purpose than the API's, or a `batch` file not named `*.jsonl` (400), a batch
+//! of a file the API does not hold (404), of a file of another purpose, with an `endpoint`,
+//! `completion_window` or `metadata` the API refuses, or for another endpoint than
+//! `/v1/chat/completions` (400, `unsupported_in_simulator`), Anthropic batches without
+//! `x-api-key` (401) or `anthropic-version` (400), without requests, or with a `custom_id` not
+//! matching `^[a-zA-Z0-9_-]{1,64}$` or used twice (400), and Gemini batches without a key
+//! (403), without inline requests or with an input file (400 `INVALID_ARGUMENT`).
 
 mod anthropic;
 mod audio;
+mod batch;
 mod bfl;
 mod config;
 mod content;

@@ -10,8 +10,9 @@ use provider_sim::{Behaviour, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
 /// Local stand-in for LLM provider APIs (OpenAI Chat Completions, Anthropic Messages, Google
-/// Gemini), text-to-speech APIs (OpenAI, ElevenLabs, Gemini) and speech-to-text APIs (OpenAI,
-/// Deepgram, Gemini) and OpenAI embeddings, with scriptable failures.
+/// Gemini) and their batch APIs, text-to-speech APIs (OpenAI, ElevenLabs, Gemini) and
+/// speech-to-text APIs (OpenAI, Deepgram, Gemini) and OpenAI embeddings, with scriptable
+/// failures.
 #[derive(Parser, Debug)]
 #[command(
     name = "provider-sim",
@@ -47,6 +48,17 @@ Endpoints (base URLs: OpenAI http://ADDR/v1; Anthropic, Gemini, ElevenLabs, Deep
   POST /v1beta/models/{model}:generateContent        with an image model or responseModalities
                                                      [\"IMAGE\"]: Gemini images (inlineData PNG)
   POST /v1beta/models/imagen-*:predict               Imagen (predictions, base64)
+  POST /v1/files, GET|DELETE /v1/files/{id}, GET /v1/files/{id}/content
+                                                     OpenAI Files (a batch's JSONL input, its
+                                                     output and error files)
+  POST|GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
+                                                     OpenAI Batches (/v1/chat/completions lines)
+  POST|GET /v1/messages/batches, GET /v1/messages/batches/{id}[/results],
+  POST /v1/messages/batches/{id}/cancel              Anthropic Message Batches
+  POST /v1beta/models/{model}:batchGenerateContent, GET /v1beta/batches[/{id}],
+  POST /v1beta/batches/{id}:cancel                   Gemini Batch Mode (inline requests)
+      batches advance one step per poll (--job-polls running polls); a request whose user
+      message contains \"fail_line\" fails alone
   POST /_sim/script     queue behaviours: one or an array of {\"kind\": ...} objects
   GET  /_sim/requests   requests served so far, with the API format and key received
   GET  /health
@@ -107,7 +119,8 @@ struct Args {
         default_value_t = 10_000
     )]
     live_idle_timeout_ms: u64,
-    /// Polls of an asynchronous job (a Flux task) answered as still running before it ends.
+    /// Polls of an asynchronous job (a Flux task, a video, a provider batch) answered as still
+    /// running before it ends.
     #[arg(long, env = "PROVIDER_SIM_JOB_POLLS", default_value_t = 2)]
     job_polls: usize,
     /// Bytes of a video sent before the connection is cut, for `download-drop`.
@@ -149,11 +162,11 @@ enum Kind {
     ErrorEvent,
     /// The provider's safety-system refusal (image APIs; a job ends filtered).
     ContentFiltered,
-    /// A video job ends failed with the provider's error.
+    /// A video job or batch ends failed with the provider's error.
     JobFailed,
-    /// A video job never leaves its running state.
+    /// A video job or batch never leaves its running state.
     JobStuck,
-    /// A video job completes but its download is cut after --after-bytes bytes.
+    /// A video job or batch completes but its download is cut after --after-bytes bytes.
     DownloadDrop,
 }
 

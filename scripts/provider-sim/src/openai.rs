@@ -1,5 +1,6 @@
 //! OpenAI Chat Completions wire format: request parsing, stream chunks, completions and errors;
-//! the audio endpoints live in `speech` and `transcription`, embeddings in `embeddings`.
+//! the audio endpoints live in `speech` and `transcription`, embeddings in `embeddings`, the
+//! Files and Batches APIs in `files` and `batches`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,7 +18,9 @@ use crate::engine::{self, Failure, Turn};
 use crate::record::{Incoming, WireFormat};
 use crate::server::Shared;
 
+mod batches;
 mod embeddings;
+mod files;
 mod images;
 mod request;
 mod speech;
@@ -25,7 +28,9 @@ mod transcription;
 mod videos;
 mod wire;
 
+pub(crate) use batches::{cancel_batch, create_batch, list_batches, retrieve_batch};
 pub(crate) use embeddings::embeddings;
+pub(crate) use files::{Files, delete_file, file_content, retrieve_file, upload_file};
 pub(crate) use images::images_generations;
 pub(crate) use speech::audio_speech;
 pub(crate) use transcription::{transcriptions, translations};
@@ -407,6 +412,26 @@ impl Turn for ChatTurn {
     }
 
     fn complete(&self) -> Response {
+        Json(self.completion()).into_response()
+    }
+
+    fn malformed_complete(&self) -> Response {
+        let mut response = "{not json".into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
+    fn failure(&self, failure: Failure) -> Response {
+        failure_response(failure, &self.model)
+    }
+}
+
+impl ChatTurn {
+    /// The whole reply as a `chat.completion` object (a non-streamed reply, a batch's answer).
+    fn completion(&self) -> Completion<'_> {
         let message = match &self.reply {
             Reply::Text { text, chunks } => Message {
                 role: "assistant",
@@ -428,7 +453,7 @@ impl Turn for ChatTurn {
                 }]),
             },
         };
-        Json(Completion {
+        Completion {
             id: &self.id,
             object: "chat.completion",
             created: self.created,
@@ -441,21 +466,7 @@ impl Turn for ChatTurn {
             }],
             usage: self.usage(),
             system_fingerprint: None,
-        })
-        .into_response()
-    }
-
-    fn malformed_complete(&self) -> Response {
-        let mut response = "{not json".into_response();
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-    }
-
-    fn failure(&self, failure: Failure) -> Response {
-        failure_response(failure, &self.model)
+        }
     }
 }
 

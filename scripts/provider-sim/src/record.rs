@@ -105,6 +105,59 @@ pub enum WireFormat {
     /// A download of a KlingAI video from its `url`, `GET /kling-media/{video_id}.mp4`.
     #[serde(rename = "kling_download")]
     KlingDownload,
+    /// An OpenAI file upload, `POST /v1/files` (a batch's JSONL input).
+    #[serde(rename = "openai_file_upload")]
+    OpenAiFileUpload,
+    /// A read of an OpenAI file object, `GET /v1/files/{file_id}`.
+    #[serde(rename = "openai_file_get")]
+    OpenAiFileGet,
+    /// A download of an OpenAI file's bytes, `GET /v1/files/{file_id}/content` (a batch's output
+    /// or error file).
+    #[serde(rename = "openai_file_content")]
+    OpenAiFileContent,
+    /// A deletion of an OpenAI file, `DELETE /v1/files/{file_id}`.
+    #[serde(rename = "openai_file_delete")]
+    OpenAiFileDelete,
+    /// An OpenAI batch submission, `POST /v1/batches`; its later requests are `OpenAiBatchGet`,
+    /// `OpenAiBatchCancel` and the file requests.
+    #[serde(rename = "openai_batch_create")]
+    OpenAiBatchCreate,
+    /// A poll of an OpenAI batch, `GET /v1/batches/{batch_id}`.
+    #[serde(rename = "openai_batch_get")]
+    OpenAiBatchGet,
+    /// A page of OpenAI batches, `GET /v1/batches`.
+    #[serde(rename = "openai_batch_list")]
+    OpenAiBatchList,
+    /// A cancel of an OpenAI batch, `POST /v1/batches/{batch_id}/cancel`.
+    #[serde(rename = "openai_batch_cancel")]
+    OpenAiBatchCancel,
+    /// An Anthropic Message Batch submission, `POST /v1/messages/batches`.
+    #[serde(rename = "anthropic_batch_create")]
+    AnthropicBatchCreate,
+    /// A poll of an Anthropic Message Batch, `GET /v1/messages/batches/{id}`.
+    #[serde(rename = "anthropic_batch_get")]
+    AnthropicBatchGet,
+    /// A page of Anthropic Message Batches, `GET /v1/messages/batches`.
+    #[serde(rename = "anthropic_batch_list")]
+    AnthropicBatchList,
+    /// A download of an Anthropic Message Batch's results, `GET /v1/messages/batches/{id}/results`.
+    #[serde(rename = "anthropic_batch_results")]
+    AnthropicBatchResults,
+    /// A cancel of an Anthropic Message Batch, `POST /v1/messages/batches/{id}/cancel`.
+    #[serde(rename = "anthropic_batch_cancel")]
+    AnthropicBatchCancel,
+    /// A Gemini batch submission, `POST /v1beta/models/{model}:batchGenerateContent`.
+    #[serde(rename = "gemini_batch_create")]
+    GeminiBatchCreate,
+    /// A poll of a Gemini batch, `GET /v1beta/batches/{id}`.
+    #[serde(rename = "gemini_batch_get")]
+    GeminiBatchGet,
+    /// A page of Gemini batches, `GET /v1beta/batches`.
+    #[serde(rename = "gemini_batch_list")]
+    GeminiBatchList,
+    /// A cancel of a Gemini batch, `POST /v1beta/batches/{id}:cancel`.
+    #[serde(rename = "gemini_batch_cancel")]
+    GeminiBatchCancel,
 }
 
 impl WireFormat {
@@ -113,7 +166,12 @@ impl WireFormat {
     /// `gemini_transcription`, `openai_embeddings`, `openai_images`, `bfl`, `bfl_result`,
     /// `stability`, `gemini_image`, `imagen`, `file_download`, `sora`, `sora_poll`,
     /// `sora_content`, `sora_delete`, `veo`, `veo_poll`, `veo_download`, `veo_media`, `kling`,
-    /// `kling_poll` or `kling_download`.
+    /// `kling_poll`, `kling_download`, `openai_file_upload`, `openai_file_get`,
+    /// `openai_file_content`, `openai_file_delete`, `openai_batch_create`, `openai_batch_get`,
+    /// `openai_batch_list`, `openai_batch_cancel`, `anthropic_batch_create`,
+    /// `anthropic_batch_get`, `anthropic_batch_list`, `anthropic_batch_results`,
+    /// `anthropic_batch_cancel`, `gemini_batch_create`, `gemini_batch_get`, `gemini_batch_list`
+    /// or `gemini_batch_cancel`.
     pub fn as_str(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
@@ -144,6 +202,23 @@ impl WireFormat {
             WireFormat::Kling => "kling",
             WireFormat::KlingPoll => "kling_poll",
             WireFormat::KlingDownload => "kling_download",
+            WireFormat::OpenAiFileUpload => "openai_file_upload",
+            WireFormat::OpenAiFileGet => "openai_file_get",
+            WireFormat::OpenAiFileContent => "openai_file_content",
+            WireFormat::OpenAiFileDelete => "openai_file_delete",
+            WireFormat::OpenAiBatchCreate => "openai_batch_create",
+            WireFormat::OpenAiBatchGet => "openai_batch_get",
+            WireFormat::OpenAiBatchList => "openai_batch_list",
+            WireFormat::OpenAiBatchCancel => "openai_batch_cancel",
+            WireFormat::AnthropicBatchCreate => "anthropic_batch_create",
+            WireFormat::AnthropicBatchGet => "anthropic_batch_get",
+            WireFormat::AnthropicBatchList => "anthropic_batch_list",
+            WireFormat::AnthropicBatchResults => "anthropic_batch_results",
+            WireFormat::AnthropicBatchCancel => "anthropic_batch_cancel",
+            WireFormat::GeminiBatchCreate => "gemini_batch_create",
+            WireFormat::GeminiBatchGet => "gemini_batch_get",
+            WireFormat::GeminiBatchList => "gemini_batch_list",
+            WireFormat::GeminiBatchCancel => "gemini_batch_cancel",
         }
     }
 }
@@ -182,7 +257,10 @@ pub struct RequestRecord {
     /// fields (a file part as `{"filename", "content_type", "bytes"}`) or JSON body; `null` for
     /// the polls, downloads and deletes of a video job, of a Flux task and of an image; for a
     /// Stability v2beta request, its form fields (the `image` file as `{"filename",
-    /// "content_type", "bytes"}`).
+    /// "content_type", "bytes"}`); for an OpenAI file upload, its form fields (the `file` as
+    /// `{"filename", "content_type", "bytes"}`); for a batch submission, its JSON body; `null`
+    /// for the polls, cancels, lists and result downloads of a batch and the other file
+    /// requests.
     pub body: serde_json::Value,
     /// Text to speak, in the order it arrived: the one input of an HTTP text-to-speech request,
     /// or every non-empty `text` after the first message of an ElevenLabs WebSocket, so a test can
@@ -199,6 +277,11 @@ pub struct RequestRecord {
     /// When each binary audio frame of a live stream arrived, oldest first, so a benchmark can
     /// line the frames its client sent up with their arrival. Empty for uploads.
     pub audio_frames_at: Vec<Instant>,
+    /// Requests in the batch the request is about: a batch submission's requests (for OpenAI,
+    /// the non-empty lines of its input file), or those of the batch polled, cancelled or whose
+    /// results were read; the non-empty lines of an OpenAI file uploaded or downloaded. 0 for
+    /// other requests, lists, and unknown batches.
+    pub batch_requests: usize,
     /// The behaviour applied to this request; for the poll, download or delete of a video job,
     /// the job's (taken from the script at its submission; `Normal` for an unknown job).
     pub behaviour: Behaviour,
@@ -238,6 +321,7 @@ pub(crate) struct RecordView<'a> {
     audio_duration_ms: u64,
     audio_frames_at_ms: Vec<u64>,
     audio_frames_at_unix_us: Vec<u64>,
+    batch_requests: usize,
     behaviour: &'a Behaviour,
     received_at_ms: u64,
     chunks_sent: usize,
@@ -282,6 +366,7 @@ impl<'a> RecordView<'a> {
                 .copied()
                 .map(unix_us)
                 .collect(),
+            batch_requests: record.batch_requests,
             behaviour: &record.behaviour,
             received_at_ms: ms(record.received_at),
             chunks_sent: record.chunks_sent,
@@ -320,6 +405,7 @@ pub(crate) struct Incoming {
     texts: Vec<String>,
     audio_bytes: u64,
     audio_duration: Duration,
+    batch_requests: usize,
 }
 
 impl Incoming {
@@ -339,7 +425,14 @@ impl Incoming {
             texts: Vec::new(),
             audio_bytes: 0,
             audio_duration: Duration::ZERO,
+            batch_requests: 0,
         }
+    }
+
+    /// The number of requests in the batch the request is about.
+    pub(crate) fn with_batch_requests(mut self, requests: usize) -> Self {
+        self.batch_requests = requests;
+        self
     }
 
     /// The text a text-to-speech request asks to speak.
@@ -380,6 +473,7 @@ impl Recorder {
             texts,
             audio_bytes,
             audio_duration,
+            batch_requests,
         } = incoming;
         let mut log = self.lock();
         let id = log.records.len() as u64;
@@ -394,6 +488,7 @@ impl Recorder {
             audio_bytes,
             audio_duration,
             audio_frames_at: Vec::new(),
+            batch_requests,
             behaviour,
             received_at: Instant::now(),
             chunks_sent: 0,

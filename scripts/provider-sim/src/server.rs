@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::BatchRegistry;
 use crate::config::{Behaviour, SimConfig};
 use crate::image::FileStore;
 use crate::jobs::JobRegistry;
@@ -36,6 +37,10 @@ pub(crate) struct Shared {
     jobs: JobRegistry,
     /// Generated files served at `GET /_sim/files/{id}` (image URLs, Flux samples).
     files: FileStore,
+    /// Provider batches (OpenAI, Anthropic, Gemini) by id.
+    batches: BatchRegistry,
+    /// Files of OpenAI's Files API: batch inputs, outputs and errors.
+    openai_files: openai::Files,
 }
 
 impl Shared {
@@ -49,6 +54,8 @@ impl Shared {
             stop: CancellationToken::new(),
             jobs: JobRegistry::default(),
             files: FileStore::default(),
+            batches: BatchRegistry::default(),
+            openai_files: openai::Files::default(),
         }
     }
 
@@ -79,6 +86,16 @@ impl Shared {
     /// Generated files served at `GET /_sim/files/{id}`.
     pub(crate) fn files(&self) -> &FileStore {
         &self.files
+    }
+
+    /// Provider batches (OpenAI, Anthropic, Gemini) by id.
+    pub(crate) fn batches(&self) -> &BatchRegistry {
+        &self.batches
+    }
+
+    /// Files of OpenAI's Files API.
+    pub(crate) fn openai_files(&self) -> &openai::Files {
+        &self.openai_files
     }
 
     /// Opens the record of a request that follows up on a job (a poll, a download, a delete)
@@ -147,6 +164,39 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(openai::retrieve_video).delete(openai::delete_video),
         )
         .route("/v1/videos/{video_id}/content", get(openai::video_content))
+        .route("/v1/files", post(openai::upload_file))
+        .route(
+            "/v1/files/{file_id}",
+            get(openai::retrieve_file).delete(openai::delete_file),
+        )
+        .route("/v1/files/{file_id}/content", get(openai::file_content))
+        .route(
+            "/v1/batches",
+            post(openai::create_batch).get(openai::list_batches),
+        )
+        .route("/v1/batches/{batch_id}", get(openai::retrieve_batch))
+        .route("/v1/batches/{batch_id}/cancel", post(openai::cancel_batch))
+        .route(
+            "/v1/messages/batches",
+            post(anthropic::create_batch).get(anthropic::list_batches),
+        )
+        .route(
+            "/v1/messages/batches/{batch_id}",
+            get(anthropic::retrieve_batch),
+        )
+        .route(
+            "/v1/messages/batches/{batch_id}/results",
+            get(anthropic::batch_results),
+        )
+        .route(
+            "/v1/messages/batches/{batch_id}/cancel",
+            post(anthropic::cancel_batch),
+        )
+        .route("/v1beta/batches", get(gemini::list_batches))
+        .route(
+            "/v1beta/batches/{batch_action}",
+            get(gemini::get_batch).post(gemini::batch_action),
+        )
         .merge(kling::routes())
         .route(
             "/v1beta/models/{model_action}/operations/{operation_id}",

@@ -66,7 +66,18 @@ pub(crate) fn origin(headers: &HeaderMap) -> String {
 
 /// A `200` carrying `video` as `video/mp4` with its full `Content-Length`; under
 /// `Behaviour::DownloadDrop` the body stops after `after_bytes` and the connection is cut.
-pub(crate) fn download(video: Bytes, behaviour: &Behaviour, mut guard: ResponseGuard) -> Response {
+pub(crate) fn download(video: Bytes, behaviour: &Behaviour, guard: ResponseGuard) -> Response {
+    download_as(video, "video/mp4", behaviour, guard)
+}
+
+/// A `200` carrying `bytes` as `content_type` with their full `Content-Length`, cut after
+/// `after_bytes` under `Behaviour::DownloadDrop` (a video, a batch's results file).
+pub(crate) fn download_as(
+    video: Bytes,
+    content_type: &'static str,
+    behaviour: &Behaviour,
+    mut guard: ResponseGuard,
+) -> Response {
     let total = video.len();
     let cut_at = match behaviour {
         Behaviour::DownloadDrop { after_bytes } if *after_bytes < total => Some(*after_bytes),
@@ -98,7 +109,7 @@ pub(crate) fn download(video: Bytes, behaviour: &Behaviour, mut guard: ResponseG
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
     response
 }

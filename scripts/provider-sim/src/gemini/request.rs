@@ -103,6 +103,21 @@ fn text_of(content: &Value) -> String {
         .join(" ")
 }
 
+/// The text of every user turn of a request, joined.
+pub(super) fn user_text(body: &Value) -> String {
+    body.get("contents")
+        .and_then(Value::as_array)
+        .map(|contents| {
+            contents
+                .iter()
+                .filter(|c| is_user(c))
+                .map(text_of)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 fn is_user(content: &Value) -> bool {
     // A content without a role is the user's.
     matches!(

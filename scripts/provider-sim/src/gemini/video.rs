@@ -71,7 +71,7 @@ const INTERNAL: u16 = 13;
 const NO_KEY: &str = "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.";
 
 /// The key a request carried: `x-goog-api-key`, else the `key` query parameter.
-fn api_key(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+pub(super) fn api_key(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
     headers
         .get("x-goog-api-key")
         .and_then(|v| v.to_str().ok())
@@ -80,13 +80,13 @@ fn api_key(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<Strin
         .filter(|k| !k.is_empty())
 }
 
-fn query_of(uri: &Uri) -> HashMap<String, String> {
+pub(super) fn query_of(uri: &Uri) -> HashMap<String, String> {
     Query::<HashMap<String, String>>::try_from_uri(uri)
         .map(|Query(q)| q)
         .unwrap_or_default()
 }
 
-fn no_key() -> Response {
+pub(super) fn no_key() -> Response {
     error_response(
         StatusCode::FORBIDDEN,
         "PERMISSION_DENIED",
@@ -95,7 +95,7 @@ fn no_key() -> Response {
     )
 }
 
-fn not_found(message: String) -> Response {
+pub(super) fn not_found(message: String) -> Response {
     error_response(StatusCode::NOT_FOUND, "NOT_FOUND", message, Vec::new())
 }
 
