@@ -35,6 +35,57 @@ pub struct Settings {
     pub http: HttpSettings,
     /// File storage and the upload route's limits (`STORAGE__…`).
     pub storage: StorageSettings,
+    /// The batch API: retention and upload limits (`BATCH__…`).
+    pub batch: BatchSettings,
+}
+
+/// The batch API's limits and retention (`BATCH__…`; see `docs/batch.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BatchSettings {
+    /// Days a batch job and its input file are kept (`BATCH__RETENTION_DAYS`); the same
+    /// setting as the batch-worker's, which writes the output files and sweeps.
+    pub retention_days: u32,
+    /// Largest batch input file, bytes (`BATCH__MAX_FILE_BYTES`); at most OpenAI's 200 MiB,
+    /// which a larger value is cut to.
+    pub max_file_bytes: u64,
+    /// Largest `POST /api/v1/batch` body, bytes (`BATCH__MAX_BODY_BYTES`): it is read whole,
+    /// unlike an uploaded file.
+    pub max_body_bytes: usize,
+    /// Where uploads and written input files are spooled before they are stored
+    /// (`BATCH__SPOOL_DIR`); the system's temporary directory when unset.
+    #[serde(deserialize_with = "optional_string")]
+    pub spool_dir: Option<String>,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 29,
+            max_file_bytes: common::batch::MAX_FILE_BYTES,
+            max_body_bytes: 64 << 20,
+            spool_dir: None,
+        }
+    }
+}
+
+impl BatchSettings {
+    /// The largest input file accepted: the setting, at most OpenAI's limit.
+    pub fn file_limit(&self) -> u64 {
+        self.max_file_bytes.min(common::batch::MAX_FILE_BYTES)
+    }
+
+    /// How long jobs and input files are kept (at least a day).
+    pub fn retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.retention_days.max(1)))
+    }
+
+    /// The spool directory.
+    pub fn spool(&self) -> std::path::PathBuf {
+        self.spool_dir
+            .as_deref()
+            .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+    }
 }
 
 /// The unauthenticated endpoints' bounds: rates per client address and per account, and the
@@ -113,6 +164,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             http: HttpSettings::default(),
             storage: StorageSettings::default(),
+            batch: BatchSettings::default(),
         }
     }
 }

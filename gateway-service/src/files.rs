@@ -72,7 +72,9 @@ pub struct Uploaded {
     pub content_type: String,
 }
 
-fn multipart_error(e: MultipartError, limit: usize) -> AppError {
+/// A multipart read error as the client's error: 413 past the body limit (`limit` bytes), 400
+/// for a malformed body.
+pub fn multipart_error(e: MultipartError, limit: usize) -> AppError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::PayloadTooLarge(format!("the request is larger than {limit} bytes"))
     } else {
@@ -81,7 +83,7 @@ fn multipart_error(e: MultipartError, limit: usize) -> AppError {
 }
 
 /// A part's content, or `None` once it passes `max` bytes (the rest is not read).
-async fn read_part(
+pub async fn read_part(
     field: &mut Field<'_>,
     max: usize,
     limit: usize,

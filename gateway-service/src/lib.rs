@@ -2,6 +2,7 @@
 //! Streams and relays each session's response stream back to its client.
 
 pub mod accounts;
+pub mod batch;
 pub mod catalog;
 pub mod config;
 pub mod connections;

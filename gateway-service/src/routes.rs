@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod batch;
 mod chat;
 mod health;
 mod history;
@@ -9,6 +10,7 @@ mod ingest;
 mod media;
 mod models;
 mod openai;
+mod openai_batch;
 mod semantic;
 mod session_name;
 mod sse;
@@ -40,6 +42,11 @@ pub fn router(state: AppState) -> Router {
         crate::transcription::max_audio_bytes(&state).saturating_add(FORM_OVERHEAD_BYTES);
     let document_limit =
         crate::ingest::max_document_bytes(&state).saturating_add(FORM_OVERHEAD_BYTES);
+    let batch = &state.settings().batch;
+    let batch_file_limit = usize::try_from(batch.file_limit())
+        .unwrap_or(usize::MAX)
+        .saturating_add(FORM_OVERHEAD_BYTES);
+    let batch_body_limit = batch.max_body_bytes;
     Router::new()
         .route("/chat/ws", get(ws::upgrade))
         .route("/chat", post(chat::chat))
@@ -71,6 +78,16 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/ingest/{job_id}", get(ingest::websocket))
         .route("/api/v1/documents", get(ingest::list))
         .route("/api/v1/documents/{id}", delete(ingest::delete))
+        .route(
+            "/api/v1/batch",
+            get(batch::list)
+                .post(batch::create)
+                .layer(DefaultBodyLimit::max(batch_body_limit)),
+        )
+        .route("/api/v1/batch/{id}", get(batch::read))
+        .route("/api/v1/batch/{id}/cancel", post(batch::cancel))
+        .route("/api/v1/batch/{id}/events", get(batch::events))
+        .route("/api/v1/batch/{id}/results", get(batch::results))
         .route("/api/v1/models", get(models::list))
         .route(
             "/api/v1/storage/upload",
@@ -86,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me", get(auth::me))
         .route("/api/v1/admin/usage", get(admin::usage))
         .route("/api/v1/admin/users", get(admin::users))
-        .nest("/v1", openai_router(transcription_limit))
+        .nest("/v1", openai_router(transcription_limit, batch_file_limit))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(limit))
@@ -95,7 +112,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/v1`: the OpenAI-compatible surface, whose every error (unknown paths too) is in OpenAI's format.
-fn openai_router(transcription_limit: usize) -> Router<AppState> {
+fn openai_router(transcription_limit: usize, batch_file_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/audio/speech", post(openai::audio_speech))
@@ -105,6 +122,23 @@ fn openai_router(transcription_limit: usize) -> Router<AppState> {
         )
         .route("/embeddings", post(openai::embeddings))
         .route("/images/generations", post(openai::images_generations))
+        .route(
+            "/files",
+            get(openai_batch::list_files)
+                .post(openai_batch::create_file)
+                .layer(DefaultBodyLimit::max(batch_file_limit)),
+        )
+        .route(
+            "/files/{id}",
+            get(openai_batch::retrieve_file).delete(openai_batch::delete_file),
+        )
+        .route("/files/{id}/content", get(openai_batch::file_content))
+        .route(
+            "/batches",
+            get(openai_batch::list_batches).post(openai_batch::create_batch),
+        )
+        .route("/batches/{id}", get(openai_batch::retrieve_batch))
+        .route("/batches/{id}/cancel", post(openai_batch::cancel_batch))
         .route("/models", get(openai::list_models))
         .route("/models/{model}", get(openai::retrieve_model))
         .fallback(openai::unknown_url)

@@ -1,7 +1,8 @@
 //! The official `openai` Python SDK against the whole system: the provider simulator, a chat-worker
 //! pointed at it, a tts-worker with no provider key (espeak-ng speaks), a semantic-worker, a
-//! media-worker with no provider key (the `dummy` image model draws PNGs) and the gateway on
-//! port 0, then `tests/python/test_openai_sdk.py`.
+//! media-worker with no provider key (the `dummy` image model draws PNGs), a batch-worker with no
+//! provider key (the `dummy` model answers batch lines) and the gateway on port 0, then
+//! `tests/python/test_openai_sdk.py`.
 //!
 //! Without the SDK installed the test is reported as *ignored*, with the reason, never as passed;
 //! under `CI` a missing SDK is a failure (`scripts/test` installs it). Rust's built-in harness can
@@ -92,9 +93,15 @@ async fn the_openai_python_sdk_works_unmodified() -> Result<Completion, Failed> 
         .openai_at(&sim.base_url())
         .tts()
         .semantic()
-        .media();
+        .media()
+        .batch();
     // Scripted provider failures reach the client at once instead of being retried.
     opts.worker.as_mut().unwrap().provider_retries = 0;
+    // Batch lines take a while (60 ms each), so a batch of 60 is still running when the script
+    // cancels it.
+    let batch = opts.batch.as_mut().unwrap();
+    batch.dummy.token_interval_ms = 20;
+    batch.batch.concurrency = 2;
     let system = System::start(opts).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_openai_sdk.py");
     let child = Command::new("python3")

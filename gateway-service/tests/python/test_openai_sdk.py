@@ -2,9 +2,10 @@
 """The official `openai` Python SDK, unmodified, against the gateway's OpenAI-compatible surface.
 
 Needs a running gateway whose chat-worker answers `dummy` offline and serves `gpt-4o-mini` from
-the provider simulator, whose tts-worker has no provider key, so espeak-ng speaks, and whose
-media-worker has no provider key, so the `dummy` image model draws PNG placeholders
-(tests/python_sdk.rs starts exactly that). Environment:
+the provider simulator, whose tts-worker has no provider key, so espeak-ng speaks, whose
+media-worker has no provider key, so the `dummy` image model draws PNG placeholders, and whose
+batch-worker has no provider key, so the `dummy` model answers batch lines (paced, so that a
+batch can be cancelled while it runs) (tests/python_sdk.rs starts exactly that). Environment:
 GATEWAY_URL (e.g. http://127.0.0.1:8000), TOKEN (a JWT for the gateway) and, optionally,
 SIM_URL (the simulator's root URL, to script provider failures; those checks are skipped without it)
 and SPEECH (non-empty when espeak-ng is installed; the checks that speak are skipped without it).
@@ -15,6 +16,8 @@ import base64
 import json
 import os
 import sys
+import tempfile
+import time
 import traceback
 import urllib.request
 
@@ -414,6 +417,143 @@ def test_images_size_the_model_cannot_make_is_bad_request():
         check(e.param == "size", e.param)
     else:
         raise AssertionError("a size the model cannot make was accepted")
+
+
+BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
+
+
+def batch_input(questions):
+    """A batch input file (JSONL) asking the `dummy` model each question; its path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for custom_id, question in questions.items():
+            line = {
+                "custom_id": custom_id,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "dummy", "messages": [{"role": "user", "content": question}]},
+            }
+            f.write(json.dumps(line) + "\n")
+        return f.name
+
+
+def upload_batch_input(questions):
+    path = batch_input(questions)
+    try:
+        with open(path, "rb") as f:
+            return client.files.create(file=f, purpose="batch")
+    finally:
+        os.unlink(path)
+
+
+def wait_for_batch(batch_id, timeout=90):
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        if batch.status in BATCH_ENDED:
+            return batch
+        check(time.monotonic() < deadline, f"batch {batch_id} still {batch.status}")
+        time.sleep(0.2)
+
+
+def test_batch_runs_to_completion():
+    # The dummy echoes the first words of the question.
+    questions = {f"question-{i}": f"{word} please" for i, word in
+                 enumerate(["otters", "comets", "bridges", "violins"])}
+    uploaded = upload_batch_input(questions)
+    check(uploaded.object == "file" and uploaded.purpose == "batch", uploaded)
+    check(uploaded.id.startswith("file-"), uploaded.id)
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"suite": "sdk"},
+    )
+    check(batch.object == "batch" and batch.id.startswith("batch_"), batch)
+    check(batch.status == "validating", batch.status)
+    check(batch.metadata == {"suite": "sdk"}, batch.metadata)
+    done = wait_for_batch(batch.id)
+    check(done.status == "completed", done)
+    check(done.request_counts.total == len(questions), done.request_counts)
+    check(done.request_counts.completed == len(questions), done.request_counts)
+    check(done.output_file_id, done)
+    text = client.files.content(done.output_file_id).text
+    answered = {}
+    for raw in text.splitlines():
+        if raw.strip():
+            line = json.loads(raw)
+            answered[line["custom_id"]] = line
+    check(set(answered) == set(questions), sorted(answered))
+    for custom_id, question in questions.items():
+        response = answered[custom_id]["response"]
+        check(response["status_code"] == 200, response)
+        content = response["body"]["choices"][0]["message"]["content"]
+        check(question.split()[0] in content, (custom_id, content))
+    # The lists see both, the SDK paging through them.
+    check(batch.id in [b.id for b in client.batches.list(limit=1)], "batch not listed")
+    file_ids = [f.id for f in client.files.list()]
+    check(uploaded.id in file_ids and done.output_file_id in file_ids, file_ids)
+    output = client.files.retrieve(done.output_file_id)
+    check(output.purpose == "batch_output", output.purpose)
+    # An ended batch cannot be cancelled.
+    try:
+        client.batches.cancel(batch.id)
+    except openai.ConflictError:
+        pass
+    else:
+        raise AssertionError("an ended batch was cancelled")
+
+
+def test_batch_cancel():
+    questions = {f"q-{i}": f"question number {i}" for i in range(60)}
+    uploaded = upload_batch_input(questions)
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    cancelling = client.batches.cancel(batch.id)
+    check(cancelling.id == batch.id, cancelling)
+    check(cancelling.status == "cancelling", cancelling.status)
+    check(cancelling.cancelling_at is not None, cancelling)
+    done = wait_for_batch(batch.id)
+    check(done.status == "cancelled", done.status)
+    check(done.cancelled_at is not None, done)
+    check(done.request_counts.completed < len(questions), done.request_counts)
+
+
+def test_batch_refusals_name_the_parameter():
+    path = batch_input({"a": "hi"})
+    try:
+        with open(path, "rb") as f:
+            client.files.create(file=f, purpose="fine-tune")
+    except openai.BadRequestError as e:
+        check(e.param == "purpose", e.param)
+    else:
+        raise AssertionError("a fine-tune file was accepted")
+    finally:
+        os.unlink(path)
+    uploaded = upload_batch_input({"a": "hi"})
+    try:
+        client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+        )
+    except openai.BadRequestError as e:
+        check(e.param == "endpoint", e.param)
+        check("/v1/chat/completions" in str(e), str(e))
+    else:
+        raise AssertionError("an embeddings batch was accepted")
+    try:
+        client.batches.retrieve("batch_0000000000nope")
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("an unknown batch was found")
+    deleted = client.files.delete(uploaded.id)
+    check(deleted.deleted and deleted.id == uploaded.id, deleted)
+    try:
+        client.files.retrieve(uploaded.id)
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("a deleted file was found")
 
 
 def main():

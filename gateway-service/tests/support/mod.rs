@@ -1,5 +1,5 @@
 //! A whole system for end-to-end tests: the gateway on port 0 and a chat-worker (and, when asked,
-//! a tts-worker, a semantic-worker, a media-worker), in-process, on a stream prefix of their own;
+//! a tts-worker, a semantic-worker, a media-worker, a batch-worker), in-process, on a stream prefix of their own;
 //! plus a WebSocket client that speaks the client protocol.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,6 +33,8 @@ pub struct Opts {
     pub semantic: Option<semantic_worker::Settings>,
     /// A media-worker, sharing the gateway's storage (see `Opts::media`).
     pub media: Option<media_worker::Settings>,
+    /// A batch-worker, sharing the gateway's storage (see `Opts::batch`).
+    pub batch: Option<batch_worker::Settings>,
 }
 
 impl Opts {
@@ -73,7 +75,30 @@ impl Opts {
             tts: None,
             semantic: None,
             media: None,
+            batch: None,
         }
+    }
+
+    /// Adds a batch-worker with no provider key (the offline `dummy` answers every line), fast
+    /// polls and short leases. It and the gateway share one fresh local storage directory, where
+    /// the gateway stores input files and the worker writes the output files.
+    pub fn batch(mut self) -> Self {
+        self.own_storage();
+        let mut batch = batch_worker::Settings {
+            core: self.core.clone(),
+            worker: common::testing::fast_worker_settings(),
+            storage: self.gateway.storage.clone(),
+            ..Default::default()
+        };
+        batch.batch.poll_interval_ms = 20;
+        batch.batch.lease_secs = 2;
+        batch.batch.progress_interval_ms = 50;
+        batch.batch.retry_base_ms = 20;
+        batch.batch.sweep_interval_secs = 3600;
+        batch.dummy.tokens = 3;
+        batch.dummy.token_interval_ms = 0;
+        self.batch = Some(batch);
+        self
     }
 
     /// Adds a semantic-worker: the offline embedding model and Qdrant Edge in a fresh directory
@@ -88,6 +113,13 @@ impl Opts {
         };
         semantic.semantic.store_dir = dir.display().to_string();
         self.semantic = Some(semantic);
+        self.own_storage();
+        self
+    }
+
+    /// Gives the gateway a fresh local storage directory of its own (removed when the system is
+    /// dropped), for tests that store files without a worker.
+    pub fn files(mut self) -> Self {
         self.own_storage();
         self
     }
@@ -179,6 +211,9 @@ impl Opts {
         if let Some(m) = &mut self.media {
             m.core.redis_url = Secret::new(url);
         }
+        if let Some(b) = &mut self.batch {
+            b.core.redis_url = Secret::new(url);
+        }
         self
     }
 
@@ -211,8 +246,8 @@ pub struct System {
     pub core: CoreSettings,
     pub http: String,
     pub ws: String,
-    /// The local storage directory of a system with a tts-, semantic- or media-worker, removed
-    /// when it is dropped.
+    /// The local storage directory of its own (a system with a tts-, semantic-, media- or
+    /// batch-worker, or `Opts::files`), removed when it is dropped.
     storage_dir: Option<std::path::PathBuf>,
     /// The index directory of a system with a semantic-worker, removed when it is dropped.
     semantic_dir: Option<std::path::PathBuf>,
@@ -223,7 +258,9 @@ pub struct System {
 impl System {
     pub async fn start(mut opts: Opts) -> Self {
         let shutdown = CancellationToken::new();
-        let storage_dir = (opts.tts.is_some() || opts.semantic.is_some() || opts.media.is_some())
+        // A directory of its own (`Opts::own_storage`), never the default one.
+        let storage_dir = (opts.gateway.storage.dir
+            != common::storage::StorageSettings::default().dir)
             .then(|| std::path::PathBuf::from(&opts.gateway.storage.dir));
         if let Some(tts) = &mut opts.tts {
             tts.storage = opts.gateway.storage.clone();
@@ -233,6 +270,9 @@ impl System {
         }
         if let Some(media) = &mut opts.media {
             media.storage = opts.gateway.storage.clone();
+        }
+        if let Some(batch) = &mut opts.batch {
+            batch.storage = opts.gateway.storage.clone();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -259,6 +299,9 @@ impl System {
         }
         if let Some(media) = opts.media {
             tasks.push(tokio::spawn(media_worker::run(media, shutdown.clone())));
+        }
+        if let Some(batch) = opts.batch {
+            tasks.push(tokio::spawn(batch_worker::run(batch, shutdown.clone())));
         }
         let system = Self {
             core: opts.core,
