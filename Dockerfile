@@ -11,11 +11,11 @@ ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin gateway-service --bin chat-worker --bin tts-worker \
-        --bin health-data-service --bin semantic-worker --bin media-worker \
+        --bin health-data-service --bin semantic-worker --bin media-worker --bin batch-worker \
     && mkdir -p /out \
     && cp target/release/gateway-service target/release/chat-worker target/release/tts-worker \
           target/release/health-data-service target/release/semantic-worker \
-          target/release/media-worker /out/
+          target/release/media-worker target/release/batch-worker /out/
 
 # The offline transcription model (Whisper tiny.en, 75 MB), fetched at build time by the same
 # function as scripts/dev and scripts/test, never at run time.
