@@ -267,6 +267,7 @@ async fn a_killed_worker_is_replaced_and_no_finished_line_runs_twice() {
     s.batch.concurrency = 4;
     let idle = observe(s.clone()).await;
     let mut child = spawn_process(
+        env!("CARGO_BIN_EXE_batch-worker"),
         &idle,
         &[
             ("GROQ_API_KEY", "sk-test-key".into()),

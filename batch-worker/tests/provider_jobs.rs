@@ -153,6 +153,7 @@ async fn a_worker_killed_while_polling_is_replaced_and_submits_no_second_batch()
     let s = with(settings(), "openai", sim.base_url());
     let idle = observe(s.clone()).await;
     let mut child = spawn_process(
+        env!("CARGO_BIN_EXE_batch-worker"),
         &idle,
         &[
             ("OPENAI_API_KEY", "sk-test-key".into()),

@@ -93,14 +93,12 @@ pub async fn start(settings: Settings) -> Env {
     env
 }
 
-/// A batch-worker as its own process (to be killed), with `extra` environment.
-pub fn spawn_process(env: &Env, extra: &[(&str, String)]) -> std::process::Child {
+/// A batch-worker as its own process (to be killed), with `extra` environment; `binary` is
+/// `env!("CARGO_BIN_EXE_batch-worker")`, which only integration tests have.
+pub fn spawn_process(binary: &str, env: &Env, extra: &[(&str, String)]) -> std::process::Child {
     use std::process::{Command, Stdio};
     let core = &env.settings.core;
-    let mut cmd = Command::new(
-        // Set for integration tests only (the benchmark example shares this file).
-        option_env!("CARGO_BIN_EXE_batch-worker").expect("an integration test"),
-    );
+    let mut cmd = Command::new(binary);
     cmd.env("REDIS_URL", core.redis_url.expose())
         .env("STREAM_PREFIX", &core.stream_prefix)
         .env("APP_ENV", &core.app_env)
