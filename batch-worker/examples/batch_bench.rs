@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::batch::Status;
 use provider_sim::{SimConfig, Simulator};
-use support::{lines, owner, settings, start, with};
+use support::{line, lines, owner, settings, start, with};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -37,9 +37,27 @@ fn rss_mib() -> f64 {
 /// and the process's peak resident memory while it ran.
 async fn run_job(s: batch_worker::Settings, n: usize, model: &str) -> (Duration, f64) {
     let w = start(s).await;
-    let (job, a) = w
-        .record(owner(), &(lines(n, model).join("\n") + "\n"))
-        .await;
+    // The input is written line by line and stored from the file, so the figures are the
+    // worker's, not those of a 50,000-line string built here.
+    let path = std::env::temp_dir().join(format!("batch-bench-{}.jsonl", uuid::Uuid::now_v7()));
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 1..=n {
+            writeln!(
+                f,
+                "{}",
+                line(
+                    &format!("line-{i}"),
+                    model,
+                    &format!("request line-{i} end")
+                )
+            )
+            .unwrap();
+        }
+    }
+    let (job, a) = w.record_file(owner(), &path).await;
+    std::fs::remove_file(&path).unwrap();
     let peak = Arc::new(std::sync::Mutex::new(rss_mib()));
     let running = Arc::new(AtomicBool::new(true));
     let sampler = {

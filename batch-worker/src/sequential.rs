@@ -87,12 +87,21 @@ pub async fn run(
     let _ = tokio::fs::remove_file(&spooled).await;
     let reader = Box::new(tokio::io::BufReader::with_capacity(64 * 1024, file?));
     let mut lines = Lines::rereading(reader, &job.endpoint, registry);
-    let permits = Arc::new(Semaphore::new(ctx.settings.concurrency.max(1)));
+    let concurrency = ctx.settings.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    // Lines answered but not yet journaled are bounded too: memory must not grow with the file
+    // when the provider answers faster than the journal commits.
+    let unjournaled = Arc::new(Semaphore::new(concurrency + 2 * JOURNAL_BATCH));
     let gate: Arc<Gate> = ctx.gates.of(&candidate.provider_name);
     let mut running = JoinSet::new();
     let reading: Result<Option<Stop>, InputError> = async {
         loop {
             while running.try_join_next().is_some() {}
+            let held = tokio::select! {
+                biased;
+                stop = stops.any() => return Ok(Some(stop)),
+                p = Arc::clone(&unjournaled).acquire_owned() => p.map_err(std::io::Error::other)?,
+            };
             let permit = tokio::select! {
                 biased;
                 stop = stops.any() => return Ok(Some(stop)),
@@ -144,6 +153,7 @@ pub async fn run(
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
+                drop(held);
             });
         }
     }

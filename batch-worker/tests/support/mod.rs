@@ -182,16 +182,46 @@ impl Env {
             )
             .await
             .unwrap();
+        self.record_stored(owner, &file_id, &stored.key, stored.size)
+            .await
+    }
+
+    /// Like [`Env::record`], the input being the file at `path` (stored without reading it
+    /// into memory).
+    pub async fn record_file(&self, owner: Owner, path: &std::path::Path) -> (Job, DomainAction) {
+        let file_id = batch::new_file_id();
+        let stored = self
+            .storage
+            .put_file_named(
+                owner.tenant_id,
+                batch::FOLDER,
+                &format!("{file_id}.jsonl"),
+                "application/jsonl",
+                path,
+            )
+            .await
+            .unwrap();
+        self.record_stored(owner, &file_id, &stored.key, stored.size)
+            .await
+    }
+
+    async fn record_stored(
+        &self,
+        owner: Owner,
+        file_id: &str,
+        key: &str,
+        size: u64,
+    ) -> (Job, DomainAction) {
         let later = Utc::now() + chrono::Duration::days(29);
         store::insert_file(
             &self.db,
             &NewFile {
-                id: &file_id,
+                id: file_id,
                 owner,
                 purpose: "batch",
                 filename: "input.jsonl",
-                bytes: content.len() as i64,
-                storage_key: &stored.key,
+                bytes: size as i64,
+                storage_key: key,
                 expires_at: later,
             },
         )
@@ -207,7 +237,7 @@ impl Env {
                 session_id,
                 task_id,
                 endpoint: batch::CHAT_ENDPOINT,
-                input_file_id: &file_id,
+                input_file_id: file_id,
                 completion_window: batch::COMPLETION_WINDOW,
                 metadata: None,
                 expires_at: Utc::now() + chrono::Duration::hours(24),
