@@ -723,9 +723,53 @@ async fn provider_run(
     if status == Status::Completed {
         store::finalizing(&ctx.db, &job.id, holder).await?;
     }
-    let mut out = Output::create(ctx.settings.spool(), job).await?;
+    let mut out = Output::create(ctx.settings.spool(), job)
+        .await?
+        .remembering();
     api.results(&submitted.batch_id, candidate, &mut out)
         .await?;
+    unanswered(ctx, job, key, status, &mut out).await?;
     end(ctx, holder, job, status, Some(out)).await?;
     Ok(None)
+}
+
+/// Every request of the input the provider's results do not mention goes to the error file
+/// (OpenAI leaves a cancelled batch's unrun requests out of both files): each line of the job is
+/// accounted for, whatever the provider returned or a crash forgot.
+async fn unanswered(
+    ctx: &Ctx,
+    job: &Job,
+    key: &str,
+    status: Status,
+    out: &mut Output,
+) -> Result<(), Fault> {
+    let (code, message) = match status {
+        Status::Cancelled => (
+            "batch_cancelled",
+            "the batch was cancelled before this request ran",
+        ),
+        Status::Expired => (
+            "batch_expired",
+            "the batch's completion window ended before this request ran",
+        ),
+        _ => (
+            "no_result",
+            "the provider returned no result for this request",
+        ),
+    };
+    let reader = ctx
+        .storage
+        .get_stream(job.tenant_id, key)
+        .await
+        .map_err(|e| Fault::Infra(e.into()))?;
+    let mut lines = Lines::rereading(Box::new(reader), &job.endpoint, ctx.providers.registry());
+    while let Some((_, line)) = lines.next().await? {
+        if let Ok(line) = line
+            && !out.has(&line.custom_id)
+        {
+            out.push(false, &jsonl::failed_line(&line.custom_id, code, message))
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -44,6 +44,8 @@ pub struct Output {
     err: Spool,
     input_tokens: u64,
     output_tokens: u64,
+    /// The `custom_id`s written, when asked to remember them ([`Output::remembering`]).
+    ids: Option<std::collections::HashSet<String>>,
 }
 
 /// The stored files and what they hold.
@@ -89,13 +91,32 @@ impl Output {
             err: Spool::create(spool.join(format!("{}-{run}-errors.jsonl", job.id))).await?,
             input_tokens: 0,
             output_tokens: 0,
+            ids: None,
         })
+    }
+
+    /// Remembers the `custom_id` of every line written from now on (a provider's results, to
+    /// find the requests it returned nothing for).
+    pub fn remembering(mut self) -> Self {
+        self.ids = Some(std::collections::HashSet::new());
+        self
+    }
+
+    /// Whether a line for `custom_id` was written (always false when not remembering).
+    pub fn has(&self, custom_id: &str) -> bool {
+        self.ids.as_ref().is_some_and(|ids| ids.contains(custom_id))
     }
 
     /// Adds a line to the output file (`ok`) or the error file.
     pub async fn push(&mut self, ok: bool, line: &str) -> std::io::Result<()> {
+        let parsed = serde_json::from_str::<Value>(line).ok();
+        if let (Some(ids), Some(v)) = (&mut self.ids, &parsed)
+            && let Some(id) = v["custom_id"].as_str()
+        {
+            ids.insert(id.to_owned());
+        }
         if ok {
-            if let Ok(v) = serde_json::from_str::<Value>(line) {
+            if let Some(v) = parsed {
                 let usage = &v["response"]["body"]["usage"];
                 self.input_tokens += usage["prompt_tokens"].as_u64().unwrap_or(0);
                 self.output_tokens += usage["completion_tokens"].as_u64().unwrap_or(0);

@@ -121,10 +121,22 @@ async fn a_gemini_job_runs_on_batch_mode() {
 #[tokio::test]
 async fn a_cancelled_job_cancels_the_provider_batch_and_keeps_what_finished() {
     let sim = sim(1000).await;
-    let w = start(with(settings(), "anthropic", sim.root_url())).await;
-    let (job, a) = w.submit(owner(), &lines(50, "claude-haiku-4-5")).await;
+    cancelled_on(&sim, "anthropic", sim.root_url(), "claude-haiku-4-5").await;
+}
+
+#[tokio::test]
+async fn a_cancelled_openai_job_accounts_for_every_line() {
+    // OpenAI leaves a cancelled batch's unrun requests out of both its files.
+    let sim = sim(1000).await;
+    cancelled_on(&sim, "openai", sim.base_url(), "gpt-4o-mini").await;
+}
+
+async fn cancelled_on(sim: &Simulator, provider: &str, url: String, model: &str) {
+    let w = start(with(settings(), provider, url)).await;
+    let (job, a) = w.submit(owner(), &lines(50, model)).await;
+    let get = format!("{provider}_batch_get");
     loop {
-        if count(&sim, "anthropic_batch_get") >= 40 {
+        if count(sim, &get) >= 40 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -132,7 +144,7 @@ async fn a_cancelled_job_cancels_the_provider_batch_and_keeps_what_finished() {
     w.bus.request_cancel(a.task_id).await.unwrap();
     let events = w.events(&a, "complete").await;
     assert_ends_once(&events);
-    assert_eq!(count(&sim, "anthropic_batch_cancel"), 1);
+    assert_eq!(count(sim, &format!("{provider}_batch_cancel")), 1);
     let job = w.job(&job).await;
     assert_eq!(job.state(), Status::Cancelled);
     let out = w.file_lines(&job, job.output_file_id.as_deref()).await;
