@@ -298,3 +298,71 @@ ensure_redis() {
   log "redis-server did not start; see /tmp/aibackend-redis.log"
   exit 1
 }
+
+# Starts a throwaway Redis Cluster of loopback redis-server processes: 3 primaries and 3 replicas
+# (redis-cli --cluster create), nothing kept on disk, on free ports from CLUSTER_BASE_PORT
+# (default: chosen free). Exports REDIS_CLUSTER_NODES (host:port, space separated), its first
+# three as REDIS_CLUSTER_URLS, and REDIS_CLUSTER_DIR; stop_redis_cluster stops it.
+start_redis_cluster() {
+  local base="${CLUSTER_BASE_PORT:-}" ports=() p
+  if [ -z "$base" ]; then
+    base=$(python3 -c 'import socket, random
+for _ in range(200):
+    b = random.randint(21000, 28000)
+    try:
+        socks = []
+        for p in range(b, b + 6):
+            for q in (p, p + 10000):
+                s = socket.socket(); s.bind(("127.0.0.1", q)); socks.append(s)
+        print(b); break
+    except OSError:
+        pass')
+  fi
+  REDIS_CLUSTER_DIR=$(mktemp -d)
+  for i in 0 1 2 3 4 5; do
+    p=$((base + i))
+    ports+=("$p")
+    mkdir -p "$REDIS_CLUSTER_DIR/$p"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --dir "$REDIS_CLUSTER_DIR/$p" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT:-2000}" \
+      --save "" --appendonly no --maxmemory-policy noeviction \
+      --pidfile "$REDIS_CLUSTER_DIR/$p/redis.pid" --logfile "$REDIS_CLUSTER_DIR/$p/redis.log"
+  done
+  for p in "${ports[@]}"; do
+    for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  local nodes=()
+  for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$REDIS_CLUSTER_DIR/create.log" 2>&1 || {
+    log "redis-cli --cluster create failed: $(tail -3 "$REDIS_CLUSTER_DIR/create.log")"
+    stop_redis_cluster
+    return 1
+  }
+  # Every node agrees the cluster is up and every replica follows its primary.
+  for _ in $(seq 100); do
+    local ok=1
+    for p in "${ports[@]}"; do
+      redis-cli -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
+    done
+    [ "$(redis-cli -p "${ports[0]}" cluster nodes 2>/dev/null | grep -c slave)" = 3 ] || ok=0
+    [ "$ok" = 1 ] && break
+    sleep 0.2
+  done
+  export REDIS_CLUSTER_DIR
+  export REDIS_CLUSTER_NODES="${nodes[*]}"
+  export REDIS_CLUSTER_URLS="redis://${nodes[0]},redis://${nodes[1]},redis://${nodes[2]}"
+  log "Redis Cluster (3 primaries, 3 replicas) on ${nodes[0]} … ${nodes[5]}"
+}
+
+stop_redis_cluster() {
+  [ -n "${REDIS_CLUSTER_DIR:-}" ] || return 0
+  local pid
+  for f in "$REDIS_CLUSTER_DIR"/*/redis.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  sleep 0.3
+  rm -rf "$REDIS_CLUSTER_DIR"
+  REDIS_CLUSTER_DIR=""
+}

@@ -41,7 +41,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         settings.dummy.clone(),
     )?);
     let apis = BatchApis::from_settings(&settings)?;
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     let Some(db) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {

@@ -20,7 +20,7 @@ pub const SERVICE: &str = "chat";
 
 /// Runs the worker until `shutdown` fires.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     let Some(pool) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {

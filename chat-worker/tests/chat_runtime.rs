@@ -86,7 +86,13 @@ async fn a_chat_naming_a_callback_action_type_gets_its_answer_as_a_new_action() 
     let events = h.wait(&action, "complete").await;
     let answer = support::joined(&events, "text_chunk");
     assert!(!answer.is_empty(), "{:?}", kinds(&events));
-    let replies = xrange_all(&mut h.bus.conn(), &h.bus.names().action_stream("billing")).await;
+    // The answer is an action of the same session, so in that session's partition.
+    let stream = h.bus.names().action_stream_for(
+        "billing",
+        action.session_id,
+        h.bus.settings().action_partitions,
+    );
+    let replies = xrange_all(&mut h.bus.conn(), &stream).await;
     assert_eq!(replies.len(), 1, "{replies:#?}");
     let reply = DomainAction::parse(&replies[0].event.to_string()).unwrap();
     assert_eq!(reply.action_type, "billing.chat.answered");

@@ -1,8 +1,9 @@
 //! The Redis Streams client every service shares: connections, publishing actions, cancel flags.
 
+mod conn;
+
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -12,12 +13,14 @@ use crate::envelope::DomainAction;
 use crate::names::Names;
 use crate::settings::{BusSettings, CoreSettings};
 
-/// A handle on the bus. Cheap to clone; commands go over one multiplexed connection that
-/// reconnects by itself.
+pub use conn::{Conn, NodeConn, Topology};
+
+/// A handle on the bus. Cheap to clone; commands go over one multiplexed connection (one per
+/// node on a cluster) that reconnects by itself.
 #[derive(Clone)]
 pub struct Bus {
-    client: redis::Client,
-    conn: ConnectionManager,
+    topology: Topology,
+    conn: Conn,
     names: Names,
     settings: BusSettings,
 }
@@ -26,30 +29,34 @@ impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus")
             .field("names", &self.names)
+            .field("topology", &self.topology)
             .finish_non_exhaustive()
     }
 }
 
-fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout))
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2))
-        .set_number_of_retries(3)
-}
+/// Response timeout of the shared connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Bus {
-    /// Connects once; fails if Redis does not answer.
+    /// Connects once; fails if Redis (or no node of the cluster) answers.
     pub async fn connect(settings: &CoreSettings) -> RedisResult<Self> {
-        let client = redis::Client::open(settings.redis_url.expose())?;
-        let conn = ConnectionManager::new_with_config(
-            client.clone(),
-            manager_config(Duration::from_secs(5)),
-        )
-        .await?;
+        let cluster = settings.cluster_urls();
+        let topology = if cluster.is_empty() {
+            Topology::single(settings.redis_url.expose())?
+        } else {
+            // Refused before anything runs, never as a CROSSSLOT in the middle of a task.
+            settings.names().check_cluster_layout().map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "key names unfit for a Redis Cluster",
+                    e,
+                ))
+            })?;
+            Topology::cluster(&cluster, RESPONSE_TIMEOUT)?
+        };
+        let conn = topology.shared(RESPONSE_TIMEOUT).await?;
         Ok(Self {
-            client,
+            topology,
             conn,
             names: settings.names(),
             settings: settings.bus.clone(),
@@ -57,19 +64,21 @@ impl Bus {
     }
 
     /// Connects, retrying with backoff until Redis answers or `shutdown` fires (then `None`).
+    /// Settings that can never work (a bad URL, key names unfit for a cluster) fail at once.
     pub async fn connect_with_retry(
         settings: &CoreSettings,
         shutdown: &CancellationToken,
-    ) -> Option<Self> {
+    ) -> RedisResult<Option<Self>> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             match Self::connect(settings).await {
-                Ok(bus) => return Some(bus),
+                Ok(bus) => return Ok(Some(bus)),
+                Err(e) if e.kind() == redis::ErrorKind::InvalidClientConfig => return Err(e),
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "redis unavailable");
                     tokio::select! {
-                        () = shutdown.cancelled() => return None,
+                        () = shutdown.cancelled() => return Ok(None),
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -88,23 +97,27 @@ impl Bus {
     }
 
     /// The shared multiplexed connection (clone it per use).
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
-    /// A connection of its own for blocking reads (`XREAD BLOCK` holds a connection while it
-    /// waits); its response timeout allows for the block time.
-    pub async fn blocking_conn(&self, block: Duration) -> RedisResult<ConnectionManager> {
-        ConnectionManager::new_with_config(
-            self.client.clone(),
-            manager_config(block + Duration::from_secs(5)),
-        )
-        .await
+    /// A connection of its own for blocking reads of `key` (`XREAD BLOCK` holds a connection
+    /// while it waits); its response timeout allows for the block time. On a cluster it is a
+    /// connection to the node serving `key`, which follows the key when its slot moves.
+    pub async fn blocking_conn(&self, key: &str, block: Duration) -> RedisResult<Conn> {
+        self.topology
+            .blocking(key, block + Duration::from_secs(5))
+            .await
     }
 
-    /// The client, for Pub/Sub connections.
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// Where the bus lives (one server or a cluster), for connections of one's own.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Whether the bus is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.topology.is_cluster()
     }
 
     /// Whether Redis answers a `PING` now.
@@ -114,7 +127,8 @@ impl Bus {
         pong.is_ok()
     }
 
-    /// Appends an action to its service's stream (`XADD MAXLEN ~`); returns the entry id.
+    /// Appends an action to its service's stream (the session's partition of it, `XADD MAXLEN
+    /// ~`); returns the entry id.
     pub async fn publish(&self, action: &DomainAction) -> RedisResult<String> {
         let mut conn = self.conn.clone();
         self.publish_cmd(action).query_async(&mut conn).await
@@ -123,21 +137,25 @@ impl Bus {
     /// The `XADD` of [`Bus::publish`], for callers that pipeline it with other commands.
     pub fn publish_cmd(&self, action: &DomainAction) -> redis::Cmd {
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.names.action_stream(action.service()))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.settings.action_maxlen)
-            .arg("*")
-            .arg("action_type")
-            .arg(&action.action_type)
-            .arg("action_id")
-            .arg(action.action_id.to_string())
-            .arg("tenant_id")
-            .arg(action.tenant_id.to_string())
-            .arg("task_id")
-            .arg(action.task_id.to_string())
-            .arg("payload")
-            .arg(action.to_json());
+        cmd.arg(self.names.action_stream_for(
+            action.service(),
+            action.session_id,
+            self.settings.action_partitions,
+        ))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(self.settings.action_maxlen)
+        .arg("*")
+        .arg("action_type")
+        .arg(&action.action_type)
+        .arg("action_id")
+        .arg(action.action_id.to_string())
+        .arg("tenant_id")
+        .arg(action.tenant_id.to_string())
+        .arg("task_id")
+        .arg(action.task_id.to_string())
+        .arg("payload")
+        .arg(action.to_json());
         cmd
     }
 
@@ -179,11 +197,7 @@ static DELETE_IF_EQUALS: std::sync::LazyLock<redis::Script> = std::sync::LazyLoc
 });
 
 /// [`Bus::delete_if_equals`] on a given connection.
-pub async fn delete_if_equals(
-    conn: &mut ConnectionManager,
-    key: &str,
-    value: &str,
-) -> RedisResult<bool> {
+pub async fn delete_if_equals(conn: &mut Conn, key: &str, value: &str) -> RedisResult<bool> {
     let deleted: i64 = DELETE_IF_EQUALS
         .key(key)
         .arg(value)

@@ -73,7 +73,7 @@ pub async fn listen(bus: Bus, registry: CancelRegistry, shutdown: CancellationTo
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !shutdown.is_cancelled() {
         let subscribed = async {
-            let mut pubsub = bus.client().get_async_pubsub().await?;
+            let mut pubsub = bus.topology().pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         }

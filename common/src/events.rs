@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::bus::Conn;
 use redis::{RedisResult, RetryMethod};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -429,7 +429,7 @@ impl Flags {
 /// Sends a task's events to its response stream. Cloneable; cannot complete the task.
 #[derive(Clone)]
 pub struct TaskEvents {
-    conn: ConnectionManager,
+    conn: Conn,
     target: Arc<ResponseTarget>,
     flags: Arc<Flags>,
 }
@@ -884,7 +884,7 @@ impl Completion {
     /// Creates the emitter pair for a task. Only the worker runtime (and the gateway for tasks it
     /// refuses before publishing) calls this.
     pub(crate) fn new(
-        conn: ConnectionManager,
+        conn: Conn,
         target: ResponseTarget,
         marker: String,
         marker_ttl_secs: u64,

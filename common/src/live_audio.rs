@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
+use crate::bus::Conn;
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,11 +35,7 @@ pub enum WriteError {
 }
 
 /// Appends `frame` to `key`; one round trip (append, refresh the expiry, read the backlog).
-pub async fn write(
-    conn: &mut ConnectionManager,
-    key: &str,
-    frame: &[u8],
-) -> Result<(), WriteError> {
+pub async fn write(conn: &mut Conn, key: &str, frame: &[u8]) -> Result<(), WriteError> {
     let (backlog,): (usize,) = redis::pipe()
         .cmd("XADD")
         .arg(key)
@@ -59,7 +55,7 @@ pub async fn write(
 }
 
 /// Ends the audio of `key`; `reason` is `ended` or `disconnected`.
-pub async fn end(conn: &mut ConnectionManager, key: &str, reason: &str) -> redis::RedisResult<()> {
+pub async fn end(conn: &mut Conn, key: &str, reason: &str) -> redis::RedisResult<()> {
     redis::pipe()
         .cmd("XADD")
         .arg(key)
@@ -94,7 +90,7 @@ pub fn follow(
     let (tx, rx) = mpsc::channel::<Piece>(256);
     tokio::spawn(async move {
         let block = Duration::from_millis(500).min(idle);
-        let mut conn = match bus.blocking_conn(block).await {
+        let mut conn = match bus.blocking_conn(&key, block).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "live audio not readable");

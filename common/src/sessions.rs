@@ -8,7 +8,7 @@
 //! session claims it (`SET NX`); a session whose Redis key expired is matched against its stored
 //! row before anyone claims it again, so Redis and the database never name two owners.
 
-use redis::aio::ConnectionManager;
+use crate::bus::Conn;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ impl From<sqlx::Error> for SessionError {
 /// Claims and checks session owners.
 #[derive(Clone)]
 pub struct SessionOwners {
-    conn: ConnectionManager,
+    conn: Conn,
     names: Names,
     ttl_secs: u64,
     db: Option<PgPool>,
@@ -95,7 +95,7 @@ impl std::fmt::Debug for SessionOwners {
 impl SessionOwners {
     /// Owners kept for `ttl_secs` after their last use; `db` holds stored sessions (when the
     /// service has the database).
-    pub fn new(conn: ConnectionManager, names: Names, ttl_secs: u64, db: Option<PgPool>) -> Self {
+    pub fn new(conn: Conn, names: Names, ttl_secs: u64, db: Option<PgPool>) -> Self {
         Self {
             conn,
             names,

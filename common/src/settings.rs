@@ -67,6 +67,11 @@ pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-outside-dev";
 pub struct CoreSettings {
     /// The Redis URL of the bus (`REDIS_URL`); a secret: it may carry a password.
     pub redis_url: Secret,
+    /// A Redis Cluster instead (`REDIS_CLUSTER_URLS`): some of its nodes' URLs, separated by
+    /// commas (the first one's credentials and TLS apply to every node). `REDIS_URL` is then
+    /// unused.
+    #[serde(deserialize_with = "optional_secret")]
+    pub redis_cluster_urls: Option<Secret>,
     /// First part of every key.
     pub stream_prefix: String,
     /// Second part of every key; `dev` enables dev-only defaults.
@@ -122,6 +127,7 @@ impl Default for CoreSettings {
     fn default() -> Self {
         Self {
             redis_url: Secret::new("redis://127.0.0.1:6379"),
+            redis_cluster_urls: None,
             stream_prefix: PROJECT.into(),
             app_env: "dev".into(),
             jwt_secret: None,
@@ -138,6 +144,21 @@ impl Default for CoreSettings {
 }
 
 impl CoreSettings {
+    /// The cluster nodes configured (`REDIS_CLUSTER_URLS`), or none for a single Redis.
+    pub fn cluster_urls(&self) -> Vec<String> {
+        self.redis_cluster_urls
+            .as_ref()
+            .map(|s| {
+                s.expose()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The key namespace these settings select.
     pub fn names(&self) -> Names {
         Names::new(&self.stream_prefix, &self.app_env)
@@ -194,6 +215,12 @@ impl CoreSettings {
 pub struct BusSettings {
     /// `MAXLEN ~` of action streams.
     pub action_maxlen: usize,
+    /// Streams per service's actions (`BUS__ACTION_PARTITIONS`, default 1): a session's actions
+    /// go to partition `session mod N` (see `Names::action_partition`), each partition its own
+    /// key and hash slot, and a worker reads them all. 1 is the single stream
+    /// `{ns}:{service}:streams:main`, which is also partition 0 of any N. Every service must use
+    /// the same N.
+    pub action_partitions: usize,
     /// `MAXLEN ~` of response streams.
     pub response_maxlen: usize,
     /// `EXPIRE` of a response stream after its task completes, seconds.
@@ -222,6 +249,7 @@ impl Default for BusSettings {
     fn default() -> Self {
         Self {
             action_maxlen: 100_000,
+            action_partitions: 1,
             response_maxlen: 10_000,
             response_ttl_secs: 3600,
             processed_ttl_secs: 86_400,

@@ -25,6 +25,7 @@ use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::bus::{Bus, Conn};
 use crate::settings::{CoreSettings, Secret};
 
 /// The JWT secret test settings use.
@@ -42,15 +43,27 @@ pub fn test_database_url() -> String {
 }
 
 /// Settings with a stream prefix of their own, so tests never see each other's keys, and the
-/// test run's database.
+/// test run's database. `REDIS_CLUSTER_URLS` in the environment runs the test on that cluster.
 pub fn isolated_settings() -> CoreSettings {
     CoreSettings {
         redis_url: Secret::new(
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         ),
+        redis_cluster_urls: std::env::var("REDIS_CLUSTER_URLS")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(Secret::new),
         stream_prefix: format!("test{}", Uuid::now_v7().simple()),
         jwt_secret: Some(Secret::new(TEST_SECRET)),
         database_url: Secret::new(test_database_url()),
+        bus: crate::settings::BusSettings {
+            // `BUS__ACTION_PARTITIONS` runs the test with partitioned action streams.
+            action_partitions: std::env::var("BUS__ACTION_PARTITIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            ..Default::default()
+        },
         ..CoreSettings::default()
     }
 }
@@ -79,8 +92,65 @@ fn decode(id: String, map: &HashMap<String, redis::Value>) -> Received {
     }
 }
 
+/// Whether the tests run on a Redis Cluster (`REDIS_CLUSTER_URLS`).
+pub fn on_cluster() -> bool {
+    std::env::var("REDIS_CLUSTER_URLS").is_ok_and(|u| !u.trim().is_empty())
+}
+
+/// What a test reaches Redis through: a plain client (one server), the bus, or the settings
+/// (either a single server or a cluster).
+#[async_trait::async_trait]
+pub trait TestRedis: Sync {
+    /// A connection of its own that can read `key` (blocking reads included).
+    async fn conn_for(&self, key: &str) -> Conn;
+}
+
+#[async_trait::async_trait]
+impl TestRedis for redis::Client {
+    async fn conn_for(&self, _key: &str) -> Conn {
+        Conn::Single(
+            redis::aio::ConnectionManager::new(self.clone())
+                .await
+                .unwrap_or_else(|e| panic!("redis: {e}")),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl TestRedis for Bus {
+    async fn conn_for(&self, key: &str) -> Conn {
+        self.blocking_conn(key, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|e| panic!("redis: {e}"))
+    }
+}
+
+#[async_trait::async_trait]
+impl TestRedis for CoreSettings {
+    async fn conn_for(&self, key: &str) -> Conn {
+        test_bus(self).await.conn_for(key).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TestRedis for Conn {
+    async fn conn_for(&self, _key: &str) -> Conn {
+        self.clone()
+    }
+}
+
+/// The bus of `core` (a single server or a cluster), for a test's own commands.
+pub async fn test_bus(core: &CoreSettings) -> Bus {
+    Bus::connect(core)
+        .await
+        .unwrap_or_else(|e| panic!("redis: {e}"))
+}
+
 /// Every entry of a stream.
-pub async fn xrange_all(conn: &mut redis::aio::ConnectionManager, key: &str) -> Vec<Received> {
+pub async fn xrange_all<C: redis::aio::ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    key: &str,
+) -> Vec<Received> {
     let reply: StreamRangeReply = conn.xrange_all(key).await.unwrap_or_default();
     reply
         .ids
@@ -92,16 +162,13 @@ pub async fn xrange_all(conn: &mut redis::aio::ConnectionManager, key: &str) -> 
 /// Reads a stream from the start until an entry of `kind` for `task_id` arrives, or panics after
 /// `timeout`.
 pub async fn read_until(
-    client: &redis::Client,
+    redis: &(impl TestRedis + ?Sized),
     key: &str,
     kind: &str,
     task_id: Option<Uuid>,
     timeout: Duration,
 ) -> Vec<Received> {
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("redis: {e}"));
+    let mut conn = redis.conn_for(key).await;
     let mut seen = Vec::new();
     let mut last = "0-0".to_owned();
     let deadline = tokio::time::Instant::now() + timeout;

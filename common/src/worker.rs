@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bus::Conn;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, RedisResult};
 use serde::Deserialize;
@@ -141,11 +141,14 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, task: Task) -> Result<(), HandlerError>;
 }
 
-/// A consumer of one service's action stream.
+/// A consumer of one service's action stream (all its partitions).
 pub struct Worker {
     inner: Inner,
 }
 
+/// The runtime's state for one partition of the service's stream; the partitions of a process
+/// share everything but `stream` (handler slots, tasks, cancels, shutdown).
+#[derive(Clone)]
 struct Inner {
     bus: Bus,
     settings: WorkerSettings,
@@ -253,7 +256,19 @@ impl Worker {
 
     /// Runs until `shutdown` fires, then lets in-flight handlers finish within the grace period.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let inner = Arc::new(self.inner);
+        let partitions: Vec<Arc<Inner>> = (0..self.inner.bus.settings().action_partitions.max(1))
+            .map(|p| {
+                Arc::new(Inner {
+                    stream: self
+                        .inner
+                        .bus
+                        .names()
+                        .action_partition_stream(&self.inner.service, p),
+                    ..self.inner.clone()
+                })
+            })
+            .collect();
+        let inner = partitions[0].clone();
         let probes = match &inner.settings.probe_addr {
             Some(addr) => Some(
                 probes::start(addr, inner.bus.clone(), inner.db.clone(), shutdown.clone()).await?,
@@ -266,7 +281,12 @@ impl Worker {
             stopping.cancel();
         });
         let shutdown = inner.stopping.clone();
-        tracing::info!(consumer = %inner.consumer, stream = %inner.stream, "worker starting");
+        tracing::info!(
+            consumer = %inner.consumer,
+            stream = %inner.stream,
+            partitions = partitions.len(),
+            "worker starting"
+        );
         // Cancels must reach tasks still finishing during the grace period: the listener stops
         // only after them.
         let listening = CancellationToken::new();
@@ -275,8 +295,22 @@ impl Worker {
             inner.cancels.clone(),
             listening.clone(),
         ));
-        let reclaimer = tokio::spawn(reclaim::run(inner.clone(), shutdown.clone()));
-        inner.clone().read_loop(&shutdown).await;
+        let reclaimers: Vec<_> = partitions
+            .iter()
+            .map(|p| tokio::spawn(reclaim::run(p.clone(), shutdown.clone())))
+            .collect();
+        // One blocking reader per partition (on a cluster each is one slot, perhaps one node);
+        // they share the handler slots.
+        let readers: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                let (p, shutdown) = (p.clone(), shutdown.clone());
+                tokio::spawn(async move { p.read_loop(&shutdown).await })
+            })
+            .collect();
+        for reader in readers {
+            let _ = reader.await;
+        }
 
         inner.tracker.close();
         let grace = Duration::from_secs(inner.settings.shutdown_grace_secs);
@@ -289,7 +323,9 @@ impl Worker {
                 "grace period over; unfinished entries stay pending and will be reclaimed"
             );
         }
-        reclaimer.abort();
+        for reclaimer in reclaimers {
+            reclaimer.abort();
+        }
         listening.cancel();
         listener.abort();
         link.abort();
@@ -304,7 +340,7 @@ impl Worker {
 impl Inner {
     async fn read_loop(self: Arc<Self>, shutdown: &CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let mut conn: Option<ConnectionManager> = None;
+        let mut conn: Option<Conn> = None;
         let mut group_ready = false;
         while !shutdown.is_cancelled() {
             let result = async {
@@ -312,7 +348,10 @@ impl Inner {
                     Some(c) => c,
                     None => conn.insert(
                         self.bus
-                            .blocking_conn(Duration::from_millis(self.settings.block_ms))
+                            .blocking_conn(
+                                &self.stream,
+                                Duration::from_millis(self.settings.block_ms),
+                            )
                             .await?,
                     ),
                 };
@@ -333,23 +372,42 @@ impl Inner {
                     continue;
                 }
             };
-            let Some(permits) = self.take_permits(shutdown).await else {
+            let Some(mut permits) = self.take_permits(shutdown).await else {
                 return;
             };
-            let opts = StreamReadOptions::default()
-                .group(&self.group, &self.consumer)
-                .count(permits.len())
-                .block(self.settings.block_ms as usize);
+            // What is there is read first without waiting, as many as there are free handler
+            // slots. Only an empty stream is waited on, for one entry, holding no slot: the
+            // partitions of a process share the slots, and one partition's idle read must not
+            // keep them from another's backlog (nor break a concurrency of 1).
             let keys = [self.stream.as_str()];
-            let reply: RedisResult<Option<StreamReadReply>> = tokio::select! {
-                () = shutdown.cancelled() => return,
-                r = read_conn.xread_options(&keys, &[">"], &opts) => r,
-            };
+            let mut opts = StreamReadOptions::default()
+                .group(&self.group, &self.consumer)
+                .count(permits.len());
+            let mut reply: RedisResult<Option<StreamReadReply>> =
+                read_conn.xread_options(&keys, &[">"], &opts).await;
+            if matches!(&reply, Ok(r) if r.as_ref().is_none_or(|r| r.keys.iter().all(|k| k.ids.is_empty())))
+            {
+                permits.clear();
+                opts = opts.count(1).block(self.settings.block_ms as usize);
+                reply = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    r = read_conn.xread_options(&keys, &[">"], &opts) => r,
+                };
+            }
             match reply {
                 Ok(reply) => {
                     backoff.reset();
+                    let mut permits = permits.into_iter();
                     let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-                    for (entry, permit) in entries.zip(permits) {
+                    for entry in entries {
+                        let permit = match permits.next() {
+                            Some(p) => p,
+                            None => match self.slot_for(&entry.id, shutdown).await {
+                                Some(p) => p,
+                                // Left pending: reclaimed by a live worker after `min_idle`.
+                                None => return,
+                            },
+                        };
                         self.spawn_entry(entry.id, entry.map, 1, permit);
                     }
                 }
@@ -362,6 +420,33 @@ impl Inner {
                     tracing::warn!(error = %e, "XREADGROUP failed; retrying");
                     if sleep_or_shutdown(backoff.next_delay(), shutdown).await {
                         return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A handler slot for an entry read while none was held, refreshing this consumer's claim on
+    /// the entry while it waits so no other worker takes it for abandoned; `None` on shutdown.
+    async fn slot_for(
+        &self,
+        id: &str,
+        shutdown: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        let beat = Duration::from_millis(self.settings.heartbeat_ms);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                p = self.permits.clone().acquire_owned() => return p.ok(),
+                () = tokio::time::sleep(beat) => {
+                    let opts = redis::streams::StreamClaimOptions::default().with_justid();
+                    let refreshed: RedisResult<Vec<String>> = self
+                        .bus
+                        .conn()
+                        .xclaim_options(&self.stream, &self.group, &self.consumer, 0, &[id], opts)
+                        .await;
+                    if let Err(e) = refreshed {
+                        tracing::warn!(error = %e, entry_id = id, "claim not refreshed");
                     }
                 }
             }
@@ -387,7 +472,7 @@ impl Inner {
         Some(permits)
     }
 
-    async fn ensure_group(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
+    async fn ensure_group(&self, conn: &mut Conn) -> RedisResult<()> {
         // From the start of the stream ("0"), so actions published before the first worker ran
         // are processed too; processed-markers make a replay harmless.
         let created: RedisResult<()> = conn

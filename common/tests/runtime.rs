@@ -37,10 +37,11 @@ fn say(text: &str) -> DomainAction {
     action(json!({"text": text}))
 }
 
-async fn redis(core: &CoreSettings) -> (redis::Client, redis::aio::ConnectionManager) {
-    let client = redis::Client::open(core.redis_url.expose()).unwrap();
-    let conn = client.get_connection_manager().await.unwrap();
-    (client, conn)
+/// The bus of the test (a single Redis or a cluster) and its shared connection.
+async fn redis(core: &CoreSettings) -> (common::Bus, common::bus::Conn) {
+    let bus = common::testing::test_bus(core).await;
+    let conn = bus.conn();
+    (bus, conn)
 }
 
 fn kinds(events: &[Received]) -> Vec<&str> {
@@ -80,7 +81,7 @@ fn assert_completed_once(events: &[Received]) {
     );
 }
 
-async fn dead_letters(conn: &mut redis::aio::ConnectionManager, names: &Names) -> StreamRangeReply {
+async fn dead_letters(conn: &mut common::bus::Conn, names: &Names) -> StreamRangeReply {
     conn.xrange_all(names.dead_letter_stream(SERVICE))
         .await
         .unwrap()
@@ -120,6 +121,65 @@ async fn action_xadded_by_hand_is_processed() {
         conn.ttl::<_, i64>(&key).await.unwrap() > 0,
         "response stream expires"
     );
+    worker.stop().await;
+}
+
+/// `redis-cli` as another language's producer uses it: `-c` follows a cluster's redirects; the
+/// partition is picked from the session id's last four hex digits, as `docs/streams.md` says.
+#[tokio::test]
+async fn an_action_xadded_with_redis_cli_to_its_partition_is_processed() {
+    let core = isolated_settings();
+    let names = core.names();
+    let (bus, _conn) = redis(&core).await;
+    let worker = start(&core).await;
+    let (session, task) = (Uuid::now_v7(), Uuid::now_v7());
+    let id = session.to_string();
+    let last4 = usize::from_str_radix(&id[id.len() - 4..], 16).unwrap();
+    let partitions = core.bus.action_partitions;
+    let stream = names.action_partition_stream(SERVICE, last4 % partitions);
+    let payload = format!(
+        r#"{{"v":1,"action_id":"{}","action_type":"echo.test.run","timestamp":"2026-01-01T00:00:00Z","tenant_id":"{}","session_id":"{session}","task_id":"{task}","origin_service":"shell","data":{{"text":"from the shell","chunks":2}}}}"#,
+        Uuid::now_v7(),
+        Uuid::now_v7()
+    );
+    let url = core
+        .cluster_urls()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| core.redis_url.expose().to_owned());
+    let mut cli = std::process::Command::new("redis-cli");
+    if !core.cluster_urls().is_empty() {
+        cli.arg("-c");
+    }
+    let out = cli
+        .args([
+            "-u",
+            &url,
+            "XADD",
+            &stream,
+            "*",
+            "action_type",
+            "echo.test.run",
+        ])
+        .args(["payload", &payload])
+        .output()
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    let entry = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        entry.trim().contains('-'),
+        "an entry id, not an error: {entry}"
+    );
+    let events = read_until(
+        &bus,
+        &names.response_stream(session),
+        "complete",
+        Some(task),
+        WAIT,
+    )
+    .await;
+    assert_eq!(text(&events), "from the shell");
+    assert_completed_once(&events);
     worker.stop().await;
 }
 
@@ -191,9 +251,16 @@ async fn malformed_envelopes_are_dead_lettered_and_the_worker_keeps_going() {
         .iter()
         .map(|e| e.get::<String>("error").unwrap())
         .collect();
-    assert!(reasons[0].contains("malformed"), "{reasons:?}");
+    // In any order: with partitioned streams the unknown action may be in another partition.
+    assert_eq!(
+        reasons.iter().filter(|r| r.contains("malformed")).count(),
+        2,
+        "{reasons:?}"
+    );
     assert!(
-        reasons[2].contains("does not handle echo.image.paint"),
+        reasons
+            .iter()
+            .any(|r| r.contains("does not handle echo.image.paint")),
         "{reasons:?}"
     );
     for e in &raw.ids {
@@ -208,19 +275,22 @@ async fn malformed_envelopes_are_dead_lettered_and_the_worker_keeps_going() {
     worker.stop().await;
 }
 
+/// The stream (partition) an action is published to.
+fn stream_of(core: &CoreSettings, action: &DomainAction) -> String {
+    core.names()
+        .action_stream_for(SERVICE, action.session_id, core.bus.action_partitions)
+}
+
 /// Leaves an action pending on a consumer that then "dies" (reads and never acks).
-async fn strand_on_ghost(
-    core: &CoreSettings,
-    conn: &mut redis::aio::ConnectionManager,
-) -> DomainAction {
+async fn strand_on_ghost(core: &CoreSettings, conn: &mut common::bus::Conn) -> DomainAction {
     let names: Names = core.names();
-    let stream = names.action_stream(SERVICE);
+    let action = say("survive a crash");
+    let stream = stream_of(core, &action);
     let group = names.consumer_group(SERVICE);
     let _: () = conn
         .xgroup_create_mkstream(&stream, &group, "0")
         .await
         .unwrap();
-    let action = say("survive a crash");
     Bus::connect(core)
         .await
         .unwrap()
@@ -248,7 +318,7 @@ async fn a_dead_consumers_action_is_reclaimed_and_completed() {
     assert_completed_once(&events);
     worker.stop().await;
     let pending: redis::streams::StreamPendingReply = conn
-        .xpending(names.action_stream(SERVICE), names.consumer_group(SERVICE))
+        .xpending(stream_of(&core, &action), names.consumer_group(SERVICE))
         .await
         .unwrap();
     assert_eq!(pending.count(), 0);
@@ -293,6 +363,10 @@ async fn past_max_deliveries_the_action_is_dead_lettered_and_the_client_told() {
             .contains("delivered 2 times")
     );
     assert!(dead.get::<String>("original_id").is_some());
+    assert_eq!(
+        dead.get::<String>("stream"),
+        Some(stream_of(&core, &action))
+    );
     worker.stop().await;
 }
 
@@ -582,7 +656,9 @@ async fn a_callback_action_type_gets_the_answer_as_a_new_action() {
     action.callback_action_type = Some("billing.chat.answered".into());
     let events = worker.run(&action).await;
     assert_completed_once(&events);
-    let replies = xrange_all(&mut conn, &names.action_stream("billing")).await;
+    // The answer is an action of the same session, so in that session's partition.
+    let stream = names.action_stream_for("billing", action.session_id, core.bus.action_partitions);
+    let replies = xrange_all(&mut conn, &stream).await;
     assert_eq!(replies.len(), 1, "{replies:#?}");
     let reply = DomainAction::parse(&replies[0].event.to_string()).unwrap();
     assert_eq!(reply.action_type, "billing.chat.answered");
@@ -684,6 +760,7 @@ async fn a_worker_answers_health_and_says_when_it_lost_redis() {
     let mut server = common::testing::RedisServer::start().await;
     let mut core = isolated_settings();
     core.redis_url = common::settings::Secret::new(server.url());
+    core.redis_cluster_urls = None;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

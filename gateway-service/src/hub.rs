@@ -1,20 +1,26 @@
 //! Fan-in of response streams: many sessions' streams read by a few blocking `XREAD`s.
 //!
-//! Sessions are spread over a fixed number of shards by a hash of the stream key. Each shard has
-//! one reader task with one Redis connection that reads all its keys in one `XREAD BLOCK` call, so a
-//! gateway holds `shards` connections however many sessions it serves. When a session subscribes,
-//! the shard's blocked read is woken with `CLIENT UNBLOCK` from a control connection so the new key
-//! joins the very next read (see `docs/architecture.md`).
+//! Sessions are spread over a fixed number of shards. Each shard has one reader task with one
+//! Redis connection that reads all its keys in one `XREAD BLOCK` call, so a gateway holds `shards`
+//! connections however many sessions it serves. When a session subscribes, the shard's blocked read
+//! is woken with `CLIENT UNBLOCK`, sent to the node the reader is connected to, so the new key joins
+//! the very next read (see `docs/architecture.md`).
+//!
+//! On one Redis, a key's shard is its session bucket modulo `shards`. On a Redis Cluster, one
+//! `XREAD` may only name keys of one slot, so there is one shard per session bucket (the buckets
+//! are the keys' hash tags, see `common::names`), and each shard's reader connects to the node
+//! that serves its bucket's slot and follows it when the slot moves.
 
 mod reader;
 mod stream_id;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use redis::aio::ConnectionManager;
+use common::Bus;
+use common::names::{SESSION_BUCKETS, bucket_of_key};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +46,8 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 #[derive(Clone)]
 pub struct Hub {
     shards: Arc<Vec<Arc<Shard>>>,
+    /// One shard per session bucket (a Redis Cluster).
+    by_bucket: bool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -68,8 +76,8 @@ pub(crate) struct Shard {
     generation: AtomicU64,
     /// The generation the reader is blocked with, or `NOT_BLOCKED`.
     blocked_generation: AtomicU64,
-    /// The reader connection's `CLIENT ID`, or -1.
-    reader_client_id: AtomicI64,
+    /// The node the reader is connected to and its connection's `CLIENT ID` there.
+    reader: Mutex<Option<(String, i64)>>,
     /// Wakes an idle reader (no keys) and the kicker.
     keys_changed: Notify,
     kick_needed: Notify,
@@ -82,6 +90,17 @@ impl Shard {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyState>> {
         // The map stays consistent even if a holder panicked: every update is a single insert/remove.
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> Option<(String, i64)> {
+        self.reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_reader(&self, reader: Option<(String, i64)>) {
+        *self.reader.lock().unwrap_or_else(PoisonError::into_inner) = reader;
     }
 }
 
@@ -165,22 +184,23 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Starts `shards` readers; they stop when `shutdown` fires.
-    pub fn start(
-        client: redis::Client,
-        control: ConnectionManager,
-        shards: usize,
-        block_ms: u64,
-        shutdown: CancellationToken,
-    ) -> Self {
-        let shards: Vec<Arc<Shard>> = (0..shards.max(1))
+    /// Starts `shards` readers (one per session bucket on a cluster); they stop when `shutdown`
+    /// fires.
+    pub fn start(bus: &Bus, shards: usize, block_ms: u64, shutdown: CancellationToken) -> Self {
+        let by_bucket = bus.is_cluster();
+        let count = if by_bucket {
+            SESSION_BUCKETS
+        } else {
+            shards.max(1)
+        };
+        let shards: Vec<Arc<Shard>> = (0..count)
             .map(|index| {
                 Arc::new(Shard {
                     index,
                     keys: Mutex::new(HashMap::new()),
                     generation: AtomicU64::new(0),
                     blocked_generation: AtomicU64::new(NOT_BLOCKED),
-                    reader_client_id: AtomicI64::new(-1),
+                    reader: Mutex::new(None),
                     keys_changed: Notify::new(),
                     kick_needed: Notify::new(),
                     next_subscriber: AtomicU64::new(0),
@@ -190,25 +210,36 @@ impl Hub {
         for shard in &shards {
             tokio::spawn(reader::read_loop(
                 shard.clone(),
-                client.clone(),
+                bus.topology().node_conn(reader::response_timeout(block_ms)),
                 block_ms,
                 shutdown.clone(),
             ));
             tokio::spawn(reader::kick_loop(
                 shard.clone(),
-                control.clone(),
+                bus.conn(),
                 shutdown.clone(),
             ));
         }
         Self {
             shards: Arc::new(shards),
+            by_bucket,
         }
     }
 
     fn shard_for(&self, key: &str) -> &Arc<Shard> {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let i = (h.finish() % self.shards.len() as u64) as usize;
+        let i = match bucket_of_key(key) {
+            Some(bucket) => bucket % self.shards.len(),
+            None => {
+                // Only session streams (bucket-tagged) are read; another key on a cluster would
+                // make its shard's XREAD cross slots, so it is told loudly.
+                if self.by_bucket {
+                    tracing::error!(%key, "a key without a session bucket read on a cluster");
+                }
+                let mut h = DefaultHasher::new();
+                key.hash(&mut h);
+                (h.finish() % self.shards.len() as u64) as usize
+            }
+        };
         &self.shards[i]
     }
 

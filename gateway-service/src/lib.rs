@@ -58,7 +58,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::Error::new(e).context("file storage"))?;
     tracing::info!(storage = %storage.describe(), "file storage ready");
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     let Some(db) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {

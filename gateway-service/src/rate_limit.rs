@@ -21,9 +21,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::Names;
+use common::bus::Conn;
 use common::error::AppError;
 use common::settings::CoreSettings;
-use redis::aio::ConnectionManager;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -63,7 +63,7 @@ pub enum Decision {
 /// Checks requests against the per-tenant limit; cheap to clone.
 #[derive(Clone)]
 pub struct RateLimiter {
-    conn: ConnectionManager,
+    conn: Conn,
     script: redis::Script,
     names: Names,
     /// `(interval µs, tolerance µs)`; `None` when disabled.
@@ -97,7 +97,7 @@ pub fn per_minute(rpm: u32, burst: u32) -> Option<(u64, u64)> {
 
 impl RateLimiter {
     /// A limiter on the shared connection.
-    pub fn new(conn: ConnectionManager, core: &CoreSettings, settings: &RateLimitSettings) -> Self {
+    pub fn new(conn: Conn, core: &CoreSettings, settings: &RateLimitSettings) -> Self {
         Self {
             conn,
             script: redis::Script::new(GCRA),

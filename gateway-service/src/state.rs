@@ -58,8 +58,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let hub = Hub::start(
-            bus.client().clone(),
-            bus.conn(),
+            &bus,
             settings.hub.shards,
             settings.hub.block_ms,
             shutdown.clone(),

@@ -166,7 +166,7 @@ async fn bus_actions_cannot_write_into_another_tenants_session() {
         bus.publish(&action).await.unwrap();
         // Told on the action's own callback stream...
         let told = read_until(
-            bus.client(),
+            &bus,
             &callback,
             "complete",
             Some(action.task_id),
@@ -243,7 +243,7 @@ async fn callback_streams_are_only_callback_streams_and_keep_other_keys_ttls() {
         // Refused: told on the action's own session stream, not written to the target.
         let own = names.response_stream(session);
         let told = read_until(
-            bus.client(),
+            &bus,
             &own,
             "complete",
             Some(action.task_id),
@@ -271,7 +271,7 @@ async fn callback_streams_are_only_callback_streams_and_keep_other_keys_ttls() {
     action.callback_stream = Some(callback.clone());
     bus.publish(&action).await.unwrap();
     let events = read_until(
-        bus.client(),
+        &bus,
         &callback,
         "complete",
         Some(action.task_id),

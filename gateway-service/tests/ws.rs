@@ -140,7 +140,7 @@ async fn resume_replays_missed_events_once_then_continues_live() {
     let all: Vec<Value> = first.iter().chain(&rest).cloned().collect();
     assert_well_formed(&all, &session);
     let stored = xrange_all(
-        &mut system.redis().get_connection_manager().await.unwrap(),
+        &mut common::testing::test_bus(&system.core).await.conn(),
         &system
             .core
             .names()
@@ -176,7 +176,7 @@ async fn a_task_whose_client_never_returns_is_cancelled_after_the_grace() {
         .names()
         .response_stream(session.parse().unwrap());
     let events = read_until(
-        &system.redis(),
+        &system.core,
         &key,
         "complete",
         Some(task),

@@ -50,7 +50,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let auth = JwtAuth::from_settings(&settings.core)?;
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     let Some(db) = common::db::connect_with_retry(&settings.core, &shutdown).await? else {

@@ -42,7 +42,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         &settings.media,
     )?;
     let video_providers = Arc::new(VideoProviders::from_settings(&settings)?);
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     storage.prepare().await?;

@@ -57,7 +57,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         counted_by = chunker.sizer().name(),
         "document ingestion ready"
     );
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     let index = Index::new(

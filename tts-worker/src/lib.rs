@@ -34,7 +34,7 @@ pub const STT_SERVICE: &str = "stt";
 /// Runs the worker until `shutdown` fires.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let storage = Storage::new(&settings.storage, &settings.core)?;
-    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await else {
+    let Some(bus) = Bus::connect_with_retry(&settings.core, &shutdown).await? else {
         return Ok(());
     };
     storage.prepare().await?;

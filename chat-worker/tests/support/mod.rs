@@ -110,14 +110,7 @@ impl Harness {
             .callback_stream(&action.task_id.to_string());
         action.callback_stream = Some(callback.clone());
         self.bus.publish(&action).await.unwrap();
-        read_until(
-            &self.client,
-            &callback,
-            "complete",
-            Some(action.task_id),
-            WAIT,
-        )
-        .await
+        read_until(&self.bus, &callback, "complete", Some(action.task_id), WAIT).await
     }
 
     /// The task's events in its session's response stream, as they stand now.
@@ -133,7 +126,7 @@ impl Harness {
     /// The task's events up to the first of `kind`.
     pub async fn wait(&self, action: &DomainAction, kind: &str) -> Vec<Received> {
         let key = self.bus.names().response_stream(action.session_id);
-        read_until(&self.client, &key, kind, Some(action.task_id), WAIT)
+        read_until(&self.bus, &key, kind, Some(action.task_id), WAIT)
             .await
             .into_iter()
             .filter(|e| e.event["task_id"] == action.task_id.to_string())

@@ -108,7 +108,7 @@ impl WorkerHarness {
     pub async fn wait(&self, action: &DomainAction, kind: &str) -> Vec<Received> {
         let key = self.bus.names().response_stream(action.session_id);
         let task = action.task_id.to_string();
-        read_until(&self.client, &key, kind, Some(action.task_id), WAIT)
+        read_until(&self.bus, &key, kind, Some(action.task_id), WAIT)
             .await
             .into_iter()
             .filter(|e| e.event["task_id"] == task.as_str())

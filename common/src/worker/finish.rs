@@ -227,6 +227,8 @@ impl Inner {
             .arg("*")
             .arg("original_id")
             .arg(id)
+            .arg("stream")
+            .arg(&self.stream)
             .arg("action_type")
             .arg(field("action_type"))
             .arg("action_id")

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use common::bus::{Conn, NodeConn};
+use redis::RedisResult;
 use redis::streams::StreamReadReply;
-use redis::{AsyncConnectionConfig, RedisResult};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
@@ -16,33 +16,18 @@ use common::backoff::Backoff;
 /// Entries per key per read at most.
 const READ_COUNT: usize = 512;
 
-async fn connect(
-    client: &redis::Client,
-    block_ms: u64,
-) -> RedisResult<(MultiplexedConnection, i64)> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(
-            Duration::from_millis(block_ms) + Duration::from_secs(5),
-        ));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    let id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut conn)
-        .await?;
-    Ok((conn, id))
+/// The reader connection's response timeout: the block time and some.
+pub(super) fn response_timeout(block_ms: u64) -> Duration {
+    Duration::from_millis(block_ms) + Duration::from_secs(5)
 }
 
 pub(super) async fn read_loop(
     shard: Arc<Shard>,
-    client: redis::Client,
+    mut conn: NodeConn,
     block_ms: u64,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
-    let mut conn: Option<MultiplexedConnection> = None;
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -60,22 +45,17 @@ pub(super) async fn read_loop(
                 () = shard.keys_changed.notified() => continue,
             }
         }
-        let c = match &mut conn {
-            Some(c) => c,
-            None => match connect(&client, block_ms).await {
-                Ok((c, id)) => {
-                    shard.reader_client_id.store(id, Ordering::SeqCst);
-                    conn.insert(c)
+        if conn.node().is_none() {
+            // Connected to the node serving the keys before blocking, so a kick finds it.
+            if let Err(e) = conn.follow(&keys[0]).await {
+                tracing::warn!(shard = shard.index, error = %e, "response reader cannot connect");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff.next_delay()) => continue,
                 }
-                Err(e) => {
-                    tracing::warn!(shard = shard.index, error = %e, "response reader cannot connect");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff.next_delay()) => continue,
-                    }
-                }
-            },
-        };
+            }
+        }
+        shard.set_reader(conn.node());
         shard.blocked_generation.store(generation, Ordering::SeqCst);
         // A change between the snapshot and the store above may have found the reader "not
         // blocked" and left it to this check; a later change finds it blocked and kicks it.
@@ -95,11 +75,13 @@ pub(super) async fn read_loop(
             .arg(&ids);
         let reply: RedisResult<Option<StreamReadReply>> = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = cmd.query_async(c) => r,
+            r = cmd.query_async(&mut conn) => r,
         };
         shard
             .blocked_generation
             .store(NOT_BLOCKED, Ordering::SeqCst);
+        // A redirect during the read moved the reader to another node.
+        shard.set_reader(conn.node());
         match reply {
             Ok(Some(reply)) => {
                 backoff.reset();
@@ -107,9 +89,7 @@ pub(super) async fn read_loop(
             }
             Ok(None) => backoff.reset(),
             Err(e) => {
-                tracing::warn!(shard = shard.index, error = %e, "response read failed; reconnecting");
-                conn = None;
-                shard.reader_client_id.store(-1, Ordering::SeqCst);
+                tracing::warn!(shard = shard.index, error = %e, "response read failed; reading again");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff.next_delay()) => {}
@@ -169,11 +149,7 @@ fn deliver(shard: &Shard, reply: StreamReadReply) {
 }
 
 /// Wakes the shard's blocked `XREAD` when its key set changed, so new keys are read at once.
-pub(super) async fn kick_loop(
-    shard: Arc<Shard>,
-    mut control: ConnectionManager,
-    shutdown: CancellationToken,
-) {
+pub(super) async fn kick_loop(shard: Arc<Shard>, mut control: Conn, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -184,15 +160,15 @@ pub(super) async fn kick_loop(
         for _ in 0..500 {
             let wanted = shard.generation.load(Ordering::SeqCst);
             let blocked = shard.blocked_generation.load(Ordering::SeqCst);
-            let client = shard.reader_client_id.load(Ordering::SeqCst);
-            if blocked == NOT_BLOCKED || blocked >= wanted || client < 0 {
+            let Some((node, client)) = shard.reader() else {
+                break;
+            };
+            if blocked == NOT_BLOCKED || blocked >= wanted {
                 break;
             }
-            let unblocked: RedisResult<i64> = redis::cmd("CLIENT")
-                .arg("UNBLOCK")
-                .arg(client)
-                .query_async(&mut control)
-                .await;
+            let mut unblock = redis::cmd("CLIENT");
+            unblock.arg("UNBLOCK").arg(client);
+            let unblocked: RedisResult<i64> = control.query_node(&node, &unblock).await;
             match unblocked {
                 Ok(1) => tokio::task::yield_now().await,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,

@@ -195,24 +195,28 @@ impl Opts {
         self
     }
 
-    /// Uses another Redis for every process.
+    /// Uses another (single) Redis for every process.
     pub fn redis_url(mut self, url: &str) -> Self {
-        self.core.redis_url = Secret::new(url);
-        self.gateway.core.redis_url = Secret::new(url);
+        let point = |core: &mut common::settings::CoreSettings| {
+            core.redis_url = Secret::new(url);
+            core.redis_cluster_urls = None;
+        };
+        point(&mut self.core);
+        point(&mut self.gateway.core);
         if let Some(w) = &mut self.worker {
-            w.core.redis_url = Secret::new(url);
+            point(&mut w.core);
         }
         if let Some(t) = &mut self.tts {
-            t.core.redis_url = Secret::new(url);
+            point(&mut t.core);
         }
         if let Some(s) = &mut self.semantic {
-            s.core.redis_url = Secret::new(url);
+            point(&mut s.core);
         }
         if let Some(m) = &mut self.media {
-            m.core.redis_url = Secret::new(url);
+            point(&mut m.core);
         }
         if let Some(b) = &mut self.batch {
-            b.core.redis_url = Secret::new(url);
+            point(&mut b.core);
         }
         self
     }

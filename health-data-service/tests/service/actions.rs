@@ -14,14 +14,7 @@ async fn ask(service: &Service, action: &DomainAction) -> Vec<Received> {
     let bus = Bus::connect(&service.core).await.unwrap();
     bus.publish(action).await.unwrap();
     let key = service.core.names().response_stream(action.session_id);
-    read_until(
-        &service.redis(),
-        &key,
-        "complete",
-        Some(action.task_id),
-        WAIT,
-    )
-    .await
+    read_until(&service.core, &key, "complete", Some(action.task_id), WAIT).await
 }
 
 fn action(kind: &str, tenant: Uuid, user: Option<Uuid>, data: Value) -> DomainAction {
@@ -253,7 +246,7 @@ async fn a_nul_or_an_oversized_marker_is_a_validation_error_not_a_retried_failur
         );
         assert_eq!(kinds(&events).last(), Some(&"complete"));
     }
-    let mut conn = service.redis().get_connection_manager().await.unwrap();
+    let mut conn = common::testing::test_bus(&service.core).await.conn();
     let dead = xrange_all(
         &mut conn,
         &service.core.names().dead_letter_stream("health"),
@@ -275,8 +268,14 @@ async fn a_callback_action_type_gets_the_result_as_a_new_action() {
     ask_trend.callback_action_type = Some("test.health.reply".into());
     let events = ask(&service, &ask_trend).await;
     assert!(kinds(&events).contains(&"text_completed"));
-    let mut conn = service.redis().get_connection_manager().await.unwrap();
-    let entries = xrange_all(&mut conn, &service.core.names().action_stream("test")).await;
+    let mut conn = common::testing::test_bus(&service.core).await.conn();
+    // The answer is an action of the same session, so in that session's partition.
+    let stream = service.core.names().action_stream_for(
+        "test",
+        ask_trend.session_id,
+        service.core.bus.action_partitions,
+    );
+    let entries = xrange_all(&mut conn, &stream).await;
     assert_eq!(entries.len(), 1);
     let payload = DomainAction::parse(&entries[0].event.to_string()).unwrap();
     assert_eq!(payload.action_type, "test.health.reply");

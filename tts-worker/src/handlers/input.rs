@@ -17,7 +17,7 @@ use crate::providers::TextStream;
 pub fn follow(bus: Bus, key: String, idle: Duration, cancel: CancellationToken) -> TextStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     tokio::spawn(async move {
-        let mut conn = match bus.blocking_conn(Duration::from_millis(1000)).await {
+        let mut conn = match bus.blocking_conn(&key, Duration::from_millis(1000)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "speech input not readable");

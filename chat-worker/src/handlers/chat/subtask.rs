@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use common::bus::Conn;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde_json::Value;
 
@@ -128,7 +128,7 @@ pub struct SubEvents {
     bus: Bus,
     callback: String,
     timeouts: Timeouts,
-    conn: Option<ConnectionManager>,
+    conn: Option<Conn>,
     last: String,
     quiet: Duration,
     heard: bool,
@@ -148,7 +148,7 @@ impl SubEvents {
                 None => {
                     let conn = self
                         .bus
-                        .blocking_conn(BLOCK * 2)
+                        .blocking_conn(&self.callback, BLOCK * 2)
                         .await
                         .map_err(|e| Silence::Unavailable(e.to_string()))?;
                     self.conn.insert(conn)

@@ -72,7 +72,8 @@ pub async fn run(ctx: &Ctx, args: &MemoryArgs) -> anyhow::Result<Report> {
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .context("no session_id in the answer")?;
-            let key = format!("{}:responses:{{{session}}}", ctx.namespace());
+            let key = common::Names::new(&ctx.common.stream_prefix, &ctx.common.app_env)
+                .response_stream(session);
             let usage: Option<u64> = redis::cmd("MEMORY")
                 .arg("USAGE")
                 .arg(&key)
