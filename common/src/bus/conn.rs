@@ -70,6 +70,19 @@ fn addr_text(addr: &ConnectionAddr) -> Option<String> {
     }
 }
 
+/// The host and port of a node's `host:port`.
+fn host_port(addr: &str) -> RedisResult<(String, u16)> {
+    addr.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| {
+            RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "bad node address",
+                addr.to_owned(),
+            ))
+        })
+}
+
 impl Topology {
     /// One server at `url`.
     pub fn single(url: &str) -> RedisResult<Self> {
@@ -212,16 +225,7 @@ impl ClusterTopology {
     }
 
     fn client_for(&self, addr: &str) -> RedisResult<redis::Client> {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| {
-                RedisError::from((
-                    ErrorKind::InvalidClientConfig,
-                    "bad node address",
-                    addr.to_owned(),
-                ))
-            })?;
+        let (host, port) = host_port(addr)?;
         let node = match self.template.addr() {
             ConnectionAddr::TcpTls {
                 insecure,
@@ -281,16 +285,7 @@ impl Conn {
     ) -> RedisResult<T> {
         match self {
             Self::Cluster(c) => {
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                    .ok_or_else(|| {
-                        RedisError::from((
-                            ErrorKind::InvalidClientConfig,
-                            "bad node address",
-                            addr.to_owned(),
-                        ))
-                    })?;
+                let (host, port) = host_port(addr)?;
                 let value = c
                     .route_command(
                         cmd.clone(),
