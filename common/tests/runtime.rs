@@ -375,7 +375,16 @@ async fn a_retryable_failure_is_retried_until_it_succeeds() {
     let core = isolated_settings();
     let names = core.names();
     let (_client, mut conn) = redis(&core).await;
-    let worker = start(&core).await;
+    // Retries, not recovery, are under test: a claim held past a delayed heartbeat on a loaded
+    // machine must not hand the entry to the reclaimer meanwhile.
+    let worker = start_with(
+        &core,
+        WorkerSettings {
+            min_idle_ms: 5000,
+            ..fast_worker_settings()
+        },
+    )
+    .await;
     for fail in ["retryable", "panic"] {
         let events = worker
             .run(&action(
